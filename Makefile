@@ -1,0 +1,58 @@
+# The kit's commands. On a fresh machine: `make setup` then `make test` (see README.md).
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+A       ?=
+IMPL    ?= template
+ASSIGN  := $(if $(A),--assignment $(A),)
+
+.PHONY: setup test grade grade-reference lint format templates templates-check validate mutants selftest lock clean
+
+setup: $(STAMP)
+
+# Everything is pinned: direct dependencies in pyproject.toml, the rest in constraints.txt.
+# torch==2.13.0 is the CPU build (an unpinned torch pulls several GB of CUDA).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e .
+	touch $(STAMP)
+
+# The kit's own checks: lint, templates in step with reference/, then the engine's test suite
+# (plugin, schema, isolation with bad submissions, validate and mutants of every assignment).
+test: setup lint templates-check selftest
+
+selftest: setup
+	$(PY) -m pytest grader/tests -q
+
+# Grade the student's working copy (student_template/, filled in) with the public tests.
+grade: setup
+	$(PY) -m grader grade $(ASSIGN) --impl $(IMPL)
+
+grade-reference: setup
+	$(PY) -m grader grade $(ASSIGN) --impl reference --hidden
+
+lint: setup
+	$(PY) -m ruff check grader coursekit reference tests
+	$(PY) -m ruff format --check grader coursekit reference tests
+
+format: setup
+	$(PY) -m ruff format grader coursekit reference tests
+	$(PY) -m ruff check --fix grader coursekit reference tests
+
+templates: setup
+	$(PY) -m grader templates
+
+templates-check: setup
+	$(PY) -m grader templates --check
+
+validate: setup
+	$(PY) -m grader validate $(ASSIGN)
+
+mutants: setup
+	$(PY) -m grader mutants $(ASSIGN)
+
+# Re-pin every transitive dependency after changing pyproject.toml.
+lock: setup
+	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==.*/torch==2.13.0/' > constraints.txt
+
+clean:
+	rm -rf .venv *.egg-info .pytest_cache .hypothesis

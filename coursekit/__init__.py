@@ -1,0 +1,1 @@
+"""Support code shared by reference solutions and student templates."""

@@ -1,0 +1,1 @@
+"""Course-kit grading engine."""

@@ -1,0 +1,98 @@
+"""Where an assignment's pieces live, and grading one implementation tree end to end."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader import hints
+from grader.records import TestMeta, TestResult
+from grader.runner import KIT_ROOT, Limits, Manifest, collect, run
+
+REFERENCE = KIT_ROOT / "reference"
+TEMPLATE = KIT_ROOT / "student_template"
+TESTS = KIT_ROOT / "tests"
+
+
+def names() -> list[str]:
+    """Every assignment: a package in reference/ with a test folder of the same name."""
+    return sorted(
+        p.name
+        for p in REFERENCE.iterdir()
+        if (p / "__init__.py").exists() and (TESTS / p.name).is_dir()
+    )
+
+
+def check_name(assignment: str) -> str:
+    if assignment not in names():
+        raise SystemExit(
+            f"unknown assignment {assignment!r}; known: {', '.join(names()) or 'none'}"
+        )
+    return assignment
+
+
+def resolve_impl(spec: str, assignment: str) -> Path:
+    """``reference``, ``template`` or a path: a folder holding the package, or the package itself."""
+    if spec == "reference":
+        return REFERENCE
+    if spec == "template":
+        return TEMPLATE
+    path = Path(spec).resolve()
+    if path.name == assignment and not (path / assignment).exists():
+        return path.parent
+    return path
+
+
+def test_paths(assignment: str) -> list[Path]:
+    return [TESTS / assignment]
+
+
+@dataclass
+class Grade:
+    assignment: str
+    impl: Path
+    metas: list[TestMeta]
+    results: dict[str, TestResult]
+    seconds: float
+
+    @property
+    def score(self) -> float:
+        return sum(self.results[m.nodeid].score for m in self.metas)
+
+    @property
+    def max_score(self) -> float:
+        return sum(m.max_score for m in self.metas)
+
+
+def select(manifest: Manifest, *, hidden: bool, files: set[str] | None = None) -> Manifest:
+    """Public tests only unless ``hidden``; optionally only tests in the named test files."""
+    tests = [
+        m
+        for m in manifest.tests
+        if (hidden or m.visibility == "visible")
+        and (files is None or m.nodeid.split("::")[0].rsplit("/", 1)[-1] in files)
+    ]
+    return Manifest(tests, manifest.errors)
+
+
+def grade(
+    assignment: str,
+    impl: Path,
+    *,
+    hidden: bool = False,
+    limits: Limits = Limits(),
+    manifest: Manifest | None = None,
+    files: set[str] | None = None,
+) -> Grade:
+    start = time.monotonic()
+    paths = test_paths(assignment)
+    if manifest is None:
+        manifest = collect(paths, limits)
+    if manifest.errors:
+        errors = "\n".join(f"{e['nodeid']}: {e['error']}" for e in manifest.errors)
+        raise RuntimeError(f"the kit's tests for {assignment} do not collect:\n{errors}")
+    chosen = select(manifest, hidden=hidden, files=files)
+    results = run(paths, impl, chosen, limits)
+    hints.attach(assignment, chosen.tests, results)
+    return Grade(assignment, impl, chosen.tests, results, time.monotonic() - start)

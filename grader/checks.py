@@ -1,0 +1,136 @@
+"""The kit's self-checks on an assignment: ``validate`` (reference full, template zero) and
+``mutants`` (each realistic wrong answer loses the points its catalogue entry says)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader import assignments, hints
+from grader.runner import Limits, Manifest, collect
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    lines: list[str]
+
+
+def validate(
+    assignment: str, limits: Limits = Limits(), manifest: Manifest | None = None
+) -> Verdict:
+    """The reference scores the maximum; the template scores 0, every test on NotImplementedError."""
+    manifest = manifest or collect(assignments.test_paths(assignment), limits)
+    lines, ok = [], True
+    ref = assignments.grade(
+        assignment, assignments.REFERENCE, hidden=True, limits=limits, manifest=manifest
+    )
+    lines.append(f"reference: {ref.score:g} / {ref.max_score:g} in {ref.seconds:.1f} s")
+    for m in ref.metas:
+        if ref.results[m.nodeid].status != "passed":
+            ok = False
+            lines.append(f"  FAILS on the reference: {m.nodeid}\n{ref.results[m.nodeid].output}")
+    tpl = assignments.grade(
+        assignment, assignments.TEMPLATE, hidden=True, limits=limits, manifest=manifest
+    )
+    lines.append(f"template:  {tpl.score:g} / {tpl.max_score:g} in {tpl.seconds:.1f} s")
+    for m in tpl.metas:
+        res = tpl.results[m.nodeid]
+        if res.score != 0 or res.status != "failed":
+            ok = False
+            lines.append(f"  PASSES on the template: {m.nodeid}")
+        elif "NotImplementedError" not in res.output:
+            ok = False
+            lines.append(
+                f"  fails on the template without NotImplementedError: {m.nodeid}\n{res.output}"
+            )
+    if not ref.metas:
+        ok = False
+        lines.append("  no graded tests found")
+    return Verdict(ok, lines)
+
+
+@dataclass
+class MutantOutcome:
+    mutant: hints.Mutant
+    lost: float  # points lost against the reference's full marks, over the tests it targets
+    of: float
+    broken: set[str]  # test keys that lost points
+    error: str = ""
+
+    @property
+    def caught(self) -> bool:
+        return not self.error and set(self.mutant.breaks) <= self.broken and self.lost > 0
+
+    @property
+    def exact(self) -> bool:
+        return self.broken == set(self.mutant.breaks)
+
+
+def apply(mutant: hints.Mutant, package: Path) -> None:
+    target = package / mutant.file
+    source = target.read_text()
+    count = source.count(mutant.find)
+    if count != 1:
+        raise ValueError(
+            f"mutant {mutant.id}: 'find' occurs {count} times in {mutant.file} (want 1)"
+        )
+    target.write_text(source.replace(mutant.find, mutant.replace))
+
+
+def _run_mutant(
+    assignment: str, mutant: hints.Mutant, manifest: Manifest, limits: Limits
+) -> MutantOutcome:
+    files = {b.split("::")[0] for b in mutant.breaks}
+    with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.id}-") as tmp:
+        package = Path(tmp, assignment)
+        shutil.copytree(
+            assignments.REFERENCE / assignment,
+            package,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        try:
+            apply(mutant, package)
+        except ValueError as exc:
+            return MutantOutcome(mutant, 0.0, 0.0, set(), str(exc))
+        g = assignments.grade(
+            assignment, Path(tmp), hidden=True, limits=limits, manifest=manifest, files=files
+        )
+    lost_by: dict[str, float] = defaultdict(float)
+    for m in g.metas:
+        lost_by[hints.test_key(m.nodeid)] += m.max_score - g.results[m.nodeid].score
+    broken = {k for k, v in lost_by.items() if v > 0}
+    return MutantOutcome(mutant, g.max_score - g.score, g.max_score, broken)
+
+
+def mutants(
+    assignment: str, jobs: int = 2, limits: Limits = Limits()
+) -> tuple[Verdict, list[MutantOutcome]]:
+    catalogue = hints.load(assignment)
+    manifest = collect(assignments.test_paths(assignment), limits)
+    known = {hints.test_key(m.nodeid) for m in manifest.tests}
+    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        outcomes = list(pool.map(lambda m: _run_mutant(assignment, m, manifest, limits), catalogue))
+    rows = [f"{'mutant':34} {'points lost':>12}  caught  tests that lost points"]
+    ok = bool(catalogue)
+    for o in outcomes:
+        unknown = set(o.mutant.breaks) - known
+        verdict = "yes" if o.caught and o.exact and not unknown else "NO"
+        ok &= verdict == "yes"
+        lost = f"{o.lost:g} / {o.of:g}"
+        rows.append(
+            f"{o.mutant.id:34} {lost:>12}  {verdict:6}  {', '.join(sorted(o.broken)) or '-'}"
+        )
+        if o.error:
+            rows.append(f"    error: {o.error}")
+        if unknown:
+            rows.append(f"    names tests that do not exist: {', '.join(sorted(unknown))}")
+        if not o.exact and not o.error:
+            rows.append(f"    catalogue says it breaks: {', '.join(o.mutant.breaks)}")
+    if not catalogue:
+        rows.append("no mutants catalogued: tests/<assignment>/mutants.toml")
+    return Verdict(ok, rows), outcomes

@@ -1,0 +1,135 @@
+"""``python -m grader`` — grade, templates, validate, mutants."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from grader import assignments, checks, gradescope, report, templates
+from grader.runner import GiB, Limits
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
+        run_budget=args.budget,
+        memory_bytes=int(args.memory_gib * GiB),
+        default_test_timeout=args.test_timeout,
+    )
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    d = Limits()
+    p.add_argument("--budget", type=float, default=d.run_budget, help="whole-run time budget, s")
+    p.add_argument(
+        "--memory-gib", type=float, default=d.memory_bytes / GiB, help="address-space limit"
+    )
+    p.add_argument("--test-timeout", type=float, default=d.default_test_timeout,
+                   help="per-test limit for tests without their own, s")  # fmt: skip
+
+
+def _assignments(arg: str | None) -> list[str]:
+    return [assignments.check_name(arg)] if arg else assignments.names()
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    total = 0.0
+    for name in _assignments(args.assignment):
+        impl = assignments.resolve_impl(args.impl, name)
+        g = assignments.grade(name, impl, hidden=args.hidden, limits=_limits(args))
+        summary = f"{name}: {g.score:g} / {g.max_score:g} points"
+        data = gradescope.build(g.metas, g.results, execution_time=g.seconds, output=summary)
+        if args.results:
+            path = Path(args.results)
+            if len(_assignments(args.assignment)) > 1:
+                path = path.with_name(f"{path.stem}.{name}{path.suffix}")
+            gradescope.write(path, data)
+        else:
+            gradescope.validate(data)
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            print(report.render(g, verbose_failures=not args.quiet))
+            print()
+        total += g.score
+    return 0
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    problems = templates.sync(check=args.check)
+    if args.check:
+        if problems:
+            print("student_template/ differs from what reference/ generates:", *problems, sep="\n")
+            print("\nRun `python -m grader templates` (never edit student_template/ by hand).")
+            return 1
+        print("student_template/ is up to date with reference/.")
+    else:
+        print(
+            "regenerated student_template/" if problems else "student_template/ already up to date"
+        )
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    ok = True
+    for name in _assignments(args.assignment):
+        verdict = checks.validate(name, _limits(args))
+        print(f"== validate {name}: {'ok' if verdict.ok else 'FAILED'}", *verdict.lines, sep="\n")
+        ok &= verdict.ok
+    return 0 if ok else 1
+
+
+def cmd_mutants(args: argparse.Namespace) -> int:
+    ok = True
+    for name in _assignments(args.assignment):
+        verdict, _ = checks.mutants(name, jobs=args.jobs, limits=_limits(args))
+        print(
+            f"== mutants {name}: {'all caught' if verdict.ok else 'FAILED'}",
+            *verdict.lines,
+            sep="\n",
+        )
+        ok &= verdict.ok
+    return 0 if ok else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("grade", help="grade one implementation tree; write Gradescope results.json")
+    p.add_argument("--assignment", "-a", help="assignment package (default: all)")
+    p.add_argument(
+        "--impl", default="template", help="reference, template, or a path (default: template)"
+    )
+    p.add_argument("--results", help="write Gradescope results.json here")
+    p.add_argument("--hidden", action="store_true", help="also run tests not visible to students")
+    p.add_argument("--json", action="store_true", help="print results.json instead of the report")
+    p.add_argument("--quiet", "-q", action="store_true", help="no failure details")
+    _add_limits(p)
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("templates", help="generate student_template/ from reference/")
+    p.add_argument("--check", action="store_true", help="fail if the committed templates are stale")
+    p.set_defaults(func=cmd_templates)
+
+    for name, func, text in (
+        ("validate", cmd_validate, "reference scores full marks, template scores zero"),
+        ("mutants", cmd_mutants, "every catalogued student bug loses points"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--assignment", "-a", help="assignment package (default: all)")
+        if name == "mutants":
+            p.add_argument("--jobs", "-j", type=int, default=2, help="mutants graded at once")
+        _add_limits(p)
+        p.set_defaults(func=func)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

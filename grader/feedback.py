@@ -1,0 +1,57 @@
+"""Turn an exception raised while grading into a message a student can act on.
+
+A student needs three things: what went wrong (the exception and its message), where in *their*
+code it happened (frames inside the graded tree only: the kit's own frames are noise to them),
+and any notes attached to it (Hypothesis adds the falsifying example there).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+
+MAX_OUTPUT_CHARS = 4000  # per test: results.json must stay far below Gradescope's ~1 MB
+
+
+def truncate(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    return text[:limit] + f"\n... [{cut} more characters cut]"
+
+
+def _frames_in(tb, root: Path | None) -> list[traceback.FrameSummary]:
+    if root is None:
+        return []
+    root_s = str(root.resolve()) + os.sep
+    return [
+        f for f in traceback.extract_tb(tb) if str(Path(f.filename).resolve()).startswith(root_s)
+    ]
+
+
+def describe(exc: BaseException, impl_root: Path | None = None) -> str:
+    """One readable paragraph for ``exc``: type, message, notes, and where in the student's code."""
+    if isinstance(exc, AssertionError) and str(exc):
+        # The kit's comparison helper writes complete messages; pytest's rewritten asserts too.
+        text = str(exc)
+    else:
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if isinstance(exc, NotImplementedError):
+            text += "\n(This function is still the template's stub: fill in the TODO.)"
+        elif isinstance(exc, SystemExit):
+            text = f"Your code called sys.exit({exc.code!r}) (SystemExit): remove it; graded code must return."
+        elif isinstance(exc, SyntaxError):
+            where = f"{exc.filename}, line {exc.lineno}" if exc.filename else "your code"
+            text = f"SyntaxError in {where}: {exc.msg}\n    {(exc.text or '').rstrip()}"
+    for note in getattr(exc, "__notes__", ()) or ():
+        text += f"\n{note}"
+    frames = _frames_in(exc.__traceback__, impl_root)
+    if frames:
+        text += "\nIn your code:"
+        for f in frames[-3:]:
+            rel = os.path.relpath(f.filename, impl_root) if impl_root else f.filename
+            text += f"\n  {rel}, line {f.lineno}, in {f.name}"
+            if f.line:
+                text += f"\n    {f.line.strip()}"
+    return truncate(text)

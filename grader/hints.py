@@ -1,0 +1,69 @@
+"""Teach from the mutant catalogue: a failed test gets the hint of the known mistake it matches.
+
+Each mutant in ``tests/<assignment>/mutants.toml`` names the tests it breaks and a hint. When a
+submission fails a test, the mutants that break that test are candidates; those whose *every*
+broken test also failed in this submission match best and are shown first.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.records import TestMeta, TestResult
+from grader.runner import KIT_ROOT
+
+MAX_HINTS = 2
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    file: str  # relative to the assignment package
+    find: str
+    replace: str
+    breaks: tuple[str, ...]  # "test_file.py::test_function"
+    hint: str
+
+
+def catalogue_path(assignment: str) -> Path:
+    return KIT_ROOT / "tests" / assignment / "mutants.toml"
+
+
+def load(assignment: str) -> list[Mutant]:
+    path = catalogue_path(assignment)
+    if not path.exists():
+        return []
+    data = tomllib.loads(path.read_text())
+    mutants = []
+    for m in data.get("mutant", []):
+        mutants.append(
+            Mutant(
+                m["id"], m["file"], m["find"], m["replace"], tuple(m["breaks"]), m["hint"].strip()
+            )
+        )
+    return mutants
+
+
+def test_key(nodeid: str) -> str:
+    """``tests/a1/test_x.py::test_f[case]`` -> ``test_x.py::test_f`` (the catalogue's test names)."""
+    path, _, name = nodeid.partition("::")
+    return f"{path.rsplit('/', 1)[-1]}::{name.split('[', 1)[0]}"
+
+
+def attach(assignment: str, metas: list[TestMeta], results: dict[str, TestResult]) -> None:
+    mutants = load(assignment)
+    if not mutants:
+        return
+    failed = {test_key(n) for n, r in results.items() if r.status == "failed"}
+    for meta in metas:
+        res = results[meta.nodeid]
+        if res.status == "passed" or "NotImplementedError" in res.output:
+            continue  # a stub needs filling in, not a hint about a mistake
+        key = test_key(meta.nodeid)
+        candidates = [m for m in mutants if key in m.breaks]
+        candidates.sort(key=lambda m: not set(m.breaks) <= failed)
+        if candidates:
+            lines = [f"Possible cause: {m.hint}" for m in candidates[:MAX_HINTS]]
+            res.output = res.output + "\n\n" + "\n".join(lines)

@@ -1,0 +1,346 @@
+"""The grader as a pytest plugin (registered through the ``pytest11`` entry point).
+
+It adds to any pytest run:
+
+- markers ``points``, ``number``, ``visibility``, ``tags`` and ``leaderboard``;
+- the ``check`` fixture for partial credit: each ``with check("label"):`` block is one part of the
+  test, a failing part is recorded and the test goes on, the score is the fraction that passed;
+- the ``record_leaderboard`` fixture;
+- ``--impl``: which implementation tree (reference, template, a submission) the tests import;
+- in a grading child: a JSON event stream to the parent (``--grader-events``), a manifest written at
+  collection (``--grader-manifest``), and an ordered subset of tests to run (``--grader-only``).
+
+A plain ``pytest tests/...`` run also prints the points earned, so the suites stay usable by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.feedback import describe, truncate
+from grader.records import VISIBILITIES, TestMeta, TestResult
+
+MARKERS = (
+    "points(n): the test's maximum score (default 1).",
+    "number(s): Gradescope ordering number of the test, e.g. '1.2'.",
+    "visibility(v): one of visible, hidden, after_due_date, after_published (default visible).",
+    "tags(*names): Gradescope tags of the test.",
+    "leaderboard(name, order='desc'): the test reports a value with the record_leaderboard fixture.",
+)
+CAPTURED_CHARS = 1500  # of a student's own prints, per stream and test
+
+
+@dataclass
+class Part:
+    label: str
+    passed: bool
+    message: str = ""
+
+
+class Checks:
+    """Partial credit within one test: ``with check("row [1, 2]"): ...`` is one part.
+
+    A failing part is recorded and swallowed so that later parts still run. Only ordinary
+    exceptions (and ``SystemExit``) are swallowed: a time-out or an interrupt still ends the test.
+    """
+
+    def __init__(self, impl_root: Path | None) -> None:
+        self.parts: list[Part] = []
+        self.escaped_from_part = False
+        self._impl_root = impl_root
+
+    @contextmanager
+    def __call__(self, label: str) -> Iterator[None]:
+        try:
+            yield
+        except (Exception, SystemExit) as exc:
+            self.parts.append(Part(label, False, describe(exc, self._impl_root)))
+        except BaseException as exc:  # pytest-timeout's Failed, KeyboardInterrupt, skip
+            self.parts.append(Part(label, False, f"stopped here: {type(exc).__name__}: {exc}"))
+            self.escaped_from_part = True
+            raise
+        else:
+            self.parts.append(Part(label, True))
+
+    @property
+    def passed(self) -> int:
+        return sum(p.passed for p in self.parts)
+
+    def summary(self) -> str:
+        lines = [f"{self.passed} of {len(self.parts)} checks passed:"]
+        for p in self.parts:
+            lines.append(f"  {'✓' if p.passed else '✗'} {p.label}")
+        by_message: dict[str, list[str]] = {}  # one stub error repeated 5 times says nothing new
+        for p in self.parts:
+            if not p.passed:
+                by_message.setdefault(p.message, []).append(p.label)
+        for message, labels in by_message.items():
+            lines.append(f"\n✗ {'; '.join(labels)}:\n{message}")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Running:
+    """What the plugin gathers about one test across its setup, call and teardown."""
+
+    meta: TestMeta
+    fraction: float | None = None  # None until the call phase reports
+    messages: list[str] = field(default_factory=list)
+    captured: list[str] = field(default_factory=list)
+    leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+
+CHECKS_KEY = pytest.StashKey[Checks]()
+LEADERBOARD_KEY = pytest.StashKey[list]()
+STATE_KEY = pytest.StashKey["GradingSession"]()
+
+
+def _resolve_impl(config: pytest.Config) -> Path:
+    impl = config.getoption("impl") or os.environ.get("GRADER_IMPL") or config.getini("grader_impl")
+    path = Path(impl)
+    if not path.is_absolute():
+        path = config.rootpath / path
+    return path.resolve()
+
+
+# --------------------------------------------------------------------------- options and markers
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("grader", "course-kit grading")
+    group.addoption(
+        "--impl",
+        default=None,
+        help="implementation tree the tests import: a folder holding the assignment packages "
+        "(default: $GRADER_IMPL, else the ini value grader_impl).",
+    )
+    parser.addini(
+        "grader_impl", "default implementation tree, relative to rootdir", default="reference"
+    )
+    group.addoption(
+        "--grader-manifest", default=None, help="write the collected tests' metadata here."
+    )
+    group.addoption("--grader-events", type=int, default=None, help="(internal) event pipe fd.")
+    group.addoption("--grader-only", default=None, help="(internal) JSON list of node ids to run.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    session = GradingSession(config)
+    config.stash[STATE_KEY] = session
+    config.pluginmanager.register(session, "grader-session")
+    # Tests import deliverables by module name from the graded tree. It goes *last* on sys.path,
+    # so a submission can never shadow torch, numpy or the kit's own test helpers.
+    sys.path.append(str(session.impl_root))
+
+
+def meta_of(item: pytest.Item) -> TestMeta:
+    """Read a test's grading metadata from its markers."""
+
+    def marker_arg(name: str, default: Any = None) -> Any:
+        m = item.get_closest_marker(name)
+        return m.args[0] if m and m.args else default
+
+    visibility = marker_arg("visibility", "visible")
+    if visibility not in VISIBILITIES:
+        raise pytest.UsageError(f"{item.nodeid}: visibility {visibility!r} not in {VISIBILITIES}")
+    tags_marker = item.get_closest_marker("tags")
+    board = item.get_closest_marker("leaderboard")
+    doc = (
+        (getattr(item, "obj", None).__doc__ or "").strip().splitlines()
+        if hasattr(item, "obj")
+        else []
+    )
+    name = doc[0].strip() if doc else getattr(item, "originalname", item.name)
+    suffix = item.name[len(getattr(item, "originalname", item.name)) :]
+    timeout = marker_arg("timeout", None)
+    if timeout is None and item.config.getini("timeout"):
+        timeout = float(item.config.getini("timeout"))
+    return TestMeta(
+        nodeid=item.nodeid,
+        name=name + suffix,
+        max_score=float(marker_arg("points", 1.0)),
+        number=None if marker_arg("number") is None else str(marker_arg("number")),
+        visibility=visibility,
+        tags=tuple(tags_marker.args) if tags_marker else (),
+        timeout=None if timeout is None else float(timeout),
+        leaderboard=(
+            {"name": board.args[0], "order": board.kwargs.get("order", "desc")} if board else None
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def check(request: pytest.FixtureRequest) -> Checks:
+    """Partial credit: ``with check("label"):`` wraps one part of a test."""
+    checks = Checks(request.config.stash[STATE_KEY].impl_root)
+    request.node.stash[CHECKS_KEY] = checks
+    return checks
+
+
+@pytest.fixture
+def record_leaderboard(request: pytest.FixtureRequest):
+    """Call with a number to put it on the leaderboard column named by the test's marker."""
+    marker = request.node.get_closest_marker("leaderboard")
+    if marker is None:
+        raise pytest.UsageError(
+            f"{request.node.nodeid} uses record_leaderboard without a leaderboard marker"
+        )
+    entries: list[dict[str, Any]] = []
+    request.node.stash[LEADERBOARD_KEY] = entries
+
+    def record(value: float | str) -> None:
+        entries.append(
+            {"name": marker.args[0], "value": value, "order": marker.kwargs.get("order", "desc")}
+        )
+
+    return record
+
+
+# --------------------------------------------------------------------------- the per-run plugin
+
+
+class GradingSession:
+    """Per-run state and the hooks that need it; registered by ``pytest_configure``."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.impl_root = _resolve_impl(config)
+        self.running: dict[str, _Running] = {}
+        self.results: dict[str, TestResult] = {}
+        self.metas: dict[str, TestMeta] = {}
+        self.collect_errors: list[dict[str, str]] = []
+        fd = config.getoption("grader_events")
+        self.events = os.fdopen(fd, "w", buffering=1, encoding="utf-8") if fd is not None else None
+
+    def emit(self, **event: Any) -> None:
+        if self.events is not None:
+            self.events.write(json.dumps(event) + "\n")
+            self.events.flush()
+
+    # collection ----------------------------------------------------------------------------
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collect_errors.append(
+                {"nodeid": report.nodeid, "error": truncate(report.longreprtext)}
+            )
+
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        only = config.getoption("grader_only")
+        if only:
+            wanted = json.loads(Path(only).read_text())
+            by_id = {item.nodeid: item for item in items}
+            keep = [by_id[n] for n in wanted if n in by_id]
+            kept = {id(i) for i in keep}
+            config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept])
+            items[:] = keep
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.metas = {item.nodeid: meta_of(item) for item in session.items}
+        path = self.config.getoption("grader_manifest")
+        if path:
+            manifest = {
+                "tests": [m.to_json() for m in self.metas.values()],
+                "errors": self.collect_errors,
+            }
+            Path(path).write_text(json.dumps(manifest, indent=1))
+        self.emit(event="collected", nodeids=list(self.metas))
+
+    # running -------------------------------------------------------------------------------
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
+        meta = self.metas.get(nodeid)
+        if meta is not None:
+            self.running[nodeid] = _Running(meta)
+        self.emit(event="start", nodeid=nodeid)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        run = self.running.get(item.nodeid)
+        if run is not None:
+            self._score_phase(run, item, call, report)
+        return report
+
+    def _score_phase(self, run: _Running, item: pytest.Item, call: pytest.CallInfo, report) -> None:
+        checks = item.stash.get(CHECKS_KEY, None)
+        error = describe(call.excinfo.value, self.impl_root) if call.excinfo else ""
+        if call.when == "call" and checks is not None and checks.parts:
+            escaped_outside = call.excinfo is not None and not checks.escaped_from_part
+            run.fraction = checks.passed / (len(checks.parts) + escaped_outside)
+            if report.passed and checks.passed < len(checks.parts):
+                report.outcome = "failed"
+                report.longrepr = checks.summary()
+            if not report.passed:
+                run.messages.append(checks.summary())
+                if escaped_outside:
+                    run.messages.append(error)
+        elif call.when == "call":
+            run.fraction = 1.0 if report.passed else 0.0
+            if error and not report.skipped:
+                run.messages.append(error)
+        if report.skipped:
+            reason = (
+                report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            )
+            run.fraction = 0.0
+            run.messages.append(f"Skipped, so no points: {reason}")
+        elif report.failed and call.when != "call":
+            run.messages.append(f"Error during {call.when}: {error or report.longreprtext}")
+            if call.when == "setup":
+                run.fraction = 0.0
+        if call.when == "call":
+            for stream, text in (("stdout", report.capstdout), ("stderr", report.capstderr)):
+                if text:
+                    run.captured.append(
+                        f"--- your code printed ({stream}) ---\n{truncate(text, CAPTURED_CHARS)}"
+                    )
+        if call.when == "teardown":
+            run.leaderboard = list(item.stash.get(LEADERBOARD_KEY, []))
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple) -> None:
+        run = self.running.pop(nodeid, None)
+        if run is None:
+            return
+        fraction = run.fraction or 0.0  # a test with no result is never counted as passed
+        result = TestResult(
+            nodeid=nodeid,
+            score=round(run.meta.max_score * fraction, 4),
+            status="passed" if fraction == 1.0 else "failed",
+            output=truncate("\n".join(run.messages + run.captured)),
+            duration=round(time.monotonic() - run.started, 3),
+            leaderboard=run.leaderboard,
+        )
+        self.results[nodeid] = result
+        self.emit(event="result", **result.to_json())
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.emit(event="done")
+
+    def pytest_terminal_summary(
+        self, terminalreporter, exitstatus: int, config: pytest.Config
+    ) -> None:
+        graded = [n for n in self.results if n in self.metas]
+        if not any(self.metas[n].max_score != 1.0 or self.metas[n].number for n in graded):
+            return  # not a graded suite (e.g. the kit's own tests): no points line
+        score = sum(self.results[n].score for n in graded)
+        total = sum(self.metas[n].max_score for n in graded)
+        terminalreporter.write_sep("=", f"points: {score:g} / {total:g} (graded: {self.impl_root})")

@@ -1,0 +1,288 @@
+"""Run graded tests against an implementation tree in an isolated child process.
+
+The parent (this module) never imports student code. It
+
+1. *collects* the tests in a child whose implementation tree is an empty folder, so it knows every
+   test and its maximum points before any student code can run (the manifest);
+2. *runs* them in a child pytest with resource limits (address space, file size, no core dumps),
+   its own session (so the whole process group can be killed) and its own temporary folder,
+   reading one JSON event per line from a pipe;
+3. enforces the per-test time limit (+ grace, in case the in-process pytest-timeout cannot fire)
+   and a whole-run budget, and when the child dies — ``os._exit``, a segfault, the memory limit,
+   a kill — gives the running test 0 with the cause and starts a fresh child for the rest.
+
+A test never reported by a child gets 0: nothing counts as passed unless a child said so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.feedback import truncate
+from grader.records import TestMeta, TestResult
+
+KIT_ROOT = Path(__file__).resolve().parent.parent
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one grading run (all overridable from the CLI)."""
+
+    default_test_timeout: float = 60.0  # for tests without a timeout marker or ini value
+    grace: float = 15.0  # the parent kills only if pytest-timeout has not stopped the test by then
+    startup_timeout: float = 180.0  # interpreter start + imports + collection
+    run_budget: float = 1200.0  # the whole run, all children together
+    memory_bytes: int = 4 * GiB  # RLIMIT_AS; torch + transformers import fine under 2 GiB
+    file_bytes: int = 256 * 1024**2  # RLIMIT_FSIZE: bounds printing floods and runaway files
+    log_tail_bytes: int = 4000  # of the child's own stdout/stderr, kept for diagnostics
+
+
+@dataclass
+class Manifest:
+    tests: list[TestMeta]
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.max_score for t in self.tests)
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADER_", "PYTEST_"))}
+    env.update(
+        HYPOTHESIS_PROFILE="grading",  # derandomized, no example database
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONHASHSEED="0",
+        PYTHONDONTWRITEBYTECODE="1",  # never write __pycache__ into a graded tree
+        PYTHONUNBUFFERED="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    env.update(extra or {})
+    return env
+
+
+def _limit_child(limits: Limits):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # A write past RLIMIT_FSIZE then fails with an OSError in the test instead of killing us.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    return apply
+
+
+def pytest_command(tests: list[Path], impl: Path, *extra: str) -> list[str]:
+    # -P: the working directory is not put on sys.path (the kit root must not be importable).
+    return [
+        sys.executable, "-P", "-m", "pytest",
+        "-c", str(KIT_ROOT / "pyproject.toml"), "--rootdir", str(KIT_ROOT),
+        "-q", "-p", "no:cacheprovider", "--impl", str(impl), *extra, *map(str, tests),
+    ]  # fmt: skip
+
+
+def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
+    """Collect the tests with an empty implementation tree: no student code can run."""
+    with tempfile.TemporaryDirectory(prefix="grader-collect-") as tmp:
+        empty = Path(tmp, "impl")
+        empty.mkdir()
+        out = Path(tmp, "manifest.json")
+        cmd = pytest_command(tests, empty, "--collect-only", "--grader-manifest", str(out))
+        proc = subprocess.run(
+            cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": tmp}), capture_output=True, text=True,
+            timeout=limits.startup_timeout, preexec_fn=_limit_child(limits),
+        )  # fmt: skip
+        if not out.exists():
+            raise RuntimeError(
+                f"collection failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}"
+            )
+        data = json.loads(out.read_text())
+    return Manifest([TestMeta.from_json(t) for t in data["tests"]], data["errors"])
+
+
+def _death_cause(returncode: int | None, limits: Limits) -> str:
+    if returncode is not None and returncode < 0:
+        sig = signal.Signals(-returncode)
+        if sig == signal.SIGKILL:
+            return (
+                "The grading process was killed (SIGKILL) while this test ran: most often the "
+                f"memory limit ({limits.memory_bytes / GiB:g} GiB) or the machine's out-of-memory "
+                "killer. Look for a tensor far larger than the inputs need."
+            )
+        if sig == signal.SIGSEGV:
+            return "The grading process crashed with a segmentation fault (SIGSEGV) in this test."
+        return f"The grading process died from signal {sig.name} while this test ran."
+    return (
+        f"The grading process exited (code {returncode}) while this test ran: your code ended the "
+        "process (os._exit, or a library doing so). Graded functions must return normally."
+    )
+
+
+class _Child:
+    """One pytest child and its event pipe."""
+
+    def __init__(
+        self, tests: list[Path], impl: Path, only: list[str], workdir: Path, limits: Limits
+    ):
+        only_file = workdir / "only.json"
+        only_file.write_text(json.dumps(only))
+        self.log_path = workdir / "child.log"
+        read_fd, write_fd = os.pipe()
+        cmd = pytest_command(
+            tests, impl, "--grader-events", str(write_fd), "--grader-only", str(only_file)
+        )
+        tmp = workdir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": str(tmp)}), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True,
+                preexec_fn=_limit_child(limits),
+            )  # fmt: skip
+        os.close(write_fd)
+        self.fd = read_fd
+        self.buffer = b""
+
+    def read_events(self, timeout: float) -> list[dict] | None:
+        """Events that arrived within ``timeout`` s; [] on time-out, None at end of stream."""
+        ready, _, _ = select.select([self.fd], [], [], max(timeout, 0.0))
+        if not ready:
+            return []
+        chunk = os.read(self.fd, 1 << 16)
+        if not chunk:
+            return None
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        events = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # not ours (or garbage written to our pipe): ignore it
+            if isinstance(event, dict):
+                events.append(event)
+        return events
+
+    def finish(self, wait: float = 5.0) -> int | None:
+        """Give the child ``wait`` s to exit (threads left running keep it alive), then kill its group."""
+        try:
+            self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # also any process the student code started
+        except (ProcessLookupError, PermissionError):
+            pass
+        rc = self.proc.wait()
+        os.close(self.fd)
+        return rc
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def log_tail(self, limit: int) -> str:
+        try:
+            data = self.log_path.read_bytes()[-limit:]
+        except OSError:
+            return ""
+        return data.decode("utf-8", "replace")
+
+
+def run(
+    tests: list[Path], impl: Path, manifest: Manifest, limits: Limits = Limits()
+) -> dict[str, TestResult]:
+    """Run every test of ``manifest`` against ``impl``; a result for each, whatever happens."""
+    metas = {m.nodeid: m for m in manifest.tests}
+    results: dict[str, TestResult] = {}
+    deadline = time.monotonic() + limits.run_budget
+
+    def zero(nodeid: str, why: str) -> None:
+        results[nodeid] = TestResult(nodeid=nodeid, score=0.0, status="failed", output=why)
+
+    with tempfile.TemporaryDirectory(prefix="grader-run-") as tmp:
+        attempt = 0
+        while todo := [n for n in metas if n not in results]:
+            attempt += 1
+            workdir = Path(tmp, f"child{attempt}")
+            workdir.mkdir()
+            child = _Child(tests, impl, todo, workdir, limits)
+            current: str | None = None
+            phase_start = time.monotonic()
+            done = killed_for = None
+            while True:
+                limit = limits.startup_timeout
+                if current is not None:
+                    limit = (metas[current].timeout or limits.default_test_timeout) + limits.grace
+                now = time.monotonic()
+                wait = min(phase_start + limit - now, deadline - now)
+                events = child.read_events(wait)
+                if events is None:
+                    break
+                if not events and time.monotonic() >= min(phase_start + limit, deadline):
+                    killed_for = "budget" if time.monotonic() >= deadline else "timeout"
+                    child.kill()
+                    break
+                for event in events:
+                    kind = event.get("event")
+                    if kind == "start" and event.get("nodeid") in metas:
+                        current, phase_start = event["nodeid"], time.monotonic()
+                    elif kind == "result" and event.get("nodeid") in metas:
+                        results[event["nodeid"]] = TestResult.from_json(event)
+                        current, phase_start = None, time.monotonic()
+                    elif kind == "done":
+                        done = True
+                if done:
+                    break
+            rc = child.finish(wait=5.0 if done else 0.5)
+            if done:
+                for nodeid in todo:
+                    if nodeid not in results:
+                        zero(nodeid, "No result was reported for this test (it did not run).")
+                break
+            if current is not None and current not in results:
+                if killed_for == "timeout":
+                    t = metas[current].timeout or limits.default_test_timeout
+                    zero(
+                        current,
+                        f"Time limit exceeded: this test ran for more than {t:g} s and was stopped. "
+                        "Look for an infinite loop, or Python loops over tensor elements that should "
+                        "be vectorised.",
+                    )
+                elif killed_for == "budget":
+                    zero(current, f"The whole run's time budget ({limits.run_budget:g} s) ran out.")
+                else:
+                    zero(current, _death_cause(rc, limits))
+            elif current is None:
+                # The child died or hung outside any test: nothing more can be learnt by retrying.
+                tail = truncate(child.log_tail(limits.log_tail_bytes))
+                why = (
+                    f"The whole run's time budget ({limits.run_budget:g} s) ran out."
+                    if killed_for == "budget"
+                    else f"The grader could not run this test: the test process stopped outside "
+                    f"any test (exit {rc}). Its last output:\n{tail}"
+                )
+                for nodeid in todo:
+                    if nodeid not in results:
+                        zero(nodeid, why)
+            if time.monotonic() >= deadline:
+                for nodeid in metas:
+                    if nodeid not in results:
+                        zero(
+                            nodeid, "Not run: the whole run's time budget ran out before this test."
+                        )
+    return results

@@ -1,0 +1,156 @@
+"""Generate ``student_template/`` from the marked solution regions of ``reference/``.
+
+In a reference file, a solution region is::
+
+    def softmax(x, dim=-1):
+        \"\"\"Docstring with shapes (kept).\"\"\"
+        # BEGIN SOLUTION
+        # TODO: subtract the row maximum, then exp and normalise.   <- kept in the stub
+        #       Use torch.exp and .sum(dim=dim, keepdim=True).       <- continuation, kept
+        shifted = x - x.amax(dim=dim, keepdim=True)                 <- removed
+        ...
+        # END SOLUTION
+
+and becomes the TODO lines followed by ``raise NotImplementedError("softmax: ...")``. A region at
+module level is removed (its TODO lines are kept) and raises nothing. Files without regions are
+copied unchanged; ``__pycache__`` is never copied.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import filecmp
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from grader.runner import KIT_ROOT
+
+BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION\s*$")
+END = re.compile(r"^\s*# END SOLUTION\s*$")
+TODO = re.compile(r"^\s*# TODO\b")
+CONTINUATION = re.compile(r"^\s*#\s{2,}\S")  # "#   more words": continues a TODO
+
+
+class MarkerError(ValueError):
+    """A reference file's solution markers are malformed."""
+
+
+def _enclosing_functions(source: str) -> dict[int, str]:
+    """Line number -> qualified name of the innermost function containing it."""
+    tree = ast.parse(source)
+    owner: dict[int, str] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    for line in range(child.lineno, (child.end_lineno or child.lineno) + 1):
+                        owner[line] = name
+                visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return owner
+
+
+def stub_source(source: str, filename: str = "<reference>") -> str:
+    """The student version of one reference file."""
+    owners = _enclosing_functions(source)
+    lines = source.splitlines(keepends=True)
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        begin = BEGIN.match(lines[i])
+        if not begin:
+            if END.match(lines[i]):
+                raise MarkerError(f"{filename}:{i + 1}: END SOLUTION without BEGIN")
+            out.append(lines[i])
+            i += 1
+            continue
+        start = i
+        indent = begin["indent"]
+        i += 1
+        keep_todo = False
+        while i < len(lines) and not END.match(lines[i]):
+            if BEGIN.match(lines[i]):
+                raise MarkerError(f"{filename}:{i + 1}: nested BEGIN SOLUTION")
+            if TODO.match(lines[i]) or (keep_todo and CONTINUATION.match(lines[i])):
+                out.append(lines[i])
+                keep_todo = True
+            else:
+                keep_todo = False
+            i += 1
+        if i == len(lines):
+            raise MarkerError(f"{filename}:{start + 1}: BEGIN SOLUTION without END")
+        i += 1  # skip END
+        if indent:
+            func = owners.get(start + 1, "this function")
+            out.append(f'{indent}raise NotImplementedError("{func}: fill in the TODO above")\n')
+    stub = "".join(out)
+    try:
+        ast.parse(stub)
+    except SyntaxError as exc:
+        raise MarkerError(f"{filename}: the generated stub does not parse: {exc}") from exc
+    return stub
+
+
+def generate(reference: Path, out: Path) -> None:
+    """Write the template tree for every assignment package in ``reference`` into ``out``."""
+    for src in sorted(reference.rglob("*")):
+        rel = src.relative_to(reference)
+        if "__pycache__" in rel.parts or src.is_dir():
+            continue
+        dst = out / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.suffix == ".py":
+            dst.write_text(stub_source(src.read_text(), str(rel)))
+        else:
+            shutil.copyfile(src, dst)
+
+
+def _tree_files(root: Path) -> set[Path]:
+    return {
+        p.relative_to(root)
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.relative_to(root).parts
+    }
+
+
+def differences(expected: Path, actual: Path) -> list[str]:
+    """Human-readable differences between the generated tree and the committed one."""
+    want, have = _tree_files(expected), _tree_files(actual)
+    problems = [f"missing from {actual.name}/: {p}" for p in sorted(want - have)]
+    problems += [f"not generated from reference/ (remove it): {p}" for p in sorted(have - want)]
+    for rel in sorted(want & have):
+        if not filecmp.cmp(expected / rel, actual / rel, shallow=False):
+            diff = difflib.unified_diff(
+                (actual / rel).read_text().splitlines(),
+                (expected / rel).read_text().splitlines(),
+                f"committed/{rel}",
+                f"generated/{rel}",
+                lineterm="",
+                n=1,
+            )
+            problems.append("\n".join(list(diff)[:30]))
+    return problems
+
+
+def sync(check: bool, reference: Path | None = None, template: Path | None = None) -> list[str]:
+    """Regenerate ``student_template/``; with ``check``, only report how it differs."""
+    reference = reference or KIT_ROOT / "reference"
+    template = template or KIT_ROOT / "student_template"
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp, "student_template")
+        fresh.mkdir()
+        generate(reference, fresh)
+        problems = differences(fresh, template) if template.exists() else ["no student_template/"]
+        if not check and problems:
+            if template.exists():
+                shutil.rmtree(template)
+            shutil.copytree(fresh, template)
+    return problems
