@@ -2,6 +2,8 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
 A       ?=
+# On the course machines the data sets sit beside the repo; elsewhere the user cache is used.
+export COURSEKIT_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 IMPL    ?= template
 ASSIGN  := $(if $(A),--assignment $(A),)
 

@@ -15,7 +15,7 @@ def _limits(args: argparse.Namespace) -> Limits:
     return Limits(
         run_budget=args.budget,
         memory_bytes=int(args.memory_gib * GiB),
-        default_test_timeout=args.test_timeout,
+        test_timeout=args.test_timeout,
     )
 
 
@@ -25,8 +25,8 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--memory-gib", type=float, default=d.memory_bytes / GiB, help="address-space limit"
     )
-    p.add_argument("--test-timeout", type=float, default=d.default_test_timeout,
-                   help="per-test limit for tests without their own, s")  # fmt: skip
+    p.add_argument("--test-timeout", type=float, default=None,
+                   help="per-test time limit, s (default: each test's own, else 60)")  # fmt: skip
 
 
 def _assignments(arg: str | None) -> list[str]:

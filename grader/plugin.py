@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from grader import deliverables
 from grader.feedback import describe, truncate
 from grader.records import VISIBILITIES, TestMeta, TestResult
 
@@ -234,6 +235,14 @@ class GradingSession:
             self.events.flush()
 
     # collection ----------------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection(self, session: pytest.Session):
+        deliverables.set_collecting(True)
+        try:
+            return (yield)
+        finally:
+            deliverables.set_collecting(False)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:

@@ -17,6 +17,8 @@ VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 class TestMeta:
     """What the parent knows about a graded test before any student code runs."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     nodeid: str
     name: str  # shown to students: the first docstring line, or the function name
     max_score: float
@@ -37,6 +39,8 @@ class TestMeta:
 @dataclass
 class TestResult:
     """The outcome of one graded test, as the parent will report it."""
+
+    __test__ = False
 
     nodeid: str
     score: float

@@ -39,13 +39,17 @@ GiB = 1024**3
 class Limits:
     """Resource limits of one grading run (all overridable from the CLI)."""
 
-    default_test_timeout: float = 60.0  # for tests without a timeout marker or ini value
+    test_timeout: float | None = None  # overrides the suite's per-test limit (ini ``timeout``)
+    default_test_timeout: float = 60.0  # for a test with no limit of its own
     grace: float = 15.0  # the parent kills only if pytest-timeout has not stopped the test by then
     startup_timeout: float = 180.0  # interpreter start + imports + collection
     run_budget: float = 1200.0  # the whole run, all children together
     memory_bytes: int = 4 * GiB  # RLIMIT_AS; torch + transformers import fine under 2 GiB
     file_bytes: int = 256 * 1024**2  # RLIMIT_FSIZE: bounds printing floods and runaway files
     log_tail_bytes: int = 4000  # of the child's own stdout/stderr, kept for diagnostics
+    exit_wait: float = (
+        3.0  # after its last test, for the child to exit (a stray thread keeps it up)
+    )
 
 
 @dataclass
@@ -84,8 +88,10 @@ def _limit_child(limits: Limits):
     return apply
 
 
-def pytest_command(tests: list[Path], impl: Path, *extra: str) -> list[str]:
+def pytest_command(tests: list[Path], impl: Path, limits: Limits, *extra: str) -> list[str]:
     # -P: the working directory is not put on sys.path (the kit root must not be importable).
+    if limits.test_timeout is not None:
+        extra = ("-o", f"timeout={limits.test_timeout:g}", *extra)
     return [
         sys.executable, "-P", "-m", "pytest",
         "-c", str(KIT_ROOT / "pyproject.toml"), "--rootdir", str(KIT_ROOT),
@@ -99,7 +105,7 @@ def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
         empty = Path(tmp, "impl")
         empty.mkdir()
         out = Path(tmp, "manifest.json")
-        cmd = pytest_command(tests, empty, "--collect-only", "--grader-manifest", str(out))
+        cmd = pytest_command(tests, empty, limits, "--collect-only", "--grader-manifest", str(out))
         proc = subprocess.run(
             cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": tmp}), capture_output=True, text=True,
             timeout=limits.startup_timeout, preexec_fn=_limit_child(limits),
@@ -141,7 +147,7 @@ class _Child:
         self.log_path = workdir / "child.log"
         read_fd, write_fd = os.pipe()
         cmd = pytest_command(
-            tests, impl, "--grader-events", str(write_fd), "--grader-only", str(only_file)
+            tests, impl, limits, "--grader-events", str(write_fd), "--grader-only", str(only_file)
         )
         tmp = workdir / "tmp"
         tmp.mkdir(exist_ok=True)
@@ -248,7 +254,7 @@ def run(
                         done = True
                 if done:
                     break
-            rc = child.finish(wait=5.0 if done else 0.5)
+            rc = child.finish(wait=limits.exit_wait if done else 0.5)
             if done:
                 for nodeid in todo:
                     if nodeid not in results:

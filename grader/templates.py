@@ -60,7 +60,10 @@ def _enclosing_functions(source: str) -> dict[int, str]:
 
 def stub_source(source: str, filename: str = "<reference>") -> str:
     """The student version of one reference file."""
-    owners = _enclosing_functions(source)
+    try:
+        owners = _enclosing_functions(source)
+    except SyntaxError as exc:
+        raise MarkerError(f"{filename}: the reference file does not parse: {exc}") from exc
     lines = source.splitlines(keepends=True)
     out: list[str] = []
     i = 0

@@ -1,0 +1,83 @@
+"""Every assignment, checked both ways: the reference earns full marks, the generated template
+earns zero with every test failing on NotImplementedError, and every catalogued mutant (a
+realistic student bug) loses exactly the points its catalogue entry says."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grader import assignments, checks, gradescope, hints
+from grader.runner import Limits
+
+ALL = assignments.names()
+
+
+@pytest.mark.parametrize("assignment", ALL)
+@pytest.mark.timeout(900)
+def test_validate(assignment):
+    verdict = checks.validate(assignment)
+    assert verdict.ok, "\n".join(verdict.lines)
+
+
+@pytest.mark.parametrize("assignment", ALL)
+@pytest.mark.timeout(1800)
+def test_every_mutant_is_caught(assignment):
+    verdict, outcomes = checks.mutants(assignment, jobs=2)
+    print("\n".join(verdict.lines))
+    assert len(outcomes) >= 4
+    assert verdict.ok, "\n".join(verdict.lines)
+
+
+def _mutated(tmp_path: Path, assignment: str, mutant_id: str) -> Path:
+    mutant = next(m for m in hints.load(assignment) if m.id == mutant_id)
+    package = tmp_path / assignment
+    shutil.copytree(assignments.REFERENCE / assignment, package)
+    checks.apply(mutant, package)
+    return tmp_path
+
+
+def test_a_failing_student_is_shown_the_matching_hint(tmp_path):
+    impl = _mutated(tmp_path, "a1_lm_basics", "softmax-wrong-axis")
+    g = assignments.grade("a1_lm_basics", impl, files={"test_softmax.py"})
+    rows = next(r for n, r in g.results.items() if n.endswith("test_softmax_rows"))
+    assert "Possible cause: softmax must normalise along the `dim` argument" in rows.output
+    assert "largest difference at index" in rows.output  # where, and by how much
+    data = gradescope.build(g.metas, g.results, execution_time=g.seconds)
+    gradescope.validate(data)
+
+
+def test_template_grade_is_zero_with_a_stub_message_per_test():
+    g = assignments.grade("a1_lm_basics", assignments.TEMPLATE)
+    assert g.score == 0 and g.metas
+    for m in g.metas:
+        assert "NotImplementedError" in g.results[m.nodeid].output
+        assert "Possible cause" not in g.results[m.nodeid].output
+
+
+def test_torch_submission_that_hangs_and_blows_memory_loses_only_those_tests(tmp_path):
+    package = tmp_path / "a1_lm_basics"
+    shutil.copytree(assignments.REFERENCE / "a1_lm_basics", package)
+    source = (package / "softmax.py").read_text()
+    source = source.replace(
+        "    shifted = logits - logits.amax(dim=-1, keepdim=True)\n",
+        "    torch.empty(30 * 2**30, dtype=torch.uint8).fill_(1)  # 30 GB\n"
+        "    shifted = logits - logits.amax(dim=-1, keepdim=True)\n",
+    )
+    source = source.replace(
+        '    """Gradient of :func:`cross_entropy`',
+        "    while True:\n        pass\n" + '    """Gradient of :func:`cross_entropy`',
+    )
+    (package / "softmax.py").write_text(source)
+    g = assignments.grade(
+        "a1_lm_basics", tmp_path, files={"test_softmax.py"}, limits=Limits(test_timeout=4, grace=3)
+    )
+    by_name = {hints.test_key(n).split("::")[1]: r for n, r in g.results.items()}
+    for name in ("test_cross_entropy_values", "test_cross_entropy_drawn"):
+        assert by_name[name].score == 0
+        assert "can't allocate memory" in by_name[name].output
+    for name in ("test_gradient_matches_autograd", "test_gradient_matches_finite_difference"):
+        assert by_name[name].score == 0
+        assert "Timeout" in by_name[name].output or "Time limit" in by_name[name].output
+    for name in ("test_softmax_rows", "test_softmax_any_shape_and_dim"):
+        assert by_name[name].status == "passed", by_name[name].output

@@ -1,0 +1,114 @@
+"""results.json: the shipped JSON Schema accepts what the spec allows and rejects the rest."""
+
+import json
+
+import jsonschema
+import pytest
+
+from grader import gradescope
+from grader.records import TestMeta, TestResult
+
+METAS = [
+    TestMeta("t.py::a", "a", 2.0, number="1.1", tags=("x",)),
+    TestMeta("t.py::b", "b", 1.0, visibility="hidden"),
+]
+
+
+def test_built_results_follow_the_spec(tmp_path):
+    results = {
+        "t.py::a": TestResult(
+            "t.py::a", 1.0, "failed", "half", leaderboard=[{"name": "acc", "value": 0.9}]
+        ),
+        "t.py::b": TestResult("t.py::b", 1.0, "passed"),
+    }
+    data = gradescope.build(METAS, results, execution_time=3.2, output="hi")
+    gradescope.write(tmp_path / "results.json", data)
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert written["score"] == 2.0
+    assert written["tests"][0] == {
+        "name": "a",
+        "score": 1.0,
+        "max_score": 2.0,
+        "status": "failed",
+        "output": "half",
+        "visibility": "visible",
+        "number": "1.1",
+        "tags": ["x"],
+    }
+    assert written["tests"][1]["visibility"] == "hidden"
+    assert written["leaderboard"] == [{"name": "acc", "value": 0.9}]
+
+
+def test_a_test_without_a_result_scores_zero():
+    data = gradescope.build(METAS, {}, execution_time=0.0)
+    assert [t["score"] for t in data["tests"]] == [0.0, 0.0]
+    assert all(t["status"] == "failed" for t in data["tests"])
+
+
+def test_scores_are_clamped_to_the_test_maximum():
+    results = {
+        "t.py::a": TestResult("t.py::a", 99.0, "passed"),
+        "t.py::b": TestResult("t.py::b", -3, "failed"),
+    }
+    data = gradescope.build(METAS, results, execution_time=0.0)
+    assert [t["score"] for t in data["tests"]] == [2.0, 0.0]
+
+
+def test_huge_outputs_are_cut_below_the_gradescope_limit():
+    metas = [TestMeta(f"t.py::{i}", str(i), 1.0) for i in range(400)]
+    results = {m.nodeid: TestResult(m.nodeid, 0.0, "failed", "x" * 10_000) for m in metas}
+    data = gradescope.build(metas, results, execution_time=0.0)
+    assert len(json.dumps(data)) < gradescope.MAX_BYTES
+    gradescope.validate(data)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"tests": [{"name": "no score"}]},  # neither a top-level score nor per-test scores
+        {"score": 1, "visibility": "secret"},
+        {"score": 1, "tests": [{"score": 1, "status": "ok"}]},
+        {"score": 1, "tests": [{"score": 1, "max_score": -1}]},
+        {"score": 1, "leaderboard": [{"name": "acc"}]},
+        {"score": 1, "unknown_field": 3},
+        {"score": "10"},
+    ],
+)
+def test_schema_rejects_what_gradescope_rejects(bad):
+    with pytest.raises(jsonschema.ValidationError):
+        gradescope.validate(bad)
+
+
+def test_schema_accepts_the_specs_own_example():
+    example = {
+        "score": 44.0,
+        "execution_time": 136,
+        "output": "Text relevant to the entire submission",
+        "output_format": "simple_format",
+        "test_output_format": "text",
+        "test_name_format": "text",
+        "visibility": "after_due_date",
+        "stdout_visibility": "visible",
+        "extra_data": {},
+        "tests": [
+            {
+                "score": 2.0,
+                "max_score": 2.0,
+                "status": "passed",
+                "name": "Your name here",
+                "name_format": "text",
+                "number": "1.1",
+                "output": "Giant multiline string that will be placed in a <pre> tag",
+                "output_format": "simple_format",
+                "tags": ["tag1", "tag2"],
+                "visibility": "visible",
+                "extra_data": {},
+            }
+        ],
+        "leaderboard": [
+            {"name": "Accuracy", "value": 0.926},
+            {"name": "Time", "value": 15.1, "order": "asc"},
+            {"name": "Stars", "value": "*****"},
+        ],
+    }
+    gradescope.validate(example)
