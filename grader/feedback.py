@@ -41,6 +41,11 @@ def describe(exc: BaseException, impl_root: Path | None = None) -> str:
             text += "\n(This function is still the template's stub: fill in the TODO.)"
         elif isinstance(exc, SystemExit):
             text = f"Your code called sys.exit({exc.code!r}) (SystemExit): remove it; graded code must return."
+        elif type(exc).__name__ == "Failed" and str(exc).startswith("Timeout"):
+            text = (
+                f"Time limit exceeded ({exc}). Look for an infinite loop, or Python loops over "
+                "tensor elements that should be vectorised."
+            )
         elif isinstance(exc, SyntaxError):
             where = f"{exc.filename}, line {exc.lineno}" if exc.filename else "your code"
             text = f"SyntaxError in {where}: {exc.msg}\n    {(exc.text or '').rstrip()}"

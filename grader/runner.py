@@ -227,6 +227,7 @@ def run(
             workdir = Path(tmp, f"child{attempt}")
             workdir.mkdir()
             child = _Child(tests, impl, todo, workdir, limits)
+            finished_before = len(results)
             current: str | None = None
             phase_start = time.monotonic()
             done = killed_for = None
@@ -273,8 +274,10 @@ def run(
                     zero(current, f"The whole run's time budget ({limits.run_budget:g} s) ran out.")
                 else:
                     zero(current, _death_cause(rc, limits))
+            elif current is None and killed_for is None and len(results) > finished_before:
+                pass  # died between tests after some progress: a fresh child takes the rest
             elif current is None:
-                # The child died or hung outside any test: nothing more can be learnt by retrying.
+                # Died or hung outside any test without progress: retrying would not help.
                 tail = truncate(child.log_tail(limits.log_tail_bytes))
                 why = (
                     f"The whole run's time budget ({limits.run_budget:g} s) ran out."
