@@ -5,7 +5,7 @@ It adds to any pytest run:
 - markers ``points``, ``number``, ``visibility``, ``tags`` and ``leaderboard``;
 - the ``check`` fixture for partial credit: each ``with check("label"):`` block is one part of the
   test, a failing part is recorded and the test goes on, the score is the fraction that passed;
-- the ``record_leaderboard`` fixture;
+- the ``award`` fixture for a sliding scale (points by accuracy) and ``record_leaderboard``;
 - ``--impl``: which implementation tree (reference, template, a submission) the tests import;
 - in a grading child: a JSON event stream to the parent (``--grader-events``), a manifest written at
   collection (``--grader-manifest``), and an ordered subset of tests to run (``--grader-only``).
@@ -102,6 +102,7 @@ class _Running:
     started: float = field(default_factory=time.monotonic)
 
 
+AWARD_KEY = pytest.StashKey[tuple[float, str]]()
 CHECKS_KEY = pytest.StashKey[Checks]()
 LEADERBOARD_KEY = pytest.StashKey[list]()
 STATE_KEY = pytest.StashKey["GradingSession"]()
@@ -192,6 +193,20 @@ def check(request: pytest.FixtureRequest) -> Checks:
     checks = Checks(request.config.stash[STATE_KEY].impl_root)
     request.node.stash[CHECKS_KEY] = checks
     return checks
+
+
+@pytest.fixture
+def award(request: pytest.FixtureRequest):
+    """Call ``award(fraction, why)`` to score a test on a sliding scale (e.g. by accuracy).
+
+    The test earns ``fraction`` (clamped to [0, 1]) of its points if it otherwise passes; below 1
+    it is reported as failed with ``why``.
+    """
+
+    def give(fraction: float, why: str) -> None:
+        request.node.stash[AWARD_KEY] = (min(max(float(fraction), 0.0), 1.0), why)
+
+    return give
 
 
 @pytest.fixture
@@ -302,6 +317,12 @@ class GradingSession:
                 run.messages.append(checks.summary())
                 if escaped_outside:
                     run.messages.append(error)
+        elif call.when == "call" and report.passed and AWARD_KEY in item.stash:
+            run.fraction, why = item.stash[AWARD_KEY]
+            if run.fraction < 1.0:
+                report.outcome = "failed"
+                report.longrepr = why
+                run.messages.append(why)
         elif call.when == "call":
             run.fraction = 1.0 if report.passed else 0.0
             if error and not report.skipped:

@@ -13,7 +13,8 @@ In a reference file, a solution region is::
 
 and becomes the TODO lines followed by ``raise NotImplementedError("softmax: ...")``. A region at
 module level is removed (its TODO lines are kept) and raises nothing. Files without regions are
-copied unchanged; ``__pycache__`` is never copied.
+copied unchanged; ``__pycache__`` and trained outputs under ``artifacts/`` (but its README) are
+never copied.
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def generate(reference: Path, out: Path) -> None:
         rel = src.relative_to(reference)
         if "__pycache__" in rel.parts or src.is_dir():
             continue
+        if "artifacts" in rel.parts[:-1] and rel.name != "README.md":
+            continue  # trained weights and their reports are the reference's, never the students'
+
         dst = out / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.suffix == ".py":

@@ -118,3 +118,18 @@ def test_impl_option_puts_the_tree_on_the_path_last(pytester: pytest.Pytester):
     )
     result = pytester.runpytest_subprocess("--impl", str(tree))
     result.assert_outcomes(passed=1)
+
+
+def test_award_scores_on_a_sliding_scale(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        "import pytest\n"
+        "@pytest.mark.points(10)\n"
+        "def test_accuracy(award):\n"
+        "    award(0.25, 'accuracy 0.80: full marks from 0.85')\n"
+        "@pytest.mark.points(2)\n"
+        "def test_full(award):\n"
+        "    award(1.0, 'fine')\n"
+    )
+    result = pytester.runpytest_subprocess()
+    result.stdout.fnmatch_lines(["*accuracy 0.80: full marks from 0.85*", "*points: 4.5 / 12*"])
+    result.assert_outcomes(passed=1, failed=1)
