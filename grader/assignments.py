@@ -16,12 +16,16 @@ TESTS = KIT_ROOT / "tests"
 
 
 def names() -> list[str]:
-    """Every assignment: a package in reference/ with a test folder of the same name."""
-    return sorted(
+    """Every assignment: a package in reference/ (in a handout or autograder: in
+    student_template/) with a test folder of the same name."""
+    found = {
         p.name
-        for p in REFERENCE.iterdir()
+        for tree in (REFERENCE, TEMPLATE)
+        if tree.is_dir()
+        for p in tree.iterdir()
         if (p / "__init__.py").exists() and (TESTS / p.name).is_dir()
-    )
+    }
+    return sorted(found)
 
 
 def check_name(assignment: str) -> str:
@@ -84,6 +88,7 @@ def grade(
     limits: Limits = Limits(),
     manifest: Manifest | None = None,
     files: set[str] | None = None,
+    user: str | None = None,
 ) -> Grade:
     start = time.monotonic()
     paths = test_paths(assignment)
@@ -93,6 +98,6 @@ def grade(
         errors = "\n".join(f"{e['nodeid']}: {e['error']}" for e in manifest.errors)
         raise RuntimeError(f"the kit's tests for {assignment} do not collect:\n{errors}")
     chosen = select(manifest, hidden=hidden, files=files)
-    results = run(paths, impl, chosen, limits)
+    results = run(paths, impl, chosen, limits, user=user)
     hints.attach(assignment, chosen.tests, results)
     return Grade(assignment, impl, chosen.tests, results, time.monotonic() - start)

@@ -7,7 +7,15 @@ import json
 import sys
 from pathlib import Path
 
-from grader import assignments, checks, gradescope, report, templates
+from grader import (
+    assignments,
+    checks,
+    gradescope,
+    gradescope_run,
+    package,
+    report,
+    templates,
+)
 from grader.runner import GiB, Limits
 
 
@@ -93,6 +101,25 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_autograder(args: argparse.Namespace) -> int:
+    for name in _assignments(args.assignment):
+        print(f"wrote {package.autograder(name, Path(args.out))}")
+    return 0
+
+
+def cmd_handout(args: argparse.Namespace) -> int:
+    for name in _assignments(args.assignment):
+        print(f"wrote {package.handout(name, Path(args.out))}")
+    return 0
+
+
+def cmd_gradescope(args: argparse.Namespace) -> int:
+    name = assignments.check_name(args.assignment)
+    data = gradescope_run.run(name, Path(args.root), args.user or None, _limits(args))
+    print(data.get("output", ""))
+    return 0  # the run succeeded if results.json was written, whatever the score
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -123,6 +150,26 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--jobs", "-j", type=int, default=2, help="mutants graded at once")
         _add_limits(p)
         p.set_defaults(func=func)
+    p = sub.add_parser("autograder", help="build the Gradescope autograder zip")
+    p.add_argument("--assignment", "-a", help="assignment package (default: all)")
+    p.add_argument("--out", default="out", help="output folder (default: out/)")
+    p.set_defaults(func=cmd_autograder)
+
+    p = sub.add_parser("handout", help="build what students download (public tests only)")
+    p.add_argument("--assignment", "-a", help="assignment package (default: all)")
+    p.add_argument("--out", default="out", help="output folder (default: out/)")
+    p.set_defaults(func=cmd_handout)
+
+    p = sub.add_parser("gradescope", help="run_autograder's work: overlay, grade, results.json")
+    p.add_argument("--assignment", "-a", required=True)
+    p.add_argument(
+        "--root", default="/autograder", help="Gradescope's folder (default /autograder)"
+    )
+    p.add_argument(
+        "--user", default="student", help="unprivileged user for student code ('' = none)"
+    )
+    _add_limits(p)
+    p.set_defaults(func=cmd_gradescope)
     return top
 
 

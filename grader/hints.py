@@ -7,6 +7,7 @@ broken test also failed in this submission match best and are shown first.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +33,16 @@ def catalogue_path(assignment: str) -> Path:
 
 
 def load(assignment: str) -> list[Mutant]:
+    """The catalogue; where it was left out (autograder zips, handouts), its hints alone."""
     path = catalogue_path(assignment)
     if not path.exists():
-        return []
+        shipped = path.with_name("hints.json")
+        if not shipped.exists():
+            return []
+        return [
+            Mutant(h["id"], "", "", "", tuple(h["breaks"]), h["hint"])
+            for h in json.loads(shipped.read_text())
+        ]
     data = tomllib.loads(path.read_text())
     mutants = []
     for m in data.get("mutant", []):

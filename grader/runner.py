@@ -77,15 +77,31 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _limit_child(limits: Limits):
+def _limit_child(limits: Limits, user: tuple[int, int] | None = None):
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         # A write past RLIMIT_FSIZE then fails with an OSError in the test instead of killing us.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        if user is not None:  # drop root for good: student code runs unprivileged
+            os.setgroups([])
+            os.setgid(user[1])
+            os.setuid(user[0])
 
     return apply
+
+
+def lookup_user(name: str | None) -> tuple[int, int] | None:
+    """(uid, gid) of ``name``; None when not given. Switching users needs root."""
+    if name is None:
+        return None
+    import pwd
+
+    entry = pwd.getpwnam(name)
+    if os.geteuid() != 0:
+        raise PermissionError(f"running tests as {name!r} needs root")
+    return entry.pw_uid, entry.pw_gid
 
 
 def pytest_command(tests: list[Path], impl: Path, limits: Limits, *extra: str) -> list[str]:
@@ -140,7 +156,13 @@ class _Child:
     """One pytest child and its event pipe."""
 
     def __init__(
-        self, tests: list[Path], impl: Path, only: list[str], workdir: Path, limits: Limits
+        self,
+        tests: list[Path],
+        impl: Path,
+        only: list[str],
+        workdir: Path,
+        limits: Limits,
+        user: tuple[int, int] | None = None,
     ):
         only_file = workdir / "only.json"
         only_file.write_text(json.dumps(only))
@@ -151,11 +173,16 @@ class _Child:
         )
         tmp = workdir / "tmp"
         tmp.mkdir(exist_ok=True)
+        if user is not None:
+            os.chown(tmp, *user)  # the child's own scratch space; only.json stays read-only
+            for path in (workdir.parent, workdir, only_file):
+                path.chmod(path.stat().st_mode | 0o555)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": str(tmp)}), stdin=subprocess.DEVNULL,
+                cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": str(tmp), "HOME": str(tmp),
+                "MPLCONFIGDIR": str(tmp)}), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True,
-                preexec_fn=_limit_child(limits),
+                preexec_fn=_limit_child(limits, user),
             )  # fmt: skip
         os.close(write_fd)
         self.fd = read_fd
@@ -210,9 +237,17 @@ class _Child:
 
 
 def run(
-    tests: list[Path], impl: Path, manifest: Manifest, limits: Limits = Limits()
+    tests: list[Path],
+    impl: Path,
+    manifest: Manifest,
+    limits: Limits = Limits(),
+    user: str | None = None,
 ) -> dict[str, TestResult]:
-    """Run every test of ``manifest`` against ``impl``; a result for each, whatever happens."""
+    """Run every test of ``manifest`` against ``impl``; a result for each, whatever happens.
+
+    ``user``: run the child as this (unprivileged) user; needs root.
+    """
+    ids = lookup_user(user)
     metas = {m.nodeid: m for m in manifest.tests}
     results: dict[str, TestResult] = {}
     deadline = time.monotonic() + limits.run_budget
@@ -226,7 +261,7 @@ def run(
             attempt += 1
             workdir = Path(tmp, f"child{attempt}")
             workdir.mkdir()
-            child = _Child(tests, impl, todo, workdir, limits)
+            child = _Child(tests, impl, todo, workdir, limits, ids)
             finished_before = len(results)
             current: str | None = None
             phase_start = time.monotonic()

@@ -2,16 +2,16 @@
 
 In a reference file, a solution region is::
 
-    def softmax(x, dim=-1):
-        \"\"\"Docstring with shapes (kept).\"\"\"
+    def double(x):
+        '''Docstring with shapes (kept).'''
         # BEGIN SOLUTION
-        # TODO: subtract the row maximum, then exp and normalise.   <- kept in the stub
-        #       Use torch.exp and .sum(dim=dim, keepdim=True).       <- continuation, kept
-        shifted = x - x.amax(dim=dim, keepdim=True)                 <- removed
-        ...
+        # TODO: multiply x by two.                      <- kept in the stub
+        #       Plain arithmetic is enough.             <- continuation, kept
+        y = 2 * x                                       <- removed
+        return y                                        <- removed
         # END SOLUTION
 
-and becomes the TODO lines followed by ``raise NotImplementedError("softmax: ...")``. A region at
+and becomes the TODO lines followed by ``raise NotImplementedError("double: ...")``. A region at
 module level is removed (its TODO lines are kept) and raises nothing. Files without regions are
 copied unchanged; ``__pycache__`` and trained outputs under ``artifacts/`` (but its README) are
 never copied.

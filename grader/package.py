@@ -1,0 +1,156 @@
+"""Build what leaves the instructor's repository: the Gradescope autograder zip, and the handout.
+
+Autograder zip (``python -m grader autograder -a A --out DIR``)::
+
+    setup.sh          # Gradescope runs it once, as root: Python 3.11 venv, pinned packages
+                      # (CPU torch), and an unprivileged user "student"
+    run_autograder    # grades /autograder/submission, writes /autograder/results/results.json
+    kit/              # grader, coursekit, tests of A (hidden ones too), the template of A,
+                      # hints (never the mutant patches), pyproject.toml, constraints.txt
+
+It never contains ``reference/`` nor the mutant catalogue's patches (they quote the solution).
+
+Handout (``python -m grader handout -a A --out DIR``): the template of A, its *public* test files,
+the grader, coursekit, hints, and a student README with ``make grade``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import zipfile
+from pathlib import Path
+
+from grader import assignments, hints
+from grader.runner import KIT_ROOT, collect
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope runs this once, as root, while it builds the autograder image.
+set -euo pipefail
+cd /autograder/source
+if ! command -v python3.11 >/dev/null 2>&1; then
+  apt-get update
+  apt-get install -y --no-install-recommends python3.11 python3.11-venv
+fi
+python3.11 -m venv /autograder/venv
+# torch's CPU build comes from PyTorch's CPU wheel index: the default wheel pulls GBs of CUDA.
+/autograder/venv/bin/pip install --quiet --extra-index-url https://download.pytorch.org/whl/cpu \\
+    -c kit/constraints.txt -e kit
+id -u student >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin student
+# The kit is readable by the student user, never writable.
+chmod -R a+rX,go-w /autograder/source /autograder/venv
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for every submission. The grader writes results.json itself, always.
+cd "${{AUTOGRADER_ROOT:-/autograder}}/source/kit"
+exec "${{GRADER_PYTHON:-/autograder/venv/bin/python}}" -m grader gradescope \\
+    --assignment {assignment} --root "${{AUTOGRADER_ROOT:-/autograder}}" --user "${{GRADER_USER:-student}}"
+"""
+
+STUDENT_README = """# {assignment}
+
+1. Set up once: `make setup` (creates `.venv` with the pinned packages; needs Python 3.11).
+2. Fill in the `TODO`s in `student_template/{assignment}/`.
+3. `make grade` runs the public tests through the grader and prints your points, what differed
+   where, and hints for common mistakes. Gradescope runs the same tests plus hidden ones.
+
+Plain pytest also works: `.venv/bin/python -m pytest tests/{assignment} --impl student_template`.
+"""
+
+STUDENT_MAKEFILE = """PY := .venv/bin/python
+.PHONY: setup grade
+setup: .venv/.installed
+.venv/.installed: pyproject.toml constraints.txt
+\ttest -x $(PY) || python3 -m venv .venv
+\t$(PY) -m pip install --quiet -c constraints.txt -e .
+\ttouch $@
+grade: setup
+\t$(PY) -m grader grade --assignment {assignment} --impl template
+"""
+
+SHARED_TEST_FILES = ("conftest.py", "compare.py", "strategies.py")
+
+
+def _copy(src: Path, dst: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "*.egg-info")
+    if src.is_dir():
+        shutil.copytree(src, dst, ignore=ignore)
+    else:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+
+
+def _hints_json(assignment: str, dst: Path) -> None:
+    """The catalogue's hints without its patches (``find``/``replace`` quote the solution)."""
+    data = [{"id": m.id, "breaks": list(m.breaks), "hint": m.hint} for m in hints.load(assignment)]
+    dst.write_text(json.dumps(data, indent=1))
+
+
+def _kit(assignment: str, dest: Path, *, test_files: list[Path]) -> None:
+    for name in ("pyproject.toml", "constraints.txt"):
+        _copy(KIT_ROOT / name, dest / name)
+    _copy(KIT_ROOT / "grader", dest / "grader")
+    _copy(KIT_ROOT / "coursekit", dest / "coursekit")
+    for name in SHARED_TEST_FILES:
+        _copy(KIT_ROOT / "tests" / name, dest / "tests" / name)
+    for f in test_files:
+        _copy(f, dest / "tests" / assignment / f.name)
+    _hints_json(assignment, dest / "tests" / assignment / "hints.json")
+    template = dest / "student_template" / assignment
+    _copy(assignments.TEMPLATE / assignment, template)
+    (dest / "reference").mkdir()  # the ini's default tree; empty on purpose
+
+
+def _all_test_files(assignment: str) -> list[Path]:
+    return sorted(p for p in (assignments.TESTS / assignment).glob("*.py"))
+
+
+def public_test_files(assignment: str) -> list[Path]:
+    """Test files whose every test is visible; a file mixing visibilities is an error."""
+    manifest = collect(assignments.test_paths(assignment))
+    vis: dict[str, set[str]] = {}
+    for m in manifest.tests:
+        vis.setdefault(m.nodeid.split("::")[0].rsplit("/", 1)[-1], set()).add(m.visibility)
+    mixed = [f for f, v in vis.items() if len(v) > 1]
+    if mixed:
+        raise ValueError(f"put hidden tests in files of their own: {mixed} mix visibilities")
+    return [f for f in _all_test_files(assignment) if vis.get(f.name, {"visible"}) == {"visible"}]
+
+
+def _zip(folder: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                info = zipfile.ZipInfo.from_file(path, path.relative_to(folder))
+                with open(path, "rb") as f:
+                    zf.writestr(info, f.read(), zipfile.ZIP_DEFLATED)
+    return archive
+
+
+def autograder(assignment: str, out: Path) -> Path:
+    """Build ``out/autograder-<assignment>.zip``; returns its path."""
+    stage = out / f"autograder-{assignment}"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    _kit(assignment, stage / "kit", test_files=_all_test_files(assignment))
+    for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
+        path = stage / name
+        path.write_text(text.format(assignment=assignment) if "{" in text else text)
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return _zip(stage, out / f"autograder-{assignment}.zip")
+
+
+def handout(assignment: str, out: Path) -> Path:
+    """Build ``out/handout-<assignment>/`` (and a zip of it); returns the folder."""
+    stage = out / f"handout-{assignment}"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    _kit(assignment, stage, test_files=public_test_files(assignment))
+    (stage / "README.md").write_text(STUDENT_README.format(assignment=assignment))
+    (stage / "Makefile").write_text(STUDENT_MAKEFILE.format(assignment=assignment))
+    _zip(stage, out / f"handout-{assignment}.zip")
+    return stage

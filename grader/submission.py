@@ -1,0 +1,132 @@
+"""Lay a student's submission over the template tree, whatever shape it arrives in.
+
+Students upload the files they changed, or the whole tree, or a zip of it (sometimes a zip inside
+a zip). Each submitted file is placed by this rule:
+
+1. a path through a folder named like the assignment package goes where it says
+   (``anything/a1_lm_basics/softmax.py`` -> ``softmax.py``);
+2. otherwise a file whose name is unique in the template goes where the template has it
+   (``softmax.py`` -> ``softmax.py``; ``lora.py`` uploaded alone -> ``lora.py``);
+3. a trained artifact (``*.safetensors``) goes to ``artifacts/``;
+4. anything else is ignored, and said so.
+
+Files the submission does not have keep the template's version (which raises NotImplementedError).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ACCEPTED = {".py", ".safetensors"}
+MAX_FILES = 2000
+MAX_BYTES = 300 * 1024**2  # after unzipping: a zip bomb stops here
+MAX_ZIP_DEPTH = 3
+SKIP_PARTS = {"__MACOSX", "__pycache__", ".git", ".ipynb_checkpoints"}
+
+
+@dataclass
+class Overlay:
+    used: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = []
+        if self.used:
+            lines.append("Graded from your submission: " + ", ".join(sorted(self.used)))
+        else:
+            lines.append("No file of the assignment was found in your submission.")
+        if self.ignored:
+            lines.append(
+                "Ignored (not files of this assignment): " + ", ".join(sorted(self.ignored)[:20])
+            )
+        lines += self.problems
+        return "\n".join(lines)
+
+
+def _safe_extract(
+    archive: Path, dest: Path, budget: list[int], depth: int, overlay: Overlay
+) -> None:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                name = Path(info.filename)
+                if info.is_dir() or name.is_absolute() or ".." in name.parts:
+                    continue
+                budget[0] -= info.file_size
+                budget[1] -= 1
+                if budget[0] < 0 or budget[1] < 0:
+                    overlay.problems.append(
+                        f"{archive.name}: too large when unpacked; the rest was skipped."
+                    )
+                    return
+                target = dest / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out)
+                if target.suffix == ".zip" and depth < MAX_ZIP_DEPTH:
+                    _safe_extract(target, target.with_suffix(""), budget, depth + 1, overlay)
+                    target.unlink()
+    except zipfile.BadZipFile:
+        overlay.problems.append(f"{archive.name} is not a readable zip file.")
+
+
+def _gather(submission: Path, scratch: Path, overlay: Overlay) -> list[tuple[Path, Path]]:
+    """(file, path relative to its root) for every submitted file, zips unpacked."""
+    budget = [MAX_BYTES, MAX_FILES]
+    files = []
+    for path in sorted(submission.rglob("*")):
+        if not path.is_file() or SKIP_PARTS & set(path.relative_to(submission).parts):
+            continue
+        if path.suffix == ".zip":
+            dest = scratch / path.relative_to(submission).with_suffix("")
+            _safe_extract(path, dest, budget, 1, overlay)
+            for inner in sorted(dest.rglob("*")):
+                if inner.is_file() and not SKIP_PARTS & set(inner.relative_to(dest).parts):
+                    files.append((inner, inner.relative_to(dest)))
+        else:
+            files.append((path, path.relative_to(submission)))
+    return files
+
+
+def overlay(submission: Path, template_pkg: Path, target_pkg: Path) -> Overlay:
+    """Copy ``template_pkg`` to ``target_pkg`` and place the submitted files over it."""
+    result = Overlay()
+    if target_pkg.exists():
+        shutil.rmtree(target_pkg)
+    shutil.copytree(template_pkg, target_pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    package = template_pkg.name
+    by_name: dict[str, list[Path]] = {}
+    for p in template_pkg.rglob("*"):
+        if p.is_file():
+            by_name.setdefault(p.name, []).append(p.relative_to(template_pkg))
+    placed: dict[Path, int] = {}  # target -> rule strength (lower wins)
+    with tempfile.TemporaryDirectory() as scratch:
+        for path, rel in _gather(submission, Path(scratch), result):
+            if path.suffix not in ACCEPTED:
+                result.ignored.append(str(rel))
+                continue
+            if package in rel.parts[:-1]:
+                parts = rel.parts
+                dest, strength = Path(*parts[len(parts) - parts[::-1].index(package) :]), 0
+            elif len(by_name.get(rel.name, [])) == 1:
+                dest, strength = by_name[rel.name][0], 1
+            elif rel.suffix == ".safetensors":
+                dest, strength = Path("artifacts") / rel.name, 1
+            else:
+                result.ignored.append(str(rel))
+                continue
+            if placed.get(dest, 99) <= strength:
+                result.problems.append(
+                    f"{rel}: another submitted file already gives {dest}; kept that one."
+                )
+                continue
+            placed[dest] = strength
+            (target_pkg / dest).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target_pkg / dest)
+    result.used = [str(p) for p in placed]
+    return result

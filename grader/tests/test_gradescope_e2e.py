@@ -1,0 +1,153 @@
+"""The Gradescope flow end to end: build the zip, unpack it into a stand-in for /autograder, drop
+a submission in, run `run_autograder` as Gradescope would, validate results.json.
+
+The stand-in venv is made from the system Python 3.11 (as setup.sh does on Gradescope) and sees
+the kit's installed packages through a .pth file, so setup.sh's downloads are not repeated here.
+As root, student code runs as an unprivileged user, as on Gradescope; otherwise that switch alone
+is skipped (the run says so in its output).
+"""
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sysconfig
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader import assignments, gradescope, hints, package
+
+A = "a1_lm_basics"
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")
+USER = "kitgrader"
+pytestmark = pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="needs /usr/bin/python3.11")
+
+
+@pytest.fixture(scope="module")
+def autograder():
+    root = Path(tempfile.mkdtemp(prefix="autograder-"))
+    root.chmod(0o755)  # pytest's own tmp folders are private to root; the student user needs in
+    archive = package.autograder(A, root / "build")
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(root / "source")
+    (root / "source" / "run_autograder").chmod(0o755)
+    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", root / "venv"], check=True)
+    site = next((root / "venv" / "lib").glob("python3*/site-packages"))
+    (site / "kit.pth").write_text(
+        f"{root / 'source' / 'kit'}\n{sysconfig.get_paths()['purelib']}\n"
+    )
+    user = None
+    if os.geteuid() == 0:
+        if subprocess.run(["id", USER], capture_output=True).returncode != 0:
+            subprocess.run(
+                ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True
+            )
+        user = USER
+    yield root, archive, user
+    shutil.rmtree(root)
+
+
+def run_autograder(root: Path, user: str | None, files: dict[str, bytes], previous: int = 0):
+    submission = root / "submission"
+    shutil.rmtree(submission, ignore_errors=True)
+    shutil.rmtree(root / "results", ignore_errors=True)
+    submission.mkdir()
+    for name, content in files.items():
+        (submission / name).parent.mkdir(parents=True, exist_ok=True)
+        (submission / name).write_bytes(content)
+    meta = {"previous_submissions": [{}] * previous}
+    (root / "submission_metadata.json").write_text(json.dumps(meta))
+    env = {
+        **os.environ,
+        "AUTOGRADER_ROOT": str(root),
+        "GRADER_PYTHON": str(root / "venv" / "bin" / "python"),
+        "GRADER_USER": user or "",
+    }
+    proc = subprocess.run(
+        ["bash", root / "source" / "run_autograder"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((root / "results" / "results.json").read_text())
+    gradescope.validate(data)
+    return data
+
+
+def reference_file(name: str) -> bytes:
+    return (assignments.REFERENCE / A / name).read_bytes()
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return buf.getvalue()
+
+
+def test_the_zip_holds_no_solution(autograder):
+    _, archive, _ = autograder
+    names = zipfile.ZipFile(archive).namelist()
+    assert {"setup.sh", "run_autograder"} <= set(names)
+    assert not [n for n in names if n.startswith("kit/reference/") or n.endswith("mutants.toml")]
+    solution_line = "shifted = x - x.amax(dim=dim, keepdim=True)"
+    assert solution_line.encode() in reference_file("softmax.py")
+    for n in names:
+        assert solution_line.encode() not in zipfile.ZipFile(archive).read(n), n
+
+
+def test_a_zipped_tree_inside_a_zip_gets_full_marks(autograder):
+    root, _, user = autograder
+    tree = {f"hw/{A}/softmax.py": reference_file("softmax.py"), f"hw/{A}/__init__.py": b""}
+    data = run_autograder(
+        root, user, {"outer.zip": zipped({"inner.zip": zipped(tree)})}, previous=1
+    )
+    assert data["score"] == sum(t["max_score"] for t in data["tests"]) > 0
+    assert "Submission #2." in data["output"]
+    assert "softmax.py" in data["output"]
+    if user is None:
+        assert "not root" in data["output"]
+
+
+def test_a_single_buggy_file_loses_its_points_and_shows_the_hint(autograder):
+    root, _, user = autograder
+    mutant = next(m for m in hints.load(A) if m.id == "ce-grad-wrong-sign")
+    buggy = reference_file("softmax.py").decode().replace(mutant.find, mutant.replace)
+    data = run_autograder(root, user, {"softmax.py": buggy.encode(), "notes.txt": b"hello"})
+    lost = {t["name"] for t in data["tests"] if t["score"] < t["max_score"]}
+    assert len(lost) == len(mutant.breaks), lost
+    assert "Ignored (not files of this assignment): notes.txt" in data["output"]
+    assert any(mutant.hint in t["output"] for t in data["tests"])
+
+
+def test_student_code_cannot_write_the_results(autograder):
+    root, _, user = autograder
+    if user is None:
+        pytest.skip("not root: the unprivileged user cannot be switched to here")
+    forged = {"score": 1000, "tests": []}
+    attack = (
+        "import json, pathlib\n"
+        f"p = pathlib.Path({str(root / 'results' / 'results.json')!r})\n"
+        "try:\n"
+        f"    p.write_text(json.dumps({forged!r}))\n"
+        "except OSError as exc:\n"
+        "    print('blocked', exc)\n"
+    )
+    source = attack + reference_file("softmax.py").decode()
+    data = run_autograder(root, user, {"softmax.py": source.encode()})
+    assert data["score"] == sum(t["max_score"] for t in data["tests"]) < 1000
+
+
+def test_an_empty_submission_scores_zero_with_a_message(autograder):
+    root, _, user = autograder
+    data = run_autograder(root, user, {})
+    assert data["score"] == 0
+    assert "No file of the assignment was found" in data["output"]
+    assert all("NotImplementedError" in t["output"] for t in data["tests"])
