@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from grader import (
@@ -14,6 +17,7 @@ from grader import (
     gradescope_run,
     package,
     report,
+    submission,
     templates,
 )
 from grader.runner import GiB, Limits
@@ -41,26 +45,40 @@ def _assignments(arg: str | None) -> list[str]:
     return [assignments.check_name(arg)] if arg else assignments.names()
 
 
+def _submitted_tree(spec: str, name: str, stack: contextlib.ExitStack) -> Path:
+    """The tree to grade: a folder as it is; a file (zip, notebook, module) laid over the template."""
+    impl = assignments.resolve_impl(spec, name)
+    if not impl.is_file():
+        return impl
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="grade-")))
+    (tmp / "submission").mkdir()
+    shutil.copy(impl, tmp / "submission" / impl.name)
+    placed = submission.overlay(
+        tmp / "submission", assignments.TEMPLATE / name, tmp / "tree" / name
+    )
+    print(placed.report(), end="\n\n")
+    return tmp / "tree"
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
-    total = 0.0
     for name in _assignments(args.assignment):
-        impl = assignments.resolve_impl(args.impl, name)
-        g = assignments.grade(name, impl, hidden=args.hidden, limits=_limits(args))
-        summary = f"{name}: {g.score:g} / {g.max_score:g} points"
-        data = gradescope.build(g.metas, g.results, execution_time=g.seconds, output=summary)
-        if args.results:
-            path = Path(args.results)
-            if len(_assignments(args.assignment)) > 1:
-                path = path.with_name(f"{path.stem}.{name}{path.suffix}")
-            gradescope.write(path, data)
-        else:
-            gradescope.validate(data)
-        if args.json:
-            print(json.dumps(data, indent=2))
-        else:
-            print(report.render(g, verbose_failures=not args.quiet))
-            print()
-        total += g.score
+        with contextlib.ExitStack() as stack:
+            impl = _submitted_tree(args.impl, name, stack)
+            g = assignments.grade(name, impl, hidden=args.hidden, limits=_limits(args))
+            summary = f"{name}: {g.score:g} / {g.max_score:g} points"
+            data = gradescope.build(g.metas, g.results, execution_time=g.seconds, output=summary)
+            if args.results:
+                path = Path(args.results)
+                if len(_assignments(args.assignment)) > 1:
+                    path = path.with_name(f"{path.stem}.{name}{path.suffix}")
+                gradescope.write(path, data)
+            else:
+                gradescope.validate(data)
+            if args.json:
+                print(json.dumps(data, indent=2))
+            else:
+                print(report.render(g, verbose_failures=not args.quiet))
+                print()
     return 0
 
 

@@ -8,7 +8,8 @@ a zip). Each submitted file is placed by this rule:
 2. otherwise a file whose name is unique in the template goes where the template has it
    (``softmax.py`` -> ``softmax.py``; ``lora.py`` uploaded alone -> ``lora.py``);
 3. a trained artifact (``*.safetensors``) goes to ``artifacts/``;
-4. anything else is ignored, and said so.
+4. a notebook (``*.ipynb``) has its definitions moved into the modules (``grader.notebook``);
+5. anything else is ignored, and said so.
 
 Files the submission does not have keep the template's version (which raises NotImplementedError).
 """
@@ -21,7 +22,9 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ACCEPTED = {".py", ".safetensors"}
+from grader import notebook
+
+ACCEPTED = {".py", ".safetensors", ".ipynb"}
 MAX_FILES = 2000
 MAX_BYTES = 300 * 1024**2  # after unzipping: a zip bomb stops here
 MAX_ZIP_DEPTH = 3
@@ -105,10 +108,14 @@ def overlay(submission: Path, template_pkg: Path, target_pkg: Path) -> Overlay:
         if p.is_file():
             by_name.setdefault(p.name, []).append(p.relative_to(template_pkg))
     placed: dict[Path, int] = {}  # target -> rule strength (lower wins)
+    notebooks: list[tuple[Path, Path]] = []
     with tempfile.TemporaryDirectory() as scratch:
         for path, rel in _gather(submission, Path(scratch), result):
             if path.suffix not in ACCEPTED:
                 result.ignored.append(str(rel))
+                continue
+            if path.suffix == ".ipynb":
+                notebooks.append((path, rel))
                 continue
             if package in rel.parts[:-1]:
                 parts = rel.parts
@@ -128,5 +135,11 @@ def overlay(submission: Path, template_pkg: Path, target_pkg: Path) -> Overlay:
             placed[dest] = strength
             (target_pkg / dest).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target_pkg / dest)
-    result.used = [str(p) for p in placed]
+        for path, rel in notebooks:  # after the .py files: a notebook's definitions win
+            extracted = notebook.apply(path, template_pkg, target_pkg)
+            result.used += [f"{rel}: {name}" for name in extracted.defined]
+            result.problems += [
+                p for p in extracted.report().splitlines() if not p.startswith("From")
+            ]
+    result.used += [str(p) for p in placed]
     return result
