@@ -12,6 +12,7 @@ from pathlib import Path
 
 from grader import (
     assignments,
+    batch,
     checks,
     gradescope,
     gradescope_run,
@@ -131,6 +132,17 @@ def cmd_handout(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    name = assignments.check_name(args.assignment)
+    out = Path(args.out)
+    graded = batch.grade_all(
+        Path(args.submissions), name, out, jobs=args.jobs, limits=_limits(args)
+    )
+    print((out / "summary.txt").read_text().strip())
+    print(f"gradebook: {out / 'gradebook.csv'}; per-test statistics: {out / 'tests.csv'}")
+    return 0 if graded else 1
+
+
 def cmd_gradescope(args: argparse.Namespace) -> int:
     name = assignments.check_name(args.assignment)
     data = gradescope_run.run(name, Path(args.root), args.user or None, _limits(args))
@@ -177,6 +189,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--assignment", "-a", help="assignment package (default: all)")
     p.add_argument("--out", default="out", help="output folder (default: out/)")
     p.set_defaults(func=cmd_handout)
+
+    p = sub.add_parser("batch", help="regrade a folder of submissions or a Gradescope export")
+    p.add_argument("submissions", help="folder of submissions, or a Gradescope export zip")
+    p.add_argument("--assignment", "-a", required=True)
+    p.add_argument("--jobs", "-j", type=int, default=2, help="submissions graded at once")
+    p.add_argument(
+        "--out", default="out/batch", help="where the gradebook goes (default out/batch)"
+    )
+    _add_limits(p)
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("gradescope", help="run_autograder's work: overlay, grade, results.json")
     p.add_argument("--assignment", "-a", required=True)

@@ -1,0 +1,163 @@
+"""Regrade many submissions at once, for instructors.
+
+    python -m grader batch SUBMISSIONS --assignment A -j 2 --out gradebook/
+
+``SUBMISSIONS`` is a folder with one entry per student (a folder, a zip, a notebook or a module
+file), or a Gradescope export zip (``submission_<id>/`` folders; ``submission_metadata.yml`` is
+used for names when present). Each submission is graded with the same isolation as one grading
+run, so one that hangs or crashes costs only its own tests. Writes:
+
+- ``gradebook.csv``: one row per submission: total, then each test's score;
+- ``tests.csv``: per test, how many submissions passed it, and the hints that fired most;
+- ``histogram.png``: the distribution of total scores;
+- ``results/<submission>.json``: each submission's Gradescope results.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import tempfile
+import time
+import zipfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader import assignments, gradescope, submission
+from grader.runner import Limits, collect
+
+
+@dataclass
+class Graded:
+    name: str
+    grade: assignments.Grade | None
+    note: str = ""
+
+
+def _entries(source: Path, scratch: Path) -> list[tuple[str, Path]]:
+    """(student name, submission folder) pairs."""
+    if source.is_file() and source.suffix == ".zip":
+        unpacked = scratch / "export"
+        with zipfile.ZipFile(source) as zf:
+            zf.extractall(unpacked)
+        roots = [p for p in unpacked.iterdir() if p.is_dir()]
+        source = (
+            roots[0]
+            if len(roots) == 1 and not roots[0].name.startswith("submission_")
+            else unpacked
+        )
+    entries = []
+    for child in sorted(source.iterdir()):
+        if child.name.startswith(".") or child.name.endswith((".yml", ".yaml")):
+            continue
+        if child.is_dir():
+            entries.append((child.name, child))
+        else:  # a single file per student: give it a folder of its own
+            folder = scratch / "files" / child.stem
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(child, folder / child.name)
+            entries.append((child.stem, folder))
+    return entries
+
+
+def grade_all(
+    source: Path,
+    assignment: str,
+    out: Path,
+    *,
+    jobs: int = 2,
+    limits: Limits = Limits(),
+    hidden: bool = True,
+) -> list[Graded]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results").mkdir(exist_ok=True)
+    manifest = collect(assignments.test_paths(assignment), limits)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="batch-") as tmp:
+        entries = _entries(source, Path(tmp))
+
+        def one(entry: tuple[str, Path]) -> Graded:
+            name, folder = entry
+            tree = Path(tmp, "trees", name)
+            try:
+                placed = submission.overlay(
+                    folder, assignments.TEMPLATE / assignment, tree / assignment
+                )
+                g = assignments.grade(
+                    assignment, tree, hidden=hidden, limits=limits, manifest=manifest
+                )
+            except Exception as exc:  # one broken submission never stops the batch
+                return Graded(name, None, f"could not be graded: {exc}")
+            data = gradescope.build(
+                g.metas, g.results, execution_time=g.seconds, output=placed.report()
+            )
+            gradescope.write(out / "results" / f"{name}.json", data)
+            return Graded(name, g, placed.report().splitlines()[0])
+
+        with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+            graded = list(pool.map(one, entries))
+    seconds = time.monotonic() - start
+    _write_reports(graded, assignment, out, seconds)
+    return graded
+
+
+def _write_reports(graded: list[Graded], assignment: str, out: Path, seconds: float) -> None:
+    metas = next((g.grade.metas for g in graded if g.grade), [])
+    with open(out / "gradebook.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            ["submission", "score", "max_score", *[m.number or m.name for m in metas], "note"]
+        )
+        for g in graded:
+            if g.grade is None:
+                w.writerow([g.name, 0, "", *[""] * len(metas), g.note])
+            else:
+                scores = [g.grade.results[m.nodeid].score for m in metas]
+                w.writerow(
+                    [g.name, f"{g.grade.score:g}", f"{g.grade.max_score:g}", *scores, g.note]
+                )
+    fired: dict[str, Counter] = {m.nodeid: Counter() for m in metas}
+    passed = Counter()
+    for g in graded:
+        if g.grade is None:
+            continue
+        for m in metas:
+            r = g.grade.results[m.nodeid]
+            passed[m.nodeid] += r.status == "passed"
+            for line in r.output.splitlines():
+                if line.startswith("Possible cause: "):
+                    fired[m.nodeid][line.removeprefix("Possible cause: ")[:80]] += 1
+    n = sum(g.grade is not None for g in graded)
+    with open(out / "tests.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            ["test", "name", "pass_rate", "passed", "graded", "most_common_hint", "hint_count"]
+        )
+        for m in sorted(metas, key=lambda m: passed[m.nodeid]):
+            top = fired[m.nodeid].most_common(1)
+            w.writerow([m.number or m.nodeid, m.name, f"{passed[m.nodeid] / max(n, 1):.2f}",
+                        passed[m.nodeid], n, top[0][0] if top else "", top[0][1] if top else 0])  # fmt: skip
+    _histogram([g.grade.score for g in graded if g.grade], out / "histogram.png", assignment)
+    per_minute = len(graded) / seconds * 60 if seconds else 0.0
+    (out / "summary.txt").write_text(
+        f"{len(graded)} submissions of {assignment} in {seconds:.1f} s ({per_minute:.1f} per minute); "
+        f"{len(graded) - n} could not be graded.\n"
+    )
+
+
+def _histogram(scores: list[float], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(scores, bins=min(20, max(len(set(scores)), 1)), color="tab:blue", edgecolor="white")
+    ax.set_xlabel("total score")
+    ax.set_ylabel("submissions")
+    ax.set_title(f"{title}: {len(scores)} submissions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
