@@ -7,7 +7,7 @@ export COURSEKIT_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 IMPL    ?= template
 ASSIGN  := $(if $(A),--assignment $(A),)
 
-.PHONY: setup test grade grade-reference lint format templates templates-check validate mutants selftest lock clean
+.PHONY: setup test grade grade-reference lint format templates templates-check validate mutants selftest finetune finetune-scratch bench lock clean
 
 setup: $(STAMP)
 
@@ -33,12 +33,12 @@ grade-reference: setup
 	$(PY) -m grader grade $(ASSIGN) --impl reference --hidden
 
 lint: setup
-	$(PY) -m ruff check grader coursekit reference tests
-	$(PY) -m ruff format --check grader coursekit reference tests
+	$(PY) -m ruff check grader coursekit reference tests bench
+	$(PY) -m ruff format --check grader coursekit reference tests bench
 
 format: setup
-	$(PY) -m ruff format grader coursekit reference tests
-	$(PY) -m ruff check --fix grader coursekit reference tests
+	$(PY) -m ruff format grader coursekit reference tests bench
+	$(PY) -m ruff check --fix grader coursekit reference tests bench
 
 templates: setup
 	$(PY) -m grader templates
@@ -51,6 +51,20 @@ validate: setup
 
 mutants: setup
 	$(PY) -m grader mutants $(ASSIGN)
+
+# Full-size fine-tuning on SST-2 (assignment 3). `finetune` writes the artifact the accuracy
+# check grades (IMPL=reference writes the reference's; students run it on student_template).
+FT_IMPL    ?= $(if $(filter template,$(IMPL)),student_template,$(IMPL))
+FT_SECONDS ?= 600
+finetune: setup
+	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_fullsize --impl $(FT_IMPL) --recipe lora --seconds $(FT_SECONDS)
+
+finetune-scratch: setup
+	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_fullsize --impl $(FT_IMPL) --recipe scratch --seconds $(FT_SECONDS)
+
+# Speed, measured as ratios against baselines; writes bench/results.md (quoted in the README).
+bench: setup
+	HF_HUB_OFFLINE=1 $(PY) bench/run.py
 
 # Re-pin every transitive dependency after changing pyproject.toml.
 lock: setup

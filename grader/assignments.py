@@ -8,7 +8,7 @@ from pathlib import Path
 
 from grader import hints
 from grader.records import TestMeta, TestResult
-from grader.runner import KIT_ROOT, Limits, Manifest, collect, run
+from grader.runner import KIT_ROOT, Limits, Manifest, run, run_collecting
 
 REFERENCE = KIT_ROOT / "reference"
 TEMPLATE = KIT_ROOT / "student_template"
@@ -80,6 +80,12 @@ def select(manifest: Manifest, *, hidden: bool, files: set[str] | None = None) -
     return Manifest(tests, manifest.errors)
 
 
+def _raise_on_collect_errors(assignment: str, manifest: Manifest) -> None:
+    if manifest.errors:
+        errors = "\n".join(f"{e['nodeid']}: {e['error']}" for e in manifest.errors)
+        raise RuntimeError(f"the kit's tests for {assignment} do not collect:\n{errors}")
+
+
 def grade(
     assignment: str,
     impl: Path,
@@ -92,12 +98,15 @@ def grade(
 ) -> Grade:
     start = time.monotonic()
     paths = test_paths(assignment)
-    if manifest is None:
-        manifest = collect(paths, limits)
-    if manifest.errors:
-        errors = "\n".join(f"{e['nodeid']}: {e['error']}" for e in manifest.errors)
-        raise RuntimeError(f"the kit's tests for {assignment} do not collect:\n{errors}")
-    chosen = select(manifest, hidden=hidden, files=files)
-    results = run(paths, impl, chosen, limits, user=user)
+    if files is not None:
+        paths = [p / f for p in paths for f in sorted(files)]
+    if manifest is None:  # learnt from the grading child's own collection: one start saved
+        manifest, results = run_collecting(paths, impl, limits, user=user, visible_only=not hidden)
+        _raise_on_collect_errors(assignment, manifest)
+        chosen = manifest
+    else:
+        _raise_on_collect_errors(assignment, manifest)
+        chosen = select(manifest, hidden=hidden, files=files)
+        results = run(paths, impl, chosen, limits, user=user)
     hints.attach(assignment, chosen.tests, results)
     return Grade(assignment, impl, chosen.tests, results, time.monotonic() - start)

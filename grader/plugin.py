@@ -135,6 +135,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--grader-events", type=int, default=None, help="(internal) event pipe fd.")
     group.addoption("--grader-only", default=None, help="(internal) JSON list of node ids to run.")
+    group.addoption(
+        "--grader-visible-only",
+        action="store_true",
+        help="deselect tests whose visibility is not 'visible' (what students run).",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -276,6 +281,10 @@ class GradingSession:
             kept = {id(i) for i in keep}
             config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept])
             items[:] = keep
+        if config.getoption("grader_visible_only"):
+            hidden = [i for i in items if meta_of(i).visibility != "visible"]
+            config.hook.pytest_deselected(items=hidden)
+            items[:] = [i for i in items if i not in hidden]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.metas = {item.nodeid: meta_of(item) for item in session.items}
@@ -286,7 +295,11 @@ class GradingSession:
                 "errors": self.collect_errors,
             }
             Path(path).write_text(json.dumps(manifest, indent=1))
-        self.emit(event="collected", nodeids=list(self.metas))
+        self.emit(
+            event="collected",
+            tests=[m.to_json() for m in self.metas.values()],
+            errors=self.collect_errors,
+        )
 
     # running -------------------------------------------------------------------------------
 

@@ -159,23 +159,25 @@ class _Child:
         self,
         tests: list[Path],
         impl: Path,
-        only: list[str],
+        only: list[str] | None,
         workdir: Path,
         limits: Limits,
         user: tuple[int, int] | None = None,
+        extra: tuple[str, ...] = (),
     ):
         only_file = workdir / "only.json"
         only_file.write_text(json.dumps(only))
+        selection = ("--grader-only", str(only_file)) if only is not None else ()
         self.log_path = workdir / "child.log"
         read_fd, write_fd = os.pipe()
         cmd = pytest_command(
-            tests, impl, limits, "--grader-events", str(write_fd), "--grader-only", str(only_file)
+            tests, impl, limits, "--grader-events", str(write_fd), *selection, *extra
         )
         tmp = workdir / "tmp"
         tmp.mkdir(exist_ok=True)
         if user is not None:
             os.chown(tmp, *user)  # the child's own scratch space; only.json stays read-only
-            for path in (workdir.parent, workdir, only_file):
+            for path in (workdir.parent, workdir, only_file):  # readable, not writable
                 path.chmod(path.stat().st_mode | 0o555)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
@@ -236,6 +238,121 @@ class _Child:
         return data.decode("utf-8", "replace")
 
 
+class _Run:
+    """One grading run: children started one after another until every test has a result."""
+
+    def __init__(
+        self, tests, impl, limits: Limits, user: tuple[int, int] | None, extra: tuple[str, ...]
+    ):
+        self.tests, self.impl, self.limits, self.user, self.extra = tests, impl, limits, user, extra
+        self.metas: dict[str, TestMeta] | None = None
+        self.errors: list[dict[str, str]] = []
+        self.results: dict[str, TestResult] = {}
+        self.deadline = time.monotonic() + limits.run_budget
+
+    def zero(self, nodeid: str, why: str) -> None:
+        self.results[nodeid] = TestResult(nodeid=nodeid, score=0.0, status="failed", output=why)
+
+    def todo(self) -> list[str]:
+        return [n for n in self.metas or {} if n not in self.results]
+
+    def limit_for(self, nodeid: str | None) -> float:
+        if nodeid is None:
+            return self.limits.startup_timeout
+        return (self.metas[nodeid].timeout or self.limits.default_test_timeout) + self.limits.grace
+
+    def attempt(self, workdir: Path, only: list[str] | None) -> bool:
+        """Run one child; False when nothing more can be learnt by starting another."""
+        child = _Child(self.tests, self.impl, only, workdir, self.limits, self.user, self.extra)
+        finished_before = len(self.results)
+        current: str | None = None
+        phase_start = time.monotonic()
+        done = killed_for = None
+        while not done:
+            now = time.monotonic()
+            events = child.read_events(
+                min(phase_start + self.limit_for(current), self.deadline) - now
+            )
+            if events is None:
+                break
+            if not events and time.monotonic() >= min(
+                phase_start + self.limit_for(current), self.deadline
+            ):
+                killed_for = "budget" if time.monotonic() >= self.deadline else "timeout"
+                child.kill()
+                break
+            for event in events:
+                kind, nodeid = event.get("event"), event.get("nodeid")
+                if kind == "collected" and self.metas is None:
+                    # The child's collection ran before any student code could (imports of
+                    # deliverables are refused while collecting), so its manifest is trusted.
+                    self.metas = {
+                        m["nodeid"]: TestMeta.from_json(m) for m in event.get("tests", [])
+                    }
+                    self.errors = list(event.get("errors", []))
+                elif self.metas is None:
+                    continue
+                elif kind == "start" and nodeid in self.metas:
+                    current, phase_start = nodeid, time.monotonic()
+                elif kind == "result" and nodeid in self.metas:
+                    self.results[nodeid] = TestResult.from_json(event)
+                    current, phase_start = None, time.monotonic()
+                elif kind == "done":
+                    done = True
+        rc = child.finish(wait=self.limits.exit_wait if done else 0.5)
+        if self.metas is None:
+            tail = truncate(child.log_tail(self.limits.log_tail_bytes))
+            raise RuntimeError(f"the tests did not collect (exit {rc}):\n{tail}")
+        if done:
+            for nodeid in self.todo():
+                self.zero(nodeid, "No result was reported for this test (it did not run).")
+            return False
+        if current is not None and current not in self.results:
+            self.zero(current, self.cause(killed_for, current, rc))
+            return True
+        if killed_for is None and len(self.results) > finished_before:
+            return True  # died between tests after some progress: a fresh child takes the rest
+        # Died or hung outside any test without progress: retrying would not help.
+        tail = truncate(child.log_tail(self.limits.log_tail_bytes))
+        why = (
+            f"The whole run's time budget ({self.limits.run_budget:g} s) ran out."
+            if killed_for == "budget"
+            else f"The grader could not run this test: the test process stopped outside any "
+            f"test (exit {rc}). Its last output:\n{tail}"
+        )
+        for nodeid in self.todo():
+            self.zero(nodeid, why)
+        return False
+
+    def cause(self, killed_for: str | None, nodeid: str, rc: int | None) -> str:
+        if killed_for == "timeout":
+            t = self.metas[nodeid].timeout or self.limits.default_test_timeout
+            return (
+                f"Time limit exceeded: this test ran for more than {t:g} s and was stopped. Look "
+                "for an infinite loop, or Python loops over tensor elements that should be vectorised."
+            )
+        if killed_for == "budget":
+            return f"The whole run's time budget ({self.limits.run_budget:g} s) ran out."
+        return _death_cause(rc, self.limits)
+
+    def go(self) -> None:
+        with tempfile.TemporaryDirectory(prefix="grader-run-") as tmp:
+            attempt, only = 0, None if self.metas is None else self.todo()
+            while only is None or only:
+                attempt += 1
+                workdir = Path(tmp, f"child{attempt}")
+                workdir.mkdir()
+                more = self.attempt(workdir, only)
+                if time.monotonic() >= self.deadline:
+                    for nodeid in self.todo():
+                        self.zero(
+                            nodeid, "Not run: the whole run's time budget ran out before this test."
+                        )
+                if not more:
+                    break
+                only = self.todo()
+
+
 def run(
     tests: list[Path],
     impl: Path,
@@ -247,86 +364,24 @@ def run(
 
     ``user``: run the child as this (unprivileged) user; needs root.
     """
-    ids = lookup_user(user)
-    metas = {m.nodeid: m for m in manifest.tests}
-    results: dict[str, TestResult] = {}
-    deadline = time.monotonic() + limits.run_budget
+    r = _Run(tests, impl, limits, lookup_user(user), ())
+    r.metas = {m.nodeid: m for m in manifest.tests}
+    r.go()
+    return r.results
 
-    def zero(nodeid: str, why: str) -> None:
-        results[nodeid] = TestResult(nodeid=nodeid, score=0.0, status="failed", output=why)
 
-    with tempfile.TemporaryDirectory(prefix="grader-run-") as tmp:
-        attempt = 0
-        while todo := [n for n in metas if n not in results]:
-            attempt += 1
-            workdir = Path(tmp, f"child{attempt}")
-            workdir.mkdir()
-            child = _Child(tests, impl, todo, workdir, limits, ids)
-            finished_before = len(results)
-            current: str | None = None
-            phase_start = time.monotonic()
-            done = killed_for = None
-            while True:
-                limit = limits.startup_timeout
-                if current is not None:
-                    limit = (metas[current].timeout or limits.default_test_timeout) + limits.grace
-                now = time.monotonic()
-                wait = min(phase_start + limit - now, deadline - now)
-                events = child.read_events(wait)
-                if events is None:
-                    break
-                if not events and time.monotonic() >= min(phase_start + limit, deadline):
-                    killed_for = "budget" if time.monotonic() >= deadline else "timeout"
-                    child.kill()
-                    break
-                for event in events:
-                    kind = event.get("event")
-                    if kind == "start" and event.get("nodeid") in metas:
-                        current, phase_start = event["nodeid"], time.monotonic()
-                    elif kind == "result" and event.get("nodeid") in metas:
-                        results[event["nodeid"]] = TestResult.from_json(event)
-                        current, phase_start = None, time.monotonic()
-                    elif kind == "done":
-                        done = True
-                if done:
-                    break
-            rc = child.finish(wait=limits.exit_wait if done else 0.5)
-            if done:
-                for nodeid in todo:
-                    if nodeid not in results:
-                        zero(nodeid, "No result was reported for this test (it did not run).")
-                break
-            if current is not None and current not in results:
-                if killed_for == "timeout":
-                    t = metas[current].timeout or limits.default_test_timeout
-                    zero(
-                        current,
-                        f"Time limit exceeded: this test ran for more than {t:g} s and was stopped. "
-                        "Look for an infinite loop, or Python loops over tensor elements that should "
-                        "be vectorised.",
-                    )
-                elif killed_for == "budget":
-                    zero(current, f"The whole run's time budget ({limits.run_budget:g} s) ran out.")
-                else:
-                    zero(current, _death_cause(rc, limits))
-            elif current is None and killed_for is None and len(results) > finished_before:
-                pass  # died between tests after some progress: a fresh child takes the rest
-            elif current is None:
-                # Died or hung outside any test without progress: retrying would not help.
-                tail = truncate(child.log_tail(limits.log_tail_bytes))
-                why = (
-                    f"The whole run's time budget ({limits.run_budget:g} s) ran out."
-                    if killed_for == "budget"
-                    else f"The grader could not run this test: the test process stopped outside "
-                    f"any test (exit {rc}). Its last output:\n{tail}"
-                )
-                for nodeid in todo:
-                    if nodeid not in results:
-                        zero(nodeid, why)
-            if time.monotonic() >= deadline:
-                for nodeid in metas:
-                    if nodeid not in results:
-                        zero(
-                            nodeid, "Not run: the whole run's time budget ran out before this test."
-                        )
-    return results
+def run_collecting(
+    tests: list[Path],
+    impl: Path,
+    limits: Limits = Limits(),
+    user: str | None = None,
+    visible_only: bool = False,
+) -> tuple[Manifest, dict[str, TestResult]]:
+    """Like :func:`run`, with the manifest taken from the first child's own collection.
+
+    Saves a whole interpreter start; safe because collection never imports student code.
+    """
+    extra = ("--grader-visible-only",) if visible_only else ()
+    r = _Run(tests, impl, limits, lookup_user(user), extra)
+    r.go()
+    return Manifest(list((r.metas or {}).values()), r.errors), r.results
