@@ -1,0 +1,51 @@
+"""Grading is deterministic: the same submission gets the same results, run after run.
+
+Ten gradings each of the reference, the template and three mutants of assignment 1 (derandomized
+Hypothesis in the grading profile, seeded data), compared test by test.
+"""
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from grader import assignments, checks, hints
+from grader.runner import collect
+
+A = "a1_lm_basics"
+RUNS = 10
+MUTANTS = ("softmax-no-max-shift", "ce-sum-not-mean", "ce-grad-wrong-sign")
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    out = {"reference": assignments.REFERENCE, "template": assignments.TEMPLATE}
+    for mutant in (m for m in hints.load(A) if m.id in MUTANTS):
+        root = tmp_path_factory.mktemp(mutant.id)
+        shutil.copytree(assignments.REFERENCE / A, root / A)
+        checks.apply(mutant, root / A)
+        out[mutant.id] = root
+    return out
+
+
+@pytest.mark.timeout(900)
+def test_ten_gradings_agree(trees):
+    manifest = collect(assignments.test_paths(A))
+
+    def fingerprint(impl: Path):
+        g = assignments.grade(A, impl, hidden=True, manifest=manifest)
+        return g.score, tuple((n, r.score, r.status) for n, r in sorted(g.results.items()))
+
+    jobs = [(name, impl) for name, impl in trees.items() for _ in range(RUNS)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        prints = list(pool.map(lambda job: (job[0], fingerprint(job[1])), jobs))
+    by_tree: dict[str, set] = {}
+    for name, fp in prints:
+        by_tree.setdefault(name, set()).add(fp)
+    assert set(by_tree) == {"reference", "template", *MUTANTS}
+    for name, seen in by_tree.items():
+        assert len(seen) == 1, f"{name}: {len(seen)} different results in {RUNS} gradings"
+    scores = {name: next(iter(seen))[0] for name, seen in by_tree.items()}
+    assert scores["template"] == 0 < min(scores[m] for m in MUTANTS)
+    assert max(scores[m] for m in MUTANTS) < scores["reference"]
