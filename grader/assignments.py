@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import hints
+from grader import hints, recording
+from grader import verdicts as verdicts_
 from grader.records import TestMeta, TestResult
 from grader.runner import KIT_ROOT, Limits, Manifest, run, run_collecting
 
@@ -95,18 +97,59 @@ def grade(
     manifest: Manifest | None = None,
     files: set[str] | None = None,
     user: str | None = None,
+    verdicts: Path | None = None,
 ) -> Grade:
+    """Grade ``impl``. With ``verdicts`` (a folder of the reference's expected-value records, see
+    :func:`reference_records`), every recorded comparison is judged here, in the trusted parent,
+    from what the student's run recorded; a test keeps the lower of that and its in-process score."""
     start = time.monotonic()
     paths = test_paths(assignment)
     if files is not None:
         paths = [p / f for p in paths for f in sorted(files)]
-    if manifest is None:  # learnt from the grading child's own collection: one start saved
-        manifest, results = run_collecting(paths, impl, limits, user=user, visible_only=not hidden)
-        _raise_on_collect_errors(assignment, manifest)
-        chosen = manifest
-    else:
-        _raise_on_collect_errors(assignment, manifest)
-        chosen = select(manifest, hidden=hidden, files=files)
-        results = run(paths, impl, chosen, limits, user=user)
+    with tempfile.TemporaryDirectory(prefix="grader-records-") as tmp:
+        records = (Path(tmp, "student"), "actual") if verdicts is not None else None
+        if records is not None:
+            Path(tmp).chmod(0o755)  # the unprivileged child writes its records in there
+        if manifest is None:  # learnt from the grading child's own collection: one start saved
+            manifest, results = run_collecting(
+                paths, impl, limits, user=user, visible_only=not hidden, records=records
+            )
+            _raise_on_collect_errors(assignment, manifest)
+            chosen = manifest
+        else:
+            _raise_on_collect_errors(assignment, manifest)
+            chosen = select(manifest, hidden=hidden, files=files)
+            results = run(paths, impl, chosen, limits, user=user, records=records)
+        if records is not None:
+            apply_verdicts(chosen.tests, results, verdicts, records[0])
     hints.attach(assignment, chosen.tests, results)
     return Grade(assignment, impl, chosen.tests, results, time.monotonic() - start)
+
+
+def apply_verdicts(
+    metas: list[TestMeta], results: dict[str, TestResult], reference: Path, student: Path
+) -> None:
+    """Lower each test's score to what its recorded values earn against the reference's records."""
+    for meta in metas:
+        expected = recording.read(reference, meta.nodeid)
+        if not expected:
+            continue  # the test compares nothing through the helper: in-process verdict only
+        fraction, messages = verdicts_.judge(expected, recording.read(student, meta.nodeid))
+        res = results[meta.nodeid]
+        res.score = min(res.score, round(meta.max_score * fraction, 4))
+        if res.score < meta.max_score:
+            res.status = "failed"
+        if messages:
+            res.output = "\n\n".join([*messages, res.output]).strip()
+
+
+def reference_records(assignment: str, out: Path, limits: Limits = Limits()) -> Path:
+    """Run the reference with every test (hidden too), recording expected values into ``out``."""
+    manifest, results = run_collecting(
+        test_paths(assignment), REFERENCE, limits, records=(out, "expected")
+    )
+    _raise_on_collect_errors(assignment, manifest)
+    failing = [n for n, r in results.items() if r.status != "passed"]
+    if failing:
+        raise RuntimeError(f"the reference fails {failing}: its records cannot be trusted")
+    return out

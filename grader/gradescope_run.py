@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from grader import assignments, gradescope, submission
-from grader.runner import Limits
+from grader.runner import KIT_ROOT, Limits
 
 
 def _metadata_note(root: Path) -> str:
@@ -46,7 +46,18 @@ def run(assignment: str, root: Path, user: str | None, limits: Limits = Limits()
                 path.chmod(
                     path.stat().st_mode | 0o755 if path.is_dir() else path.stat().st_mode | 0o644
                 )
-        g = assignments.grade(assignment, work, hidden=True, limits=limits, user=user)
+        verdicts = KIT_ROOT / "verdicts" / assignment
+        if os.geteuid() == 0 and verdicts.exists():
+            for path in [verdicts.parent, *verdicts.parent.rglob("*")]:
+                path.chmod(0o700 if path.is_dir() else 0o600)  # expected values: root's alone
+        g = assignments.grade(
+            assignment,
+            work,
+            hidden=True,
+            limits=limits,
+            user=user,
+            verdicts=verdicts if verdicts.exists() else None,
+        )
         note = " ".join(
             filter(None, [_metadata_note(root), f"{g.score:g} / {g.max_score:g} points."])
         )

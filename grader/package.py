@@ -6,7 +6,8 @@ Autograder zip (``python -m grader autograder -a A --out DIR``)::
                       # (CPU torch), and an unprivileged user "student"
     run_autograder    # grades /autograder/submission, writes /autograder/results/results.json
     kit/              # grader, coursekit, tests of A (hidden ones too), the template of A,
-                      # hints (never the mutant patches), pyproject.toml, constraints.txt
+                      # hints (never the mutant patches), pyproject.toml, constraints.txt, and
+                      # verdicts/A: the reference run's records of expected values (root-only)
 
 It never contains ``reference/`` nor the mutant catalogue's patches (they quote the solution).
 
@@ -38,8 +39,9 @@ python3.11 -m venv /autograder/venv
 /autograder/venv/bin/pip install --quiet --extra-index-url https://download.pytorch.org/whl/cpu \\
     -c kit/constraints.txt -e kit
 id -u student >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin student
-# The kit is readable by the student user, never writable.
+# The kit is readable by the student user, never writable; the reference's records are root's.
 chmod -R a+rX,go-w /autograder/source /autograder/venv
+chmod -R go-rwx /autograder/source/kit/verdicts
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -136,6 +138,8 @@ def autograder(assignment: str, out: Path) -> Path:
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
     _kit(assignment, stage / "kit", test_files=_all_test_files(assignment))
+    # Expected values from a run of the reference: the parent judges student records against them.
+    assignments.reference_records(assignment, stage / "kit" / "verdicts" / assignment)
     for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
         path = stage / name
         path.write_text(text.format(assignment=assignment) if "{" in text else text)

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from grader import deliverables
+from grader import deliverables, recording
 from grader.feedback import describe, truncate
 from grader.records import VISIBILITIES, TestMeta, TestResult
 
@@ -62,6 +62,7 @@ class Checks:
 
     @contextmanager
     def __call__(self, label: str) -> Iterator[None]:
+        recording.set_label(label)
         try:
             yield
         except (Exception, SystemExit) as exc:
@@ -72,6 +73,8 @@ class Checks:
             raise
         else:
             self.parts.append(Part(label, True))
+        finally:
+            recording.set_label(None)
 
     @property
     def passed(self) -> int:
@@ -135,6 +138,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--grader-events", type=int, default=None, help="(internal) event pipe fd.")
     group.addoption("--grader-only", default=None, help="(internal) JSON list of node ids to run.")
+    group.addoption(
+        "--grader-record", default=None, help="(internal) folder for comparison records."
+    )
+    group.addoption(
+        "--grader-record-mode",
+        choices=("actual", "expected"),
+        default="actual",
+        help="(internal) record the student's values only, or expected values too (reference run).",
+    )
     group.addoption(
         "--grader-visible-only",
         action="store_true",
@@ -248,6 +260,10 @@ class GradingSession:
         self.collect_errors: list[dict[str, str]] = []
         fd = config.getoption("grader_events")
         self.events = os.fdopen(fd, "w", buffering=1, encoding="utf-8") if fd is not None else None
+        record = config.getoption("grader_record")
+        self.records = Path(record) if record else None
+        if self.records is not None:
+            recording.mode = config.getoption("grader_record_mode")
 
     def emit(self, **event: Any) -> None:
         if self.events is not None:
@@ -307,6 +323,7 @@ class GradingSession:
         meta = self.metas.get(nodeid)
         if meta is not None:
             self.running[nodeid] = _Running(meta)
+        recording.start_test()
         self.emit(event="start", nodeid=nodeid)
 
     @pytest.hookimpl(wrapper=True)
@@ -373,6 +390,8 @@ class GradingSession:
             leaderboard=run.leaderboard,
         )
         self.results[nodeid] = result
+        if self.records is not None:
+            recording.write(self.records, nodeid)
         self.emit(event="result", **result.to_json())
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

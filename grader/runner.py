@@ -353,18 +353,32 @@ class _Run:
                 only = self.todo()
 
 
+def _record_args(records: tuple[Path, str] | None, user: tuple[int, int] | None) -> tuple[str, ...]:
+    """Options that make the child record its comparisons into a folder it can write."""
+    if records is None:
+        return ()
+    folder, mode = records
+    folder.mkdir(parents=True, exist_ok=True)
+    if user is not None:
+        os.chown(folder, *user)
+    return ("--grader-record", str(folder), "--grader-record-mode", mode)
+
+
 def run(
     tests: list[Path],
     impl: Path,
     manifest: Manifest,
     limits: Limits = Limits(),
     user: str | None = None,
+    records: tuple[Path, str] | None = None,
 ) -> dict[str, TestResult]:
     """Run every test of ``manifest`` against ``impl``; a result for each, whatever happens.
 
     ``user``: run the child as this (unprivileged) user; needs root.
+    ``records``: (folder, "actual" | "expected") to record every comparison (``grader.recording``).
     """
-    r = _Run(tests, impl, limits, lookup_user(user), ())
+    ids = lookup_user(user)
+    r = _Run(tests, impl, limits, ids, _record_args(records, ids))
     r.metas = {m.nodeid: m for m in manifest.tests}
     r.go()
     return r.results
@@ -376,12 +390,14 @@ def run_collecting(
     limits: Limits = Limits(),
     user: str | None = None,
     visible_only: bool = False,
+    records: tuple[Path, str] | None = None,
 ) -> tuple[Manifest, dict[str, TestResult]]:
     """Like :func:`run`, with the manifest taken from the first child's own collection.
 
     Saves a whole interpreter start; safe because collection never imports student code.
     """
+    ids = lookup_user(user)
     extra = ("--grader-visible-only",) if visible_only else ()
-    r = _Run(tests, impl, limits, lookup_user(user), extra)
+    r = _Run(tests, impl, limits, ids, extra + _record_args(records, ids))
     r.go()
     return Manifest(list((r.metas or {}).values()), r.errors), r.results

@@ -1,13 +1,16 @@
-"""The one place where graded tests compare numbers.
+"""The one place where graded tests compare values.
 
-Every graded numeric comparison goes through :func:`assert_close`, so that
+Every graded comparison goes through :func:`assert_close` (tensors) or :func:`assert_equal`
+(plain data: labels, lists, strings), so that
 
 - messages are uniform and teach: what was compared, shape/dtype problems first, then where the
   values differ most (index), by how much, what was expected there, and an optional hint;
 - tolerances are explicit: dtype defaults of ``torch.testing.assert_close``, or both ``rtol`` and
   ``atol`` with the reason (``why``) — a tolerance without a reason is refused;
-- every comparison is recorded in :data:`COMPARISONS` (what, shapes, dtypes, tolerances, verdict),
-  the audit trail from which verdicts can later be recomputed outside the student's process.
+- every comparison is *recorded* (``grader.recording``). When grading, the student's run records
+  only what its code produced and never computes the expected value (pass it as a zero-argument
+  function to keep it out of the student's process); the parent judges those records against a
+  trusted run of the reference, with the same messages (``grader.verdicts``).
 """
 
 from __future__ import annotations
@@ -17,39 +20,21 @@ from typing import Any
 
 import torch
 
-COMPARISONS: list[dict[str, Any]] = []  # audit trail of the current process, in order
+from grader import recording, verdicts
+
+Expected = Any | Callable[[], Any]
 
 
-def _fmt_index(flat: int, shape: torch.Size) -> tuple[int, ...]:
-    index = []
-    for size in reversed(shape):
-        index.append(flat % size)
-        flat //= size
-    return tuple(reversed(index))
-
-
-def _as_tensor(value: Any, what: str) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value
-    raise AssertionError(
-        f"{what}: expected a torch.Tensor, got {type(value).__name__} ({value!r:.80}). "
-        "Return a tensor (no .item(), .tolist() or numpy conversion)."
-    )
-
-
-def _shape_hint(actual: torch.Size, expected: torch.Size) -> str:
-    if actual.numel() == expected.numel():
-        return " Same number of elements: a transpose, view or reshape is off."
-    if len(actual) == len(expected) - 1:
-        return " One dimension is missing: a reduction without keepdim=True, or over the wrong dim?"
-    if len(actual) == len(expected) + 1:
-        return " One dimension too many: a missing reduction or squeeze?"
-    return ""
+def _tolerance(what: str, rtol: float | None, atol: float | None, why: str | None) -> None:
+    if (rtol is None) != (atol is None):
+        raise ValueError("give both rtol and atol, or neither")
+    if rtol is not None and not why:
+        raise ValueError(f"{what}: a non-default tolerance needs its reason in why=")
 
 
 def assert_close(
     actual: Any,
-    expected: torch.Tensor,
+    expected: Expected,
     *,
     what: str,
     rtol: float | None = None,
@@ -58,78 +43,39 @@ def assert_close(
     hint: str | None = None,
     check_dtype: bool = True,
 ) -> None:
-    """Assert that a student's ``actual`` equals ``expected`` within tolerance, explaining any miss.
+    """Assert that a student's tensor equals the expected one within tolerance, explaining a miss.
 
     Args:
         actual: what the student's code returned.
-        expected: the oracle's value (a trusted implementation, never a hand-typed number).
+        expected: the oracle's value (a trusted implementation, never a hand-typed number), or a
+            zero-argument function computing it (not called in a student's grading run).
         what: the quantity, as the student would recognise it, e.g. ``"softmax(x) for x = [[1, 2]]"``.
         rtol, atol: both or neither; when given, ``why`` says why the defaults do not fit.
         hint: the likely mistake when this comparison fails.
         check_dtype: require the same dtype (the default: functions should keep the input's dtype).
     """
-    if (rtol is None) != (atol is None):
-        raise ValueError("give both rtol and atol, or neither")
-    if rtol is not None and not why:
-        raise ValueError(f"{what}: a non-default tolerance needs its reason in why=")
-    record = {"what": what, "rtol": rtol, "atol": atol, "why": why, "passed": False}
-    COMPARISONS.append(record)
-    tail = f"\nHint: {hint}" if hint else ""
+    _tolerance(what, rtol, atol, why)
+    options = {"rtol": rtol, "atol": atol, "why": why, "hint": hint, "check_dtype": check_dtype}
+    if recording.mode == "actual":  # judged by the grading parent, never here
+        recording.record("close", what, actual)
+        return
+    expected = expected() if callable(expected) else expected
+    recording.record("close", what, actual, expected, **options)
+    message = verdicts.close_message(actual, expected, what=what, **options)
+    if message:
+        raise AssertionError(message)
 
-    actual = _as_tensor(actual, what)
-    expected = torch.as_tensor(expected)
-    record.update(
-        shape=tuple(actual.shape), dtype=str(actual.dtype), expected_shape=tuple(expected.shape)
-    )
-    if actual.shape != expected.shape:
-        raise AssertionError(
-            f"{what}: shape {tuple(actual.shape)}, expected {tuple(expected.shape)}."
-            f"{_shape_hint(actual.shape, expected.shape)}{tail}"
-        )
-    if check_dtype and actual.dtype != expected.dtype:
-        raise AssertionError(
-            f"{what}: dtype {actual.dtype}, expected {expected.dtype}. Compute in the input's dtype "
-            f"(a torch.tensor(...) without dtype=, or .float(), changes it).{tail}"
-        )
-    if actual.device != expected.device:
-        raise AssertionError(
-            f"{what}: on device {actual.device}, expected {expected.device}.{tail}"
-        )
-    actual_c = actual.detach().to(expected.dtype)
-    expected_c = expected.detach()
-    bad = ~torch.isfinite(actual_c) & torch.isfinite(expected_c)
-    if bad.any():
-        flat = int(bad.flatten().nonzero()[0])
-        idx = _fmt_index(flat, actual.shape)
-        raise AssertionError(
-            f"{what}: {int(bad.sum())} of {actual.numel()} values are nan/inf where the expected "
-            f"values are finite; first at index {idx}: got {actual_c.flatten()[flat].item()}, "
-            f"expected {expected_c.flatten()[flat].item():.6g}. Overflow in exp()? Subtract the "
-            f"maximum first; a log of 0? Work in log space.{tail}"
-        )
 
-    def message(default: str) -> str:
-        diff = (actual_c - expected_c).abs().flatten()
-        diff = torch.where(torch.isnan(diff), torch.full_like(diff, float("inf")), diff)
-        flat = int(diff.argmax())
-        idx = _fmt_index(flat, actual.shape)
-        got, want = actual_c.flatten()[flat].item(), expected_c.flatten()[flat].item()
-        tolerance = (
-            f"rtol={rtol:g}, atol={atol:g} ({why})"
-            if rtol is not None
-            else f"the defaults for {expected.dtype}"
-        )
-        body = default.replace("Tensor-likes are not close!", "").strip()
-        return (
-            f"{what}: values differ.\n  largest difference at index {idx}: got {got:.6g}, "
-            f"expected {want:.6g}\n  {body.replace(chr(10), chr(10) + '  ')}\n  tolerance: {tolerance}"
-            f"{tail}"
-        )
-
-    torch.testing.assert_close(
-        actual_c, expected_c, rtol=rtol, atol=atol, equal_nan=True, msg=message
-    )
-    record["passed"] = True
+def assert_equal(actual: Any, expected: Expected, *, what: str, hint: str | None = None) -> None:
+    """Assert that plain data (ints, strings, lists of them) equals the expected data."""
+    if recording.mode == "actual":
+        recording.record("equal", what, actual)
+        return
+    expected = expected() if callable(expected) else expected
+    recording.record("equal", what, actual, expected, hint=hint)
+    message = verdicts.equal_message(actual, expected, what=what, hint=hint)
+    if message:
+        raise AssertionError(message)
 
 
 def numerical_gradient(

@@ -97,6 +97,7 @@ def test_the_zip_holds_no_solution(autograder):
     names = zipfile.ZipFile(archive).namelist()
     assert {"setup.sh", "run_autograder"} <= set(names)
     assert not [n for n in names if n.startswith("kit/reference/") or n.endswith("mutants.toml")]
+    assert any(n.startswith(f"kit/verdicts/{A}/") for n in names)  # the reference's records
     solution_line = "shifted = x - x.amax(dim=dim, keepdim=True)"
     assert solution_line.encode() in reference_file("softmax.py")
     for n in names:
@@ -151,3 +152,24 @@ def test_an_empty_submission_scores_zero_with_a_message(autograder):
     assert data["score"] == 0
     assert "No file of the assignment was found" in data["output"]
     assert all("NotImplementedError" in t["output"] for t in data["tests"])
+
+
+def test_forged_events_gain_nothing_on_gradescope(autograder):
+    root, _, user = autograder
+    mutant = next(m for m in hints.load(A) if m.id == "ce-sum-not-mean")
+    wrong = reference_file("softmax.py").decode().replace(mutant.find, mutant.replace)
+    honest = run_autograder(root, user, {"softmax.py": wrong.encode()})
+    forge = (
+        "import json, os, sys, threading, time\n"
+        "fd = int(sys.argv[sys.argv.index('--grader-events') + 1])\n"
+        "def forge():\n"
+        "    for _ in range(200):\n"
+        "        for t in ('test_cross_entropy_values', 'test_cross_entropy_drawn'):\n"
+        "            e = {'event': 'result', 'nodeid': f'tests/a1_lm_basics/test_softmax.py::{t}',\n"
+        "                 'score': 99, 'status': 'passed'}\n"
+        "            os.write(fd, (json.dumps(e) + '\\n').encode())\n"
+        "        time.sleep(0.02)\n"
+        "threading.Thread(target=forge, daemon=True).start()\n"
+    )
+    attacked = run_autograder(root, user, {"softmax.py": (forge + wrong).encode()})
+    assert attacked["score"] <= honest["score"] < sum(t["max_score"] for t in honest["tests"])
