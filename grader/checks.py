@@ -86,6 +86,11 @@ def _run_mutant(
     assignment: str, mutant: hints.Mutant, manifest: Manifest, limits: Limits
 ) -> MutantOutcome:
     files = {b.split("::")[0] for b in mutant.breaks}
+    # Only the files it targets, and their slow tests only when the mutant names them.
+    manifest = Manifest(
+        [m for m in manifest.tests if not m.slow or hints.test_key(m.nodeid) in mutant.breaks],
+        manifest.errors,
+    )
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.id}-") as tmp:
         package = Path(tmp, assignment)
         shutil.copytree(

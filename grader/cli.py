@@ -29,6 +29,7 @@ def _limits(args: argparse.Namespace) -> Limits:
         run_budget=args.budget,
         memory_bytes=int(args.memory_gib * GiB),
         test_timeout=args.test_timeout,
+        threads=args.threads,
     )
 
 
@@ -40,6 +41,9 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--test-timeout", type=float, default=None,
                    help="per-test time limit, s (default: each test's own, else 60)")  # fmt: skip
+    p.add_argument(
+        "--threads", type=int, default=d.threads, help="compute threads per test process"
+    )
 
 
 def _assignments(arg: str | None) -> list[str]:

@@ -37,6 +37,7 @@ MARKERS = (
     "visibility(v): one of visible, hidden, after_due_date, after_published (default visible).",
     "tags(*names): Gradescope tags of the test.",
     "leaderboard(name, order='desc'): the test reports a value with the record_leaderboard fixture.",
+    "slow(reason): a long test (e.g. an artifact check); mutant runs skip it unless they name it.",
 )
 CAPTURED_CHARS = 1500  # of a student's own prints, per stream and test
 
@@ -198,6 +199,7 @@ def meta_of(item: pytest.Item) -> TestMeta:
         leaderboard=(
             {"name": board.args[0], "order": board.kwargs.get("order", "desc")} if board else None
         ),
+        slow=item.get_closest_marker("slow") is not None,
     )
 
 

@@ -27,6 +27,7 @@ class TestMeta:
     tags: tuple[str, ...] = ()
     timeout: float | None = None  # per-test limit in seconds (pytest-timeout)
     leaderboard: dict[str, str] | None = None  # {"name": ..., "order": "asc"|"desc"}
+    slow: bool = False  # mutants skip it unless their catalogue entry names it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

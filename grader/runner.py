@@ -47,9 +47,10 @@ class Limits:
     memory_bytes: int = 4 * GiB  # RLIMIT_AS; torch + transformers import fine under 2 GiB
     file_bytes: int = 256 * 1024**2  # RLIMIT_FSIZE: bounds printing floods and runaway files
     log_tail_bytes: int = 4000  # of the child's own stdout/stderr, kept for diagnostics
-    exit_wait: float = (
-        3.0  # after its last test, for the child to exit (a stray thread keeps it up)
-    )
+    exit_wait: float = 3.0  # for the child to exit after its last test (stray threads keep it up)
+    # One compute thread per child: as on Gradescope (half a vCPU), no oversubscription when
+    # several children run at once, and the same float reductions however many run.
+    threads: int = 1
 
 
 @dataclass
@@ -62,9 +63,11 @@ class Manifest:
         return sum(t.max_score for t in self.tests)
 
 
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def child_env(extra: dict[str, str] | None = None, threads: int = 1) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADER_", "PYTEST_"))}
     env.update(
+        OMP_NUM_THREADS=str(threads),  # torch reads it at start-up
+        MKL_NUM_THREADS=str(threads),
         HYPOTHESIS_PROFILE="grading",  # derandomized, no example database
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
@@ -123,7 +126,7 @@ def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
         out = Path(tmp, "manifest.json")
         cmd = pytest_command(tests, empty, limits, "--collect-only", "--grader-manifest", str(out))
         proc = subprocess.run(
-            cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": tmp}), capture_output=True, text=True,
+            cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": tmp}, limits.threads), capture_output=True, text=True,
             timeout=limits.startup_timeout, preexec_fn=_limit_child(limits),
         )  # fmt: skip
         if not out.exists():
@@ -182,7 +185,7 @@ class _Child:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": str(tmp), "HOME": str(tmp),
-                "MPLCONFIGDIR": str(tmp)}), stdin=subprocess.DEVNULL,
+                "MPLCONFIGDIR": str(tmp)}, limits.threads), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True,
                 preexec_fn=_limit_child(limits, user),
             )  # fmt: skip
