@@ -55,12 +55,12 @@ mutants: setup
 # Full-size fine-tuning on SST-2 (assignment 3). `finetune` writes the artifact the accuracy
 # check grades (IMPL=reference writes the reference's; students run it on student_template).
 FT_IMPL    ?= $(if $(filter template,$(IMPL)),student_template,$(IMPL))
-FT_SECONDS ?= 600
+FT_STEPS ?= 4000
 finetune: setup
-	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_fullsize --impl $(FT_IMPL) --recipe lora --seconds $(FT_SECONDS)
+	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_fullsize --impl $(FT_IMPL) --recipe lora --steps $(FT_STEPS)
 
 finetune-scratch: setup
-	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_fullsize --impl $(FT_IMPL) --recipe scratch --seconds $(FT_SECONDS)
+	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_fullsize --impl $(FT_IMPL) --recipe scratch --steps $(FT_STEPS)
 
 # Speed, measured as ratios against baselines; writes bench/results.md (quoted in the README).
 bench: setup

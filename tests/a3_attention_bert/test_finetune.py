@@ -1,0 +1,301 @@
+"""H4.2-4 / H2.3 — fine-tuning a pretrained encoder for classification, graded piece by piece,
+then the submitted artifact graded by its accuracy on held-out SST-2 test sentences.
+
+The fast tests use a tiny random BERT saved to a temporary folder (same tokenizer as the real
+model), so they run in seconds; only the accuracy check loads the real model.
+"""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from compare import assert_close
+
+from coursekit import a3_finetune as kit
+from grader.deliverables import deliverable
+
+ft = deliverable("a3_attention_bert.finetune")
+
+# The accuracy check. The reference recipe (`make finetune`: LoRA r=8 on query/value + head,
+# 600 s on 2 cores) measured the SST-2 test accuracy recorded in the README. Full marks start a
+# margin below it, so a student who runs the same recipe with another seed or a slightly smaller
+# budget still earns them; the floor is well above the majority-class rate (~0.50) and the
+# frozen-feature baseline (logistic regression on mean-pooled features, 0.81 in DATA.md) would
+# earn about half.
+THRESHOLD = 0.85
+FLOOR = 0.75
+SENTENCES = [
+    "a gripping , beautifully shot film",
+    "dull and far too long",
+    "i loved every minute of it",
+    "the plot makes no sense and the acting is worse",
+    "an instant classic",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny random BERT classifier saved like a pretrained one, with the real tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=2,
+        hidden_dropout_prob=0.3,  # dropout on, so train/eval mode matters
+        attention_probs_dropout_prob=0.0,
+    )
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(kit.model_path())
+    tokenizer.save_pretrained(path)
+    return str(path), tokenizer
+
+
+def _batch(tokenizer, labels=(1, 0, 1, 0, 1)):
+    enc = tokenizer(SENTENCES, padding=True, truncation=True, return_tensors="pt")
+    return {
+        "input_ids": enc["input_ids"],
+        "attention_mask": enc["attention_mask"],
+        "labels": torch.tensor(labels),
+    }
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("4.1")
+def test_tokenize_dataset(check, tiny):
+    """tokenize_dataset truncates and pads every row to max_length through Dataset.map"""
+    from datasets import Dataset
+
+    _, tokenizer = tiny
+    long = " ".join(["word"] * 100)
+    ds = Dataset.from_dict({"sentence": [*SENTENCES, long], "label": [1, 0, 1, 0, 1, 0]})
+    out = ft.tokenize_dataset(ds, tokenizer, max_length=16)
+    expected = tokenizer([*SENTENCES, long], truncation=True, padding="max_length", max_length=16)
+    with check("columns: input_ids, attention_mask, label; the text removed"):
+        assert {"input_ids", "attention_mask", "label"} <= set(out.column_names), out.column_names
+        assert "sentence" not in out.column_names, "remove the text column (remove_columns=...)"
+    with check("input_ids equal the tokenizer's, padded and truncated to 16"):
+        assert_close(
+            torch.tensor(out["input_ids"]),
+            torch.tensor(expected["input_ids"]),
+            what="input_ids of the tokenised rows",
+            hint="truncation=True and padding='max_length' with max_length",
+        )
+    with check("attention_mask marks real tokens"):
+        assert_close(
+            torch.tensor(out["attention_mask"]),
+            torch.tensor(expected["attention_mask"]),
+            what="attention_mask of the tokenised rows",
+        )
+    with check("labels unchanged"):
+        assert out["label"] == [1, 0, 1, 0, 1, 0]
+
+
+def _lora_count(model, r: int) -> int:
+    """A and B of every query and value projection: r * (in + out) each."""
+    count = 0
+    for name, module in model.named_modules():
+        if name.endswith((".query", ".value")) and isinstance(module, torch.nn.Linear):
+            count += r * (module.in_features + module.out_features)
+    return count
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("4.2")
+def test_build_model_with_lora(check, tiny):
+    """build_model: pretrained weights, LoRA on query/value, only adapters and head trainable"""
+    from transformers import AutoModelForSequenceClassification
+
+    path, _ = tiny
+    model = ft.build_model(path, 2, pretrained=True, lora_r=4, lora_alpha=8)
+    base = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    with check("the encoder keeps the pretrained weights"):
+        assert_close(
+            model.bert.embeddings.word_embeddings.weight,
+            base.bert.embeddings.word_embeddings.weight,
+            what="word embeddings after build_model",
+            hint="load with from_pretrained, not from_config",
+        )
+    with check("only LoRA A/B and the classifier train"):
+        bad = sorted(n for n in trainable if "lora_" not in n and not n.startswith("classifier"))
+        assert not bad, f"these should be frozen: {bad[:5]}"
+        assert any(n.startswith("classifier") for n in trainable), "train the new classifier head"
+    with check("trainable count = adapters + head"):
+        n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        head = sum(p.numel() for p in base.classifier.parameters())
+        assert n_trainable == _lora_count(base, 4) + head, (
+            f"{n_trainable} trainable parameters, expected {_lora_count(base, 4)} (LoRA r=4 on "
+            f"query and value) + {head} (classifier)"
+        )
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("4.3")
+def test_build_model_from_scratch(check, tiny):
+    """build_model(pretrained=False): the same architecture, random weights, all trainable"""
+    from transformers import AutoModelForSequenceClassification
+
+    path, _ = tiny
+    torch.manual_seed(1)
+    model = ft.build_model(path, 2, pretrained=False)
+    base = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    with check("same parameter names and shapes as the pretrained model"):
+        shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+        assert shapes == {n: tuple(p.shape) for n, p in base.named_parameters()}
+    with check("weights are not the pretrained ones"):
+        diff = (
+            model.bert.embeddings.word_embeddings.weight
+            - base.bert.embeddings.word_embeddings.weight
+        )
+        assert diff.abs().max() > 1e-3, "the from-scratch model must not load pretrained weights"
+    with check("every parameter trains"):
+        assert all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("4.4")
+def test_train_step(check, tiny):
+    """train_step returns the batch loss and takes exactly the optimizer's step (twice)"""
+    from transformers import AutoModelForSequenceClassification
+
+    path, tokenizer = tiny
+    torch.manual_seed(0)
+    # No dropout, so the student's step and the oracle's see the same network in any mode.
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=2, hidden_dropout_prob=0.0
+    )
+    oracle = copy.deepcopy(model)
+    batch = _batch(tokenizer)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    oracle_opt = torch.optim.SGD(oracle.parameters(), lr=0.5, momentum=0.9)
+    for step in (1, 2):
+        oracle_opt.zero_grad()
+        oracle_loss = F.cross_entropy(
+            oracle(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+            batch["labels"],
+        )
+        oracle_loss.backward()
+        oracle_opt.step()
+        loss = ft.train_step(model, batch, opt)
+        with check(f"step {step}: returned loss"):
+            assert_close(
+                torch.tensor(float(loss)),
+                oracle_loss.detach(),
+                what=f"the loss returned by train_step (step {step})",
+                rtol=1e-5,
+                atol=1e-6,
+                why="float32 forward passes of two identical models",
+            )
+        with check(f"step {step}: parameters after the step"):
+            assert_close(
+                model.classifier.weight,
+                oracle.classifier.weight,
+                what=f"classifier weights after step {step}",
+                rtol=1e-5,
+                atol=1e-6,
+                why="float32 updates of two identical models",
+                hint="clear the gradients (optimizer.zero_grad()) before backward, every step",
+            )
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("4.5")
+def test_predict(check, tiny):
+    """predict: evaluation mode, labels in the sentences' order across batches"""
+    from transformers import AutoModelForSequenceClassification
+
+    path, tokenizer = tiny
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    with torch.no_grad():  # make the two classes well separated, so dropout would flip some
+        model.classifier.weight.mul_(50)
+    oracle = copy.deepcopy(model).eval()
+    expected = []
+    with torch.no_grad():
+        for s in SENTENCES * 3:
+            enc = tokenizer([s], return_tensors="pt")
+            expected.append(int(oracle(**enc).logits.argmax(-1)))
+    model.train()  # as after training: predict must switch dropout off itself
+    got = ft.predict(model, tokenizer, SENTENCES * 3, batch_size=4)
+    with check("one int label per sentence"):
+        assert isinstance(got, list) and len(got) == 15, f"got {type(got).__name__} of {len(got)}"
+        assert all(isinstance(g, int) for g in got), "return Python ints (.tolist())"
+    with check("labels equal the evaluation-mode argmax, in order"):
+        assert got == expected, (
+            f"predicted {got}, expected {expected}. Call model.eval() (dropout changes predictions) "
+            "and keep the sentences' order across batches."
+        )
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("4.6")
+def test_artifact_round_trip(check, tiny, tmp_path):
+    """save_artifact keeps only trained tensors and metadata; load_artifact reads them back"""
+    path, _ = tiny
+    model = ft.build_model(path, 2, pretrained=True, lora_r=4, lora_alpha=8)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)  # as after training: B no longer zero
+    trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    target = ft.save_artifact(model, tmp_path / "a.safetensors", base_model=path, num_labels=2)
+    state, meta = ft.load_artifact(target)
+    with check("exactly the trainable tensors"):
+        assert set(state) == set(trained), (
+            f"extra: {sorted(set(state) - set(trained))[:3]}, missing: {sorted(set(trained) - set(state))[:3]}"
+        )
+    with check("tensor values"):
+        for name in trained:
+            assert_close(state[name], trained[name], what=f"saved {name}")
+    with check("metadata: lora_scaling = alpha / r, base_model, num_labels"):
+        assert float(meta.get("lora_scaling", "nan")) == 2.0, meta
+        assert meta.get("base_model") == path and meta.get("num_labels") == "2", meta
+    with check("the folded artifact reproduces the model's logits"):
+        enc = _batch(tiny[1])
+        model.eval()
+        with torch.no_grad():
+            want = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+            folded = kit.fold_artifact(state, meta).eval()
+            got = folded(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+        assert_close(
+            got,
+            want,
+            what="logits of base + B @ A * scaling vs the LoRA model",
+            rtol=1e-4,
+            atol=1e-5,
+            why="merging changes float32 rounding order",
+        )
+
+
+@pytest.mark.points(6)
+@pytest.mark.number("4.7")
+@pytest.mark.timeout(120)
+@pytest.mark.slow("loads the real model and classifies 1,821 sentences")
+@pytest.mark.leaderboard("SST-2 test accuracy", order="desc")
+def test_submitted_artifact_accuracy(award, record_leaderboard):
+    """the submitted artifact's accuracy on held-out SST-2 test sentences"""
+    from pathlib import Path
+
+    # The test, not the submission, decides where the artifact is: beside the graded module.
+    path = Path(ft.module().__file__).parent / "artifacts" / "sst2_classifier.safetensors"
+    try:
+        state, meta = ft.load_artifact(path)
+    except FileNotFoundError:
+        pytest.fail(f"No artifact at a3_attention_bert/artifacts/{path.name}: run `make finetune`.")
+    sentences, labels = kit.load_sst2("test")  # held out: not in the submission
+    acc = kit.evaluate_state(state, meta, sentences, labels)
+    record_leaderboard(round(acc, 4))
+    fraction = kit.partial_credit(acc, floor=FLOOR, threshold=THRESHOLD)
+    award(
+        fraction,
+        f"SST-2 test accuracy {acc:.4f}: full marks from {THRESHOLD}, none at or below {FLOOR}, "
+        f"linear between ({fraction:.0%} of the points).",
+    )
