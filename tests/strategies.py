@@ -39,3 +39,32 @@ def logits_and_targets(draw, elements=logit_floats) -> tuple[torch.Tensor, torch
     logits = draw(tensors(shape=st.just((batch, classes)), elements=elements))
     targets = draw(nps.arrays(dtype="int64", shape=batch, elements=st.integers(0, classes - 1)))
     return logits, torch.from_numpy(targets)
+
+
+# --- assignment 1 ---
+
+
+@st.composite
+def network_case(draw) -> dict[str, torch.Tensor]:
+    """Inputs and parameters of the one-hidden-layer network (float64, small sizes)."""
+    B, D, H, V = (draw(st.integers(1, 5)) for _ in range(4))
+    V = max(V, 2)
+    values = st.floats(-3.0, 3.0, allow_nan=False, width=64)
+
+    def t(*shape):
+        return torch.from_numpy(draw(nps.arrays("float64", shape, elements=values)))
+
+    y = torch.from_numpy(draw(nps.arrays("int64", B, elements=st.integers(0, V - 1))))
+    return {"x": t(B, D), "y": y, "W1": t(D, H), "b1": t(H), "W2": t(H, V), "b2": t(V)}
+
+
+@st.composite
+def padded_batch(draw, pad: int = -100) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (B, T, V) and targets (B, T) with some trailing padding, at least one real token."""
+    B, T, V = draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(2, 7))
+    logits = draw(tensors(shape=st.just((B, T, V))))
+    targets = torch.from_numpy(draw(nps.arrays("int64", (B, T), elements=st.integers(0, V - 1))))
+    lengths = [draw(st.integers(1 if b == 0 else 0, T)) for b in range(B)]
+    for b, n in enumerate(lengths):
+        targets[b, n:] = pad
+    return logits, targets

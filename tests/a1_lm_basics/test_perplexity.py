@@ -1,0 +1,89 @@
+"""H1.5 — perplexity: its defining properties, drawn by Hypothesis, and agreement with
+exp(torch.nn.functional.cross_entropy) over the scored tokens."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from compare import assert_close
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import padded_batch, tensors
+
+from grader.deliverables import deliverable
+
+pp = deliverable("a1_lm_basics.perplexity")
+PAD = -100
+
+
+def _oracle(logits, targets):
+    V = logits.shape[-1]
+    return torch.exp(F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=PAD))
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("5.1")
+@given(lp=tensors(shape=st.tuples(st.integers(1, 20)), elements=st.floats(-8.0, 0.0, width=64)))
+def test_base_does_not_matter(lp):
+    """perplexity from log-probabilities is the same in base e, 2 and 10"""
+    natural = pp.perplexity_from_log_probs(lp)
+    assert_close(
+        natural, lambda: torch.exp(-lp.mean()), what="perplexity of natural-log probabilities"
+    )
+    for base in (2.0, 10.0):
+        assert_close(pp.perplexity_from_log_probs(lp / math.log(base), base=base), natural,
+                     what=f"perplexity of the same probabilities in log{base:g}",
+                     hint="raise the given base to the mean negative log-probability")  # fmt: skip
+
+
+@pytest.mark.points(3)
+@pytest.mark.number("5.2")
+@given(batch=padded_batch(pad=PAD))
+def test_matches_cross_entropy_and_ignores_padding(batch):
+    """perplexity(logits, targets) = exp(mean CE over non-padding tokens); padding never counts"""
+    logits, targets = batch
+    assert_close(pp.perplexity(logits, targets, ignore_index=PAD), lambda: _oracle(logits, targets),
+                 what=f"perplexity of a padded batch {tuple(targets.shape)}",
+                 hint="average over the scored tokens only: padding (ignore_index) is neither in the "
+                      "sum nor in the count")  # fmt: skip
+    noisy = logits.clone()
+    noisy[targets == PAD] = 123.0  # whatever the model says at padding changes nothing
+    assert_close(pp.perplexity(noisy, targets, ignore_index=PAD), lambda: _oracle(logits, targets),
+                 what="perplexity after changing the logits at padded positions")  # fmt: skip
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("5.3")
+def test_uniform_and_perfect_models(check):
+    """a uniform model's perplexity is the vocabulary size; a perfect model's is 1"""
+    targets = torch.tensor([[0, 3, 1, PAD], [2, 2, PAD, PAD]])
+    with check("uniform over V = 5"):
+        assert_close(pp.perplexity(torch.zeros(2, 4, 5, dtype=torch.float64), targets, ignore_index=PAD),
+                     torch.tensor(5.0, dtype=torch.float64), what="perplexity of a uniform model")  # fmt: skip
+    with check("perfect model"):
+        perfect = torch.full((2, 4, 5), -50.0, dtype=torch.float64)
+        keep = targets != PAD
+        perfect[keep.nonzero(as_tuple=True) + (targets[keep],)] = 50.0
+        assert_close(pp.perplexity(perfect, targets, ignore_index=PAD),
+                     torch.tensor(1.0, dtype=torch.float64), what="perplexity of a perfect model")  # fmt: skip
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("5.4")
+@given(a=padded_batch(pad=PAD), b=padded_batch(pad=PAD))
+def test_a_corpus_is_weighted_by_tokens(a, b):
+    """corpus perplexity pools tokens across batches (not an average of batch perplexities)"""
+    V = min(a[0].shape[-1], b[0].shape[-1])
+    a = (a[0][..., :V], a[1].clamp(max=V - 1).masked_fill(a[1] == PAD, PAD))
+    b = (b[0][..., :V], b[1].clamp(max=V - 1).masked_fill(b[1] == PAD, PAD))
+
+    def pooled():
+        logits = torch.cat([a[0].reshape(-1, V), b[0].reshape(-1, V)])
+        targets = torch.cat([a[1].reshape(-1), b[1].reshape(-1)])
+        return torch.exp(F.cross_entropy(logits, targets, ignore_index=PAD))
+
+    assert_close(pp.corpus_perplexity([a, b], ignore_index=PAD), pooled,
+                 what="perplexity of two batches together",
+                 hint="sum the negative log-likelihoods and the token counts over all batches, then "
+                      "divide once — averaging per-batch (or per-sentence) perplexities is biased")  # fmt: skip
