@@ -9,14 +9,21 @@ from grader.runner import Limits
 A = "a1_lm_basics"
 
 
+def reference_files(folder, patch=None):
+    """All of the reference's modules in ``folder`` (what a finished student uploads)."""
+    folder.mkdir(parents=True)
+    for src in (assignments.REFERENCE / A).glob("*.py"):
+        text = src.read_text()
+        if patch is not None and src.name == patch.file:
+            text = text.replace(patch.find, patch.replace)
+        (folder / src.name).write_text(text)
+
+
 def test_a_batch_with_hanging_and_crashing_submissions(tmp_path):
     subs = tmp_path / "subs"
-    ref = (assignments.REFERENCE / A / "softmax.py").read_text()
-    (subs / "alice").mkdir(parents=True)
-    (subs / "alice" / "softmax.py").write_text(ref)
+    reference_files(subs / "alice")
     mutant = next(m for m in hints.load(A) if m.id == "ce-sum-not-mean")
-    (subs / "bob").mkdir()
-    (subs / "bob" / "softmax.py").write_text(ref.replace(mutant.find, mutant.replace))
+    reference_files(subs / "bob", patch=mutant)
     (subs / "carol").mkdir()  # hangs in every function
     (subs / "carol" / "softmax.py").write_text(
         "def softmax(x, dim=-1):\n    while True:\n        pass\n"
@@ -46,10 +53,10 @@ def test_a_batch_with_hanging_and_crashing_submissions(tmp_path):
 
 def test_a_gradescope_export_zip(tmp_path):
     export = tmp_path / "export.zip"
-    ref = (assignments.REFERENCE / A / "softmax.py").read_text()
     with zipfile.ZipFile(export, "w") as zf:
         zf.writestr("submission_metadata.yml", "submission_1: {}\n")
-        zf.writestr("submission_1/softmax.py", ref)
+        for src in (assignments.REFERENCE / A).glob("*.py"):
+            zf.writestr(f"submission_1/{src.name}", src.read_text())
         zf.writestr("submission_2/README.md", "empty")
     graded = batch.grade_all(export, A, tmp_path / "out", jobs=2)
     assert sorted(g.name for g in graded) == ["submission_1", "submission_2"]

@@ -84,6 +84,15 @@ def reference_file(name: str) -> bytes:
     return (assignments.REFERENCE / A / name).read_bytes()
 
 
+def reference_files(**changed: str) -> dict[str, bytes]:
+    """Every module of the reference, as a finished student uploads them; ``changed`` replaces
+    the text of some (keyword: the file's stem)."""
+    files = {p.name: p.read_bytes() for p in (assignments.REFERENCE / A).glob("*.py")}
+    for stem, text in changed.items():
+        files[f"{stem}.py"] = text.encode()
+    return files
+
+
 def zipped(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -106,7 +115,7 @@ def test_the_zip_holds_no_solution(autograder):
 
 def test_a_zipped_tree_inside_a_zip_gets_full_marks(autograder):
     root, _, user = autograder
-    tree = {f"hw/{A}/softmax.py": reference_file("softmax.py"), f"hw/{A}/__init__.py": b""}
+    tree = {f"hw/{A}/{name}": text for name, text in reference_files().items()}
     data = run_autograder(
         root, user, {"outer.zip": zipped({"inner.zip": zipped(tree)})}, previous=1
     )
@@ -121,7 +130,7 @@ def test_a_single_buggy_file_loses_its_points_and_shows_the_hint(autograder):
     root, _, user = autograder
     mutant = next(m for m in hints.load(A) if m.id == "ce-grad-wrong-sign")
     buggy = reference_file("softmax.py").decode().replace(mutant.find, mutant.replace)
-    data = run_autograder(root, user, {"softmax.py": buggy.encode(), "notes.txt": b"hello"})
+    data = run_autograder(root, user, {**reference_files(softmax=buggy), "notes.txt": b"hello"})
     lost = {t["name"] for t in data["tests"] if t["score"] < t["max_score"]}
     assert len(lost) == len(mutant.breaks), lost
     assert "Ignored (not files of this assignment): notes.txt" in data["output"]
@@ -142,7 +151,7 @@ def test_student_code_cannot_write_the_results(autograder):
         "    print('blocked', exc)\n"
     )
     source = attack + reference_file("softmax.py").decode()
-    data = run_autograder(root, user, {"softmax.py": source.encode()})
+    data = run_autograder(root, user, reference_files(softmax=source))
     assert data["score"] == sum(t["max_score"] for t in data["tests"]) < 1000
 
 
@@ -158,7 +167,7 @@ def test_forged_events_gain_nothing_on_gradescope(autograder):
     root, _, user = autograder
     mutant = next(m for m in hints.load(A) if m.id == "ce-sum-not-mean")
     wrong = reference_file("softmax.py").decode().replace(mutant.find, mutant.replace)
-    honest = run_autograder(root, user, {"softmax.py": wrong.encode()})
+    honest = run_autograder(root, user, reference_files(softmax=wrong))
     forge = (
         "import json, os, sys, threading, time\n"
         "fd = int(sys.argv[sys.argv.index('--grader-events') + 1])\n"
@@ -171,5 +180,5 @@ def test_forged_events_gain_nothing_on_gradescope(autograder):
         "        time.sleep(0.02)\n"
         "threading.Thread(target=forge, daemon=True).start()\n"
     )
-    attacked = run_autograder(root, user, {"softmax.py": (forge + wrong).encode()})
+    attacked = run_autograder(root, user, reference_files(softmax=forge + wrong))
     assert attacked["score"] <= honest["score"] < sum(t["max_score"] for t in honest["tests"])
