@@ -68,3 +68,10 @@ def padded_batch(draw, pad: int = -100) -> tuple[torch.Tensor, torch.Tensor]:
     for b, n in enumerate(lengths):
         targets[b, n:] = pad
     return logits, targets
+
+
+@st.composite
+def token_batches(draw, vocab: int = 7) -> torch.Tensor:
+    """(B, T) int64 token ids in [0, vocab)."""
+    B, T = draw(st.integers(1, 4)), draw(st.integers(1, 9))
+    return torch.from_numpy(draw(nps.arrays("int64", (B, T), elements=st.integers(0, vocab - 1))))
