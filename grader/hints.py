@@ -1,8 +1,8 @@
 """Teach from the mutant catalogue: a failed test gets the hint of the known mistake it matches.
 
 Each mutant in ``tests/<assignment>/mutants.toml`` names the tests it breaks and a hint. When a
-submission fails a test, the mutants that break that test are candidates; those whose *every*
-broken test also failed in this submission match best and are shown first.
+submission fails a test, the mutants that break that test are candidates, ranked by how closely
+the tests each breaks match the tests this submission failed (:func:`_likeness`).
 """
 
 from __future__ import annotations
@@ -60,6 +60,17 @@ def test_key(nodeid: str) -> str:
     return f"{path.rsplit('/', 1)[-1]}::{name.split('[', 1)[0]}"
 
 
+def _likeness(mutant: Mutant, failed: set[str]) -> float:
+    """How much the tests a mutant breaks look like the tests this submission failed: Jaccard
+    similarity of the two sets within the test files the mutant touches, plus 1 when every test
+    it breaks failed. A mutant that breaks every test of a file ranks low for a submission that
+    fails one of them; one that breaks exactly the failed tests ranks first."""
+    breaks = set(mutant.breaks)
+    files = {b.split("::")[0] for b in breaks}
+    nearby = {f for f in failed if f.split("::")[0] in files}
+    return len(breaks & nearby) / len(breaks | nearby) + (breaks <= failed)
+
+
 def attach(assignment: str, metas: list[TestMeta], results: dict[str, TestResult]) -> None:
     mutants = load(assignment)
     if not mutants:
@@ -71,7 +82,7 @@ def attach(assignment: str, metas: list[TestMeta], results: dict[str, TestResult
             continue  # a stub needs filling in, not a hint about a mistake
         key = test_key(meta.nodeid)
         candidates = [m for m in mutants if key in m.breaks]
-        candidates.sort(key=lambda m: not set(m.breaks) <= failed)
+        candidates.sort(key=lambda m: -_likeness(m, failed))
         if candidates:
             lines = [f"Possible cause: {m.hint}" for m in candidates[:MAX_HINTS]]
             res.output = res.output + "\n\n" + "\n".join(lines)

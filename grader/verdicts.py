@@ -115,6 +115,29 @@ def equal_message(actual: Any, expected: Any, *, what: str, hint: str | None = N
     return f"{what}: got {plain(actual)!r:.300}, expected {plain(expected)!r:.300}.{tail}"
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.detach().reshape(()))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def at_most_message(
+    actual: Any, bound: Any, *, what: str, why: str, hint: str | None = None
+) -> str | None:
+    """None when ``actual`` is a number no larger than ``bound``; else the message explaining it."""
+    tail = f"\nHint: {hint}" if hint else ""
+    got, limit = _number(actual), _number(bound)
+    if got is None:
+        return f"{what}: expected a number, got {type(actual).__name__} ({actual!r:.80}).{tail}"
+    if limit is None:
+        raise TypeError(f"{what}: the bound {bound!r:.80} is not a number (a bug in the test)")
+    if not got <= limit:  # also catches nan
+        return f"{what}: {got:.6g}, needs to be at most {limit:.6g} ({why}).{tail}"
+    return None
+
+
 def _message(ref: dict[str, Any], got: dict[str, Any]) -> str | None:
     options = dict(ref.get("options") or {})
     actual = recording.decode(got["actual"])
@@ -123,6 +146,8 @@ def _message(ref: dict[str, Any], got: dict[str, Any]) -> str | None:
         if got["actual"].get("kind") == "too_large":
             return f"{ref['what']}: too large to compare ({got['actual']['shape']})."
         return close_message(actual, expected, what=ref["what"], **options)
+    if ref["kind"] == "at_most":
+        return at_most_message(actual, expected, what=ref["what"], **options)
     return equal_message(actual, expected, what=ref["what"], hint=options.get("hint"))
 
 

@@ -1,7 +1,8 @@
 """The one place where graded tests compare values.
 
-Every graded comparison goes through :func:`assert_close` (tensors) or :func:`assert_equal`
-(plain data: labels, lists, strings), so that
+Every graded comparison goes through :func:`assert_close` (tensors), :func:`assert_equal`
+(plain data: labels, lists, strings) or :func:`assert_at_most` (a measured figure against a
+bound, e.g. a perplexity threshold), so that
 
 - messages are uniform and teach: what was compared, shape/dtype problems first, then where the
   values differ most (index), by how much, what was expected there, and an optional hint;
@@ -74,6 +75,26 @@ def assert_equal(actual: Any, expected: Expected, *, what: str, hint: str | None
     expected = expected() if callable(expected) else expected
     recording.record("equal", what, actual, expected, hint=hint)
     message = verdicts.equal_message(actual, expected, what=what, hint=hint)
+    if message:
+        raise AssertionError(message)
+
+
+def assert_at_most(
+    actual: Any, bound: Expected, *, what: str, why: str, hint: str | None = None
+) -> None:
+    """Assert that a measured figure (a perplexity, an error rate) is at most ``bound``.
+
+    Args:
+        actual: the figure the student's code produced (a number or a one-element tensor).
+        bound: the threshold (or a zero-argument function computing it, e.g. a trivial baseline).
+        why: where the bound comes from (the reference's measured figure and the margin).
+    """
+    if recording.mode == "actual":
+        recording.record("at_most", what, actual)
+        return
+    bound = bound() if callable(bound) else bound
+    recording.record("at_most", what, actual, bound, why=why, hint=hint)
+    message = verdicts.at_most_message(actual, bound, what=what, why=why, hint=hint)
     if message:
         raise AssertionError(message)
 

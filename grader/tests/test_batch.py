@@ -3,6 +3,8 @@
 import csv
 import zipfile
 
+import pytest
+
 from grader import assignments, batch, hints
 from grader.runner import Limits
 
@@ -19,6 +21,7 @@ def reference_files(folder, patch=None):
         (folder / src.name).write_text(text)
 
 
+@pytest.mark.timeout(600)  # five gradings of the whole assignment, two crashing child after child
 def test_a_batch_with_hanging_and_crashing_submissions(tmp_path):
     subs = tmp_path / "subs"
     reference_files(subs / "alice")
@@ -51,6 +54,7 @@ def test_a_batch_with_hanging_and_crashing_submissions(tmp_path):
     assert len(list((out / "results").glob("*.json"))) == 5
 
 
+@pytest.mark.timeout(300)
 def test_a_gradescope_export_zip(tmp_path):
     export = tmp_path / "export.zip"
     with zipfile.ZipFile(export, "w") as zf:

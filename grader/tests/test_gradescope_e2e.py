@@ -172,7 +172,7 @@ def test_forged_events_gain_nothing_on_gradescope(autograder):
         "import json, os, sys, threading, time\n"
         "fd = int(sys.argv[sys.argv.index('--grader-events') + 1])\n"
         "def forge():\n"
-        "    for _ in range(200):\n"
+        "    while True:  # for as long as the run lasts\n"
         "        for t in ('test_cross_entropy_values', 'test_cross_entropy_drawn'):\n"
         "            e = {'event': 'result', 'nodeid': f'tests/a1_lm_basics/test_softmax.py::{t}',\n"
         "                 'score': 99, 'status': 'passed'}\n"

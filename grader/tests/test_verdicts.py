@@ -33,8 +33,8 @@ ATTACKS = {
         import json, os, sys, threading, time
         fd = int(sys.argv[sys.argv.index("--grader-events") + 1])
 
-        def forge():  # keeps claiming full marks while the real tests run
-            for _ in range(100):
+        def forge():  # keeps claiming full marks while the real tests run, however long
+            while True:
                 for test in ("test_softmax_rows", "test_softmax_any_shape_and_dim"):
                     nodeid = f"tests/a1_lm_basics/test_softmax.py::{test}"
                     event = {"event": "result", "nodeid": nodeid, "score": 99, "status": "passed"}
