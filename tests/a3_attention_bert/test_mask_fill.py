@@ -1,0 +1,244 @@
+"""H2.2 — text completion with a masked LM, one [MASK] at a time.
+
+No pretrained masked-LM checkpoint is available offline (the shipped MiniLM has no MLM head), so
+the algorithm is graded exactly on small masked LMs built here. Their predictions depend on the
+position and on the tokens on both sides, so filling every mask from one forward pass, filling
+right to left or reading the logits of the wrong position all give other tokens. The expected
+fills come from the algorithm as the handout states it (``_oracle`` below) on the same model.
+``python -m coursekit.a3_mask_fill`` runs your code with a real BERT where one can be loaded.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from compare import assert_equal
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import masked_lm_prompts
+from torch import nn
+
+from coursekit import a3_finetune as kit
+from grader.deliverables import deliverable
+
+mf = deliverable("a3_attention_bert.mask_fill")
+
+PAD, CLS, SEP, MASK = 0, 1, 2, 3  # the ids masked_lm_prompts uses
+SPECIAL = (PAD, CLS, SEP, MASK)
+V = 12  # vocabulary of the context model: 4 special tokens and 8 words
+
+
+def _output(logits):
+    from transformers.modeling_outputs import MaskedLMOutput
+
+    return MaskedLMOutput(logits=logits)
+
+
+class ContextLM(nn.Module):
+    """A tiny masked LM: logits[t] = L[ids[t-1]] + R[ids[t+1]] + P[t] + a pull to special tokens.
+
+    Each prediction depends on both neighbours and on the position; the pull makes a special
+    token the argmax at many positions, so banning them matters.
+    """
+
+    def __init__(self, seed: int, vocab: int = V, positions: int = 16):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.left = nn.Parameter(2 * torch.randn(vocab, vocab, generator=g))
+        self.right = nn.Parameter(2 * torch.randn(vocab, vocab, generator=g))
+        self.pos = nn.Parameter(torch.randn(positions, vocab, generator=g))
+        pull = torch.zeros(vocab)
+        pull[list(SPECIAL)] = 2.0
+        self.register_buffer("pull", pull)
+
+    def forward(self, input_ids, attention_mask=None):
+        B, T = input_ids.size()
+        padded = F.pad(input_ids, (1, 1), value=PAD)  # (B, T + 2)
+        logits = self.left[padded[:, :-2]] + self.right[padded[:, 2:]]  # (B, T, V)
+        return _output(logits + self.pos[:T] + self.pull)
+
+
+class CountingLM(nn.Module):
+    """Predicts the number word after the one on the left ("two" -> "three"), else "the", with a
+    pull towards the special tokens (which must never be chosen)."""
+
+    WORDS = "one two three four five six seven eight nine ten".split()
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        ids = tokenizer.convert_tokens_to_ids(self.WORDS)
+        self.vocab = len(tokenizer)
+        self.successor = torch.full((self.vocab,), -1, dtype=torch.long)
+        self.successor[ids[:-1]] = torch.tensor(ids[1:])
+        self.base = torch.zeros(self.vocab)
+        self.base[tokenizer.convert_tokens_to_ids("the")] = 1.0
+        self.base[tokenizer.all_special_ids] = 5.0
+
+    def forward(self, input_ids, attention_mask=None):
+        B, T = input_ids.size()
+        logits = self.base.repeat(B, T, 1)  # (B, T, V)
+        left = F.pad(input_ids, (1, 0), value=0)[:, :-1]  # (B, T): the token on the left
+        nxt = self.successor[left]
+        b, t = (nxt >= 0).nonzero(as_tuple=True)
+        logits[b, t, nxt[b, t]] = 10.0
+        return _output(logits)
+
+
+@torch.no_grad()
+def _oracle(model, ids, mask_id, *, strategy="greedy", k=5, seed=0, banned=SPECIAL):
+    """The algorithm of H2.2: left to right, one forward pass per mask, each seeing earlier fills."""
+    model.eval()
+    ids = ids.clone()
+    g = torch.Generator().manual_seed(seed)
+    for p in range(len(ids)):
+        if ids[p] != mask_id:
+            continue
+        logits = model(input_ids=ids[None], attention_mask=torch.ones_like(ids)[None]).logits
+        logits = logits[0, p].clone()  # (V,)
+        logits[list(banned)] = float("-inf")
+        if strategy == "greedy":
+            ids[p] = logits.argmax()
+        else:
+            top = torch.topk(logits, k)
+            ids[p] = top.indices[torch.multinomial(torch.softmax(top.values, -1), 1, generator=g)]
+    return ids
+
+
+def _ids(value):
+    return value.tolist() if isinstance(value, torch.Tensor) else value
+
+
+HINT_ORDER = (
+    "fill the masks left to right, one forward pass per mask, writing each chosen token into the "
+    "ids before the next pass; read the logits at the position being filled"
+)
+HINT_BANNED = "set the logits of banned_ids to -inf before choosing"
+HINT_TOP_K = (
+    "top_k: torch.topk(logits, k) (largest first), probabilities softmax(values), one "
+    "torch.multinomial(probs, 1, generator=g) per mask, with g = torch.Generator().manual_seed(seed) "
+    "made once before the first mask"
+)
+
+
+@given(prompt=masked_lm_prompts(V), seed=st.integers(0, 50))
+def _greedy_appended(prompt, seed):
+    _check_greedy(prompt, seed)
+
+
+@given(prompt=masked_lm_prompts(V, anywhere=True), seed=st.integers(0, 50))
+def _greedy_anywhere(prompt, seed):
+    _check_greedy(prompt, seed)
+
+
+def _check_greedy(prompt, seed):
+    model = ContextLM(seed)
+    ids = torch.tensor(prompt)
+    got = mf.fill_masks(model, ids, MASK, strategy="greedy", banned_ids=SPECIAL)
+    assert_equal(_ids(got), lambda: _oracle(ContextLM(seed), ids, MASK).tolist(),
+                 what=f"greedy fill_masks of ids {prompt} (model seed {seed}, [MASK] = {MASK})",
+                 hint=f"{HINT_ORDER}; greedy takes the argmax; {HINT_BANNED}")  # fmt: skip
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("3.1")
+def test_greedy_fills_left_to_right(check):
+    """greedy: masks filled left to right, one forward pass each, every step seeing earlier fills"""
+    with check("masks appended to a prompt"):
+        _greedy_appended()
+    with check("masks among the prompt's words"):
+        _greedy_anywhere()
+
+
+@given(prompt=masked_lm_prompts(V, anywhere=True), seed=st.integers(0, 50),
+       k=st.integers(2, 6), sample_seed=st.integers(0, 2**16))  # fmt: skip
+def _top_k(prompt, seed, k, sample_seed):
+    model = ContextLM(seed)
+    ids = torch.tensor(prompt)
+    torch.manual_seed(sample_seed + 1)  # the global generator must not be the one that decides
+    got = mf.fill_masks(model, ids, MASK, strategy="top_k", k=k, seed=sample_seed,
+                        banned_ids=SPECIAL)  # fmt: skip
+    oracle = ContextLM(seed)
+    assert_equal(_ids(got),
+                 lambda: _oracle(oracle, ids, MASK, strategy="top_k", k=k, seed=sample_seed).tolist(),
+                 what=f"top-k fill_masks of ids {prompt}, k={k}, seed={sample_seed} (model seed {seed})",
+                 hint=HINT_TOP_K)  # fmt: skip
+
+
+@given(prompt=masked_lm_prompts(V, anywhere=True), seed=st.integers(0, 50))
+def _top_1(prompt, seed):
+    model = ContextLM(seed)
+    ids = torch.tensor(prompt)
+    got = mf.fill_masks(model, ids, MASK, strategy="top_k", k=1, seed=0, banned_ids=SPECIAL)
+    assert_equal(_ids(got), lambda: _oracle(ContextLM(seed), ids, MASK).tolist(),
+                 what=f"top-k fill_masks with k=1 of ids {prompt} (model seed {seed}): greedy's fills",
+                 hint="with k=1 the only candidate is the argmax")  # fmt: skip
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("3.2")
+def test_top_k_sampling_is_seeded(check):
+    """top-k sampling: k candidates, softmax, one seeded torch.multinomial draw per mask"""
+    with check("k from 2 to 6, seeded"):
+        _top_k()
+    with check("k=1 gives the greedy fills"):
+        _top_1()
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(kit.model_path())  # BERT's uncased WordPiece vocabulary
+
+
+def _tiny_bert(tokenizer):
+    """A small random BERT masked LM, in training mode with dropout on (as built)."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=32,
+                        hidden_dropout_prob=0.3, attention_probs_dropout_prob=0.0)  # fmt: skip
+    return BertForMaskedLM(config)
+
+
+def _expected_text(model, tokenizer, prompt, n, **options):
+    ids = tokenizer(prompt)["input_ids"]  # [CLS] prompt [SEP]
+    ids = torch.tensor([*ids[:-1], *[tokenizer.mask_token_id] * n, ids[-1]])
+    filled = _oracle(model, ids, tokenizer.mask_token_id, banned=tokenizer.all_special_ids,
+                     **options)  # fmt: skip
+    return tokenizer.decode(filled, skip_special_tokens=True)
+
+
+HINT_COMPLETE = (
+    "the ids are [CLS] prompt [MASK]*n [SEP] — the masks go before the final [SEP]; fill them with "
+    "the tokenizer's special ids banned, then tokenizer.decode(ids, skip_special_tokens=True)"
+)
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("3.3")
+def test_complete(check, tokenizer):
+    """complete(model, tokenizer, prompt, n): the prompt and n generated tokens, as text"""
+    counting_cases = [
+        ("one two", 3, "a counting model: 'one two' + 3 masks"),
+        ("eight nine", 3, "a counting model past 'ten', where its favourite is a special token"),
+    ]
+    for prompt, n, label in counting_cases:
+        with check(label):
+            got = mf.complete(CountingLM(tokenizer), tokenizer, prompt, n)
+            assert_equal(got, lambda: _expected_text(CountingLM(tokenizer), tokenizer, prompt, n),  # noqa: B023
+                         what=f"complete(counting model, {prompt!r}, {n})",
+                         hint=f"{HINT_COMPLETE}; {HINT_ORDER}; {HINT_BANNED}")  # fmt: skip
+    cases = [("the movie was", 3, {}), ("i think that", 4, {}),
+             ("the movie was", 3, {"strategy": "top_k", "k": 5, "seed": 7}),
+             ("once upon a time", 5, {"strategy": "top_k", "k": 3, "seed": 0})]  # fmt: skip
+    for prompt, n, options in cases:
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "greedy"
+        with check(f"a small random BertForMaskedLM: {prompt!r} + {n} masks, {shown}"):
+            got = mf.complete(_tiny_bert(tokenizer), tokenizer, prompt, n, **options)
+            assert_equal(got, lambda: _expected_text(_tiny_bert(tokenizer), tokenizer, prompt, n, **options),  # noqa: B023
+                         what=f"complete(BertForMaskedLM, {prompt!r}, {n}, {shown})",
+                         hint=f"{HINT_COMPLETE}; put the model in eval mode (dropout off)"
+                         + (f"; {HINT_TOP_K}" if options else ""))  # fmt: skip

@@ -1,0 +1,452 @@
+"""H4.1 — multi-head attention from scratch, compared with ``torch.nn.MultiheadAttention``.
+
+The oracle is PyTorch's module (float64, dropout 0) with the same weights, on sizes Hypothesis
+draws: batch, query and key lengths, head count and head size (C = nh · hs). Every call of your
+forward runs with the built-in attention functions replaced by functions that raise (test 1.7
+grades that rule by itself).
+
+Fully masked query rows are not graded: when every key is masked for a query (all True in a
+boolean mask, all -inf in a float one, in some head), softmax over nothing has no value. PyTorch
+2.13 itself gives NaN there when it computes the weights and 0 on its fused path (need_weights=
+False), so either is right, and so is anything a -1e9 mask gives. Those rows are set to 0 in both
+your output and the expected one before comparing; every other row must match.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+import torch
+import torch.nn.functional as F
+from compare import assert_close, assert_equal
+from hypothesis import given
+from strategies import attention_cases
+from torch.overrides import TorchFunctionMode
+
+from grader.deliverables import deliverable
+
+mha = deliverable("a3_attention_bert.mha")
+
+# --------------------------------------------------------------------------- the forbidden functions
+
+SDPA = "torch.nn.functional.scaled_dot_product_attention"
+FORBIDDEN = [  # (the name students see, where it lives, attribute)
+    ("torch.nn.MultiheadAttention.forward", torch.nn.MultiheadAttention, "forward"),
+    (SDPA, F, "scaled_dot_product_attention"),
+    ("torch.nn.functional.multi_head_attention_forward", F, "multi_head_attention_forward"),
+    (f"{SDPA} (as torch._C._nn.scaled_dot_product_attention)", torch._C._nn,
+     "scaled_dot_product_attention"),
+    ("torch._native_multi_head_attention", torch, "_native_multi_head_attention"),
+]  # fmt: skip
+HINT_FORBIDDEN = (
+    "H4.1 asks for attention written out: projections, q @ kᵀ / √hs, masking, softmax, weights @ v "
+    "— not nn.MultiheadAttention, F.scaled_dot_product_attention or F.multi_head_attention_forward"
+)
+
+
+class ForbiddenFunctionError(RuntimeError):
+    """Your forward called a built-in attention function."""
+
+
+def _refuse(name: str, calls: list[str]):
+    message = f"your forward called {name}, which this assignment forbids"
+    calls.append(message)
+    raise ForbiddenFunctionError(f"{message}. {HINT_FORBIDDEN}.")
+
+
+class _RefuseBuiltinAttention(TorchFunctionMode):
+    """Catches the built-ins however they are reached: a name imported before the test replaced
+    them (``from torch.nn.functional import scaled_dot_product_attention``), ``torch.ops.aten``."""
+
+    def __init__(self, calls: list[str], originals: dict[int, str]):
+        super().__init__()
+        self.calls, self.originals = calls, originals
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if id(func) in self.originals or "scaled_dot_product" in name or "multi_head_att" in name:
+            _refuse(self.originals.get(id(func), f"torch's {name}"), self.calls)
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def forbidding_builtin_attention(calls: list[str]):
+    """Within: the FORBIDDEN functions raise ForbiddenFunctionError and are listed in ``calls``.
+
+    The originals are put back in ``finally``, so the oracle (PyTorch's module, which uses them)
+    always runs unpatched, outside this block.
+    """
+    saved = [(owner, attr, getattr(owner, attr)) for _, owner, attr in FORBIDDEN]
+    originals: dict[int, str] = {}  # F.scaled_dot_product_attention is torch._C._nn's: 1st name
+    for (name, _, _), (_, _, original) in zip(FORBIDDEN, saved, strict=True):
+        originals.setdefault(id(original), name)
+    try:
+        for name, owner, attr in FORBIDDEN:
+
+            def stand_in(*args, _name=name, **kwargs):
+                _refuse(_name, calls)
+
+            setattr(owner, attr, stand_in)
+        with _RefuseBuiltinAttention(calls, originals):
+            yield
+    finally:
+        for owner, attr, original in saved:
+            setattr(owner, attr, original)
+
+
+def _forward(module, *args, **kwargs):
+    """The student's forward, with the built-ins refused; (out, weights)."""
+    with forbidding_builtin_attention([]):
+        result = module(*args, **kwargs)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise TypeError(f"forward must return a tuple (out, weights), got {type(result).__name__}")
+    return result
+
+
+# --------------------------------------------------------------------------- cases and oracle
+
+
+def _torch_mha(case) -> torch.nn.MultiheadAttention:
+    """The oracle: PyTorch's module in float64, with random biases (its own init zeroes them)."""
+    torch.manual_seed(case["seed"])
+    ref = torch.nn.MultiheadAttention(case["C"], case["nh"], bias=case["bias"],
+                                      batch_first=case["batch_first"], dtype=torch.float64)  # fmt: skip
+    if case["bias"]:
+        g = torch.Generator().manual_seed(case["seed"])
+        with torch.no_grad():
+            ref.in_proj_bias.normal_(generator=g)
+            ref.out_proj.bias.normal_(generator=g)
+    return ref.eval()
+
+
+def _ours(case, ref):
+    module = mha.MultiHeadAttention(case["C"], case["nh"], bias=case["bias"],
+                                    batch_first=case["batch_first"], dtype=torch.float64)  # fmt: skip
+    module.load_from(ref)
+    return module
+
+
+def _describe(case, **options) -> str:
+    sizes = (
+        f"B={case['B']}, Tq={case['Tq']}, Tk={case['Tk']}, C={case['C']}, nh={case['nh']}, "
+        f"bias={case['bias']}, batch_first={case['batch_first']}"
+    )
+    masks = [
+        f"{name}={'bool' if m.dtype == torch.bool else 'float'} {tuple(m.shape)}"
+        for name in ("key_padding_mask", "attn_mask")
+        if (m := options.pop(name, None)) is not None
+    ]
+    rest = [f"{k}={v}" for k, v in options.items()]
+    return ", ".join([sizes, *masks, *rest])
+
+
+def _blocked(case, key_padding_mask=None, attn_mask=None, is_causal=False) -> torch.Tensor:
+    """(B, Tq): True where a query has no key left to attend to in some head (not graded)."""
+    B, nh, Tq, Tk = case["B"], case["nh"], case["Tq"], case["Tk"]
+    allowed = torch.ones(B, nh, Tq, Tk, dtype=torch.bool)
+    if is_causal and attn_mask is None:
+        allowed &= torch.ones(Tq, Tk, dtype=torch.bool).tril()
+    if attn_mask is not None:
+        forbid = attn_mask if attn_mask.dtype == torch.bool else attn_mask == float("-inf")
+        allowed &= ~(forbid.view(B, nh, Tq, Tk) if forbid.dim() == 3 else forbid)
+    if key_padding_mask is not None:
+        kpm = key_padding_mask
+        forbid = kpm if kpm.dtype == torch.bool else kpm == float("-inf")
+        allowed &= ~forbid.view(B, 1, 1, Tk)
+    return (~allowed.any(dim=-1)).any(dim=1)
+
+
+def _without_blocked(t, blocked, case, kind):
+    """``t`` with the blocked query rows set to 0; a tensor of the wrong shape as it is."""
+    B, nh, Tq, Tk, C = case["B"], case["nh"], case["Tq"], case["Tk"], case["C"]
+    shapes = {
+        "out": (B, Tq, C) if case["batch_first"] else (Tq, B, C),
+        "weights": (B, Tq, Tk),
+        "per-head weights": (B, nh, Tq, Tk),
+    }
+    if not isinstance(t, torch.Tensor) or tuple(t.shape) != shapes[kind]:
+        return t  # the comparison reports it
+    rows = {
+        "out": blocked[:, :, None] if case["batch_first"] else blocked.T[:, :, None],
+        "weights": blocked[:, :, None],
+        "per-head weights": blocked[:, None, :, None],
+    }[kind]
+    return t.detach().masked_fill(rows, 0.0)
+
+
+def _compare(case, hint, *, need_weights=True, average_attn_weights=True, **options):
+    """Run the student's module and PyTorch's on one case; compare outputs and weights."""
+    ref = _torch_mha(case)
+    ours = _ours(case, ref)
+    args = (case["query"], case["key"], case["value"])
+    kwargs = {"need_weights": need_weights, "average_attn_weights": average_attn_weights,
+              **options}  # fmt: skip
+    out, weights = _forward(ours, *args, **kwargs)
+    torch_options = dict(kwargs)
+    if options.get("is_causal") and options.get("attn_mask") is None:  # PyTorch needs the mask
+        T = case["Tq"]
+        torch_options["attn_mask"] = torch.ones(T, T, dtype=torch.bool).triu(1)
+
+    def expected():
+        with torch.no_grad():
+            return ref(*args, **torch_options)
+
+    blocked = _blocked(case, options.get("key_padding_mask"), options.get("attn_mask"),
+                       options.get("is_causal", False))  # fmt: skip
+    described = _describe(case, **options)
+    note = " (query rows with every key masked set to 0)" if bool(blocked.any()) else ""
+    assert_close(_without_blocked(out, blocked, case, "out"),
+                 lambda: _without_blocked(expected()[0], blocked, case, "out"),
+                 what=f"output for {described}{note}", hint=hint)  # fmt: skip
+    if not need_weights:
+        assert_equal(None if weights is None else type(weights).__name__, None,
+                     what=f"weights returned with need_weights=False ({described})",
+                     hint="return (out, None) when need_weights is False")  # fmt: skip
+        return
+    kind = "weights" if average_attn_weights else "per-head weights"
+    assert_close(_without_blocked(weights, blocked, case, kind),
+                 lambda: _without_blocked(expected()[1], blocked, case, kind),
+                 what=f"{kind} for {described}{note}", hint=hint)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- properties
+# Each is run inside one `check` of a test below: one part of the partial credit per case kind.
+
+
+@given(case=attention_cases(self_attention=True, batch_first=True))
+def _self_attention_batch_first(case):
+    _compare(case, "batch_first=True: inputs and output are (B, T, C)")
+
+
+@given(case=attention_cases(self_attention=True, batch_first=False))
+def _self_attention_time_first(case):
+    _compare(case, "batch_first=False (the default): inputs and output are (T, B, C) — "
+                   "transpose to (B, T, C) first and back at the end")  # fmt: skip
+
+
+@given(case=attention_cases(self_attention=False))
+def _cross_attention(case):
+    _compare(case, "queries come from query (Tq of them), keys and values from key and value (Tk): "
+                   "the scores are (B, nh, Tq, Tk)")  # fmt: skip
+
+
+@given(case=attention_cases(bias=False))
+def _no_bias(case):
+    _compare(case, "with bias=False the projections have no bias (mha.in_proj_bias is None)")
+
+
+@given(case=attention_cases())
+def _per_head_weights(case):
+    _compare(case, "average_attn_weights=False returns the weights of every head: (B, nh, Tq, Tk)",
+             average_attn_weights=False)  # fmt: skip
+
+
+@given(case=attention_cases())
+def _weights_not_needed(case):
+    _compare(case, "need_weights=False returns (out, None); out is the same", need_weights=False)
+
+
+HINT_PADDING = (
+    "key_padding_mask is (B, Tk) and True marks a padding key that no query may attend to "
+    "(the opposite of Hugging Face's attention_mask); view it as (B, 1, 1, Tk) so it applies to "
+    "every head and query"
+)
+HINT_ADDITIVE = (
+    "a float mask is added to the scores after the 1/√hs scaling, just before the softmax"
+)
+
+
+@given(case=attention_cases(padding="bool"))
+def _bool_padding(case):
+    _compare(case, HINT_PADDING, key_padding_mask=case["key_padding_mask"])
+
+
+@given(case=attention_cases(padding="float"))
+def _float_padding(case):
+    _compare(case, f"{HINT_PADDING}; {HINT_ADDITIVE}", key_padding_mask=case["key_padding_mask"])
+
+
+HINT_BOOL_MASK = "in a boolean attn_mask True means *not allowed*: set those scores to -inf"
+HINT_PER_HEAD = (
+    "a 3-D attn_mask is (B * nh, Tq, Tk) with row b * nh + h for head h of batch element b: "
+    "view it as (B, nh, Tq, Tk)"
+)
+
+
+@given(case=attention_cases(attn_mask="bool"))
+def _bool_mask_2d(case):
+    _compare(case, HINT_BOOL_MASK, attn_mask=case["attn_mask"])
+
+
+@given(case=attention_cases(attn_mask="float"))
+def _float_mask_2d(case):
+    _compare(case, HINT_ADDITIVE, attn_mask=case["attn_mask"])
+
+
+@given(case=attention_cases(attn_mask="bool", per_head=True))
+def _bool_mask_3d(case):
+    _compare(case, f"{HINT_PER_HEAD}; {HINT_BOOL_MASK}", attn_mask=case["attn_mask"],
+             average_attn_weights=False)  # fmt: skip
+
+
+@given(case=attention_cases(attn_mask="float", per_head=True))
+def _float_mask_3d(case):
+    _compare(case, f"{HINT_PER_HEAD}; {HINT_ADDITIVE}", attn_mask=case["attn_mask"])
+
+
+HINT_CAUSAL = (
+    "causal: query i may attend to keys 0..i only — forbid the keys above the diagonal "
+    "(torch.ones(T, T, dtype=torch.bool).triu(1) is True where attention is not allowed)"
+)
+
+
+@given(case=attention_cases(self_attention=True))
+def _causal(case):
+    _compare(case, HINT_CAUSAL, is_causal=True)
+
+
+@given(case=attention_cases(self_attention=True, padding="bool"))
+def _causal_and_padding(case):
+    _compare(case, f"{HINT_CAUSAL}; both masks apply", is_causal=True,
+             key_padding_mask=case["key_padding_mask"])  # fmt: skip
+
+
+@given(case=attention_cases(self_attention=True))
+def _causal_hint_with_mask(case):
+    causal = torch.nn.Transformer.generate_square_subsequent_mask(case["Tq"], dtype=torch.float64)
+    _compare(case, "with an attn_mask, is_causal=True is only a hint: use the mask as given",
+             attn_mask=causal, is_causal=True)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- graded tests
+
+
+@pytest.mark.points(3)
+@pytest.mark.number("1.1")
+def test_matches_torch_without_masks(check):
+    """the same outputs and head-averaged weights as nn.MultiheadAttention, no masks"""
+    with check("self-attention, batch_first=True (B, T, C)"):
+        _self_attention_batch_first()
+    with check("self-attention, batch_first=False (T, B, C)"):
+        _self_attention_time_first()
+    with check("different query and key lengths (Tq != Tk)"):
+        _cross_attention()
+    with check("bias=False"):
+        _no_bias()
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("1.2")
+def test_need_weights_and_per_head_weights(check):
+    """average_attn_weights=False gives each head's weights; need_weights=False gives None"""
+    with check("average_attn_weights=False: (B, nh, Tq, Tk)"):
+        _per_head_weights()
+    with check("need_weights=False: (out, None)"):
+        _weights_not_needed()
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("1.3")
+def test_key_padding_mask(check):
+    """key_padding_mask (B, Tk), boolean (True = padding) and additive"""
+    with check("boolean key_padding_mask"):
+        _bool_padding()
+    with check("float (additive) key_padding_mask"):
+        _float_padding()
+
+
+@pytest.mark.points(3)
+@pytest.mark.number("1.4")
+def test_attn_mask(check):
+    """attn_mask, boolean and additive, shared (Tq, Tk) and per head (B·nh, Tq, Tk)"""
+    with check("boolean (Tq, Tk)"):
+        _bool_mask_2d()
+    with check("additive (Tq, Tk)"):
+        _float_mask_2d()
+    with check("boolean per head (B·nh, Tq, Tk), per-head weights"):
+        _bool_mask_3d()
+    with check("additive per head (B·nh, Tq, Tk)"):
+        _float_mask_3d()
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("1.5")
+def test_causal(check):
+    """causal self-attention: is_causal=True, with padding, and as a hint with a causal attn_mask"""
+    with check("is_causal=True without attn_mask"):
+        _causal()
+    with check("is_causal=True and a boolean key_padding_mask"):
+        _causal_and_padding()
+    with check("is_causal=True with a causal float attn_mask"):
+        _causal_hint_with_mask()
+
+
+def _gradients(batch_first: bool):
+    g = torch.Generator().manual_seed(11)
+    B, Tq, Tk, C, nh = 2, 4, 5, 12, 3
+    case = {"B": B, "Tq": Tq, "Tk": Tk, "C": C, "nh": nh, "bias": True,
+            "batch_first": batch_first, "seed": 5}  # fmt: skip
+    ref = _torch_mha(case)
+    ours = _ours(case, ref)
+    shapes = [(B, Tq, C), (B, Tk, C), (B, Tk, C)]
+    inputs = [torch.randn(s, generator=g, dtype=torch.float64) for s in shapes]
+    if not batch_first:
+        inputs = [x.transpose(0, 1).contiguous() for x in inputs]  # (T, B, C)
+    padding = torch.tensor([[False] * Tk, [False, False, True, False, True]])  # no row fully masked
+    upstream = torch.randn(inputs[0].shape, generator=g, dtype=torch.float64)
+
+    def grads(module, call):
+        xs = [x.clone().requires_grad_(True) for x in inputs]
+        out, weights = call(module, *xs, key_padding_mask=padding)
+        loss = (out * upstream).sum() + (weights * weights).sum()
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, xs)])
+
+    assert_close(grads(ours, _forward), lambda: grads(ref, lambda m, *a, **k: m(*a, **k)),
+                 what=f"gradients of (query, key, value), B={B}, Tq={Tq}, Tk={Tk}, C={C}, nh={nh}, "
+                 f"batch_first={batch_first}, key_padding_mask=bool (2, 5)",
+                 hint="compute with differentiable tensor operations only: no .data, .detach(), "
+                 ".item(), numpy or torch.no_grad() in forward")  # fmt: skip
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("1.6")
+def test_gradients(check):
+    """gradients reach query, key and value exactly as through nn.MultiheadAttention"""
+    for batch_first in (True, False):
+        with check(f"batch_first={batch_first}"):
+            _gradients(batch_first)
+
+
+@given(case=attention_cases())
+def _no_builtins(option, case):
+    ref = _torch_mha(case)
+    ours = _ours(case, ref)
+    args = (case["query"], case["key"], case["value"])
+    need_weights = option == "need_weights=True"
+    calls: list[str] = []
+    out = None
+    try:
+        with forbidding_builtin_attention(calls):
+            out, _ = ours(*args, need_weights=need_weights)
+    except ForbiddenFunctionError:
+        pass  # listed in calls
+    described = _describe(case, need_weights=need_weights)
+    assert_equal(calls, [], what=f"built-in attention functions called ({described})",
+                 hint=HINT_FORBIDDEN)  # fmt: skip
+
+    def expected():
+        with torch.no_grad():
+            return ref(*args, need_weights=need_weights)[0]
+
+    assert_close(out, expected, what=f"output of the from-scratch forward ({described})",
+                 hint="the points of this test need a forward that works, too")  # fmt: skip
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("1.7")
+def test_no_builtin_attention(check):
+    """written from scratch: forward runs with nn.MultiheadAttention and scaled_dot_product_attention refused"""
+    for option in ("need_weights=True", "need_weights=False"):
+        with check(option):
+            _no_builtins(option)
