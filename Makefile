@@ -7,7 +7,7 @@ export COURSEKIT_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 IMPL    ?= template
 ASSIGN  := $(if $(A),--assignment $(A),)
 
-.PHONY: setup test grade grade-reference lint format templates templates-check validate mutants selftest finetune finetune-scratch bench lock clean
+.PHONY: setup test grade grade-reference lint format templates templates-check validate mutants selftest a1-full finetune finetune-scratch mask-fill bench lock clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,13 @@ validate: setup
 mutants: setup
 	$(PY) -m grader mutants $(ASSIGN)
 
+# Full-size runs of assignment 1's training deliverables (figures in the README): RUN=bigram
+# (WikiText-2 perplexity), charlm (Tiny Shakespeare: perplexity, passages, samples, loss PNG) or
+# dan (IMDB accuracy); all three when RUN is not given. Reports go to out/a1/.
+RUN ?= bigram charlm dan
+a1-full: setup
+	for r in $(RUN); do $(PY) -m coursekit.a1_fullsize $$r --impl $(FT_IMPL) || exit 1; done
+
 # Full-size fine-tuning on SST-2 (assignment 3). `finetune` writes the artifact the accuracy
 # check grades (IMPL=reference writes the reference's; students run it on student_template).
 FT_IMPL    ?= $(if $(filter template,$(IMPL)),student_template,$(IMPL))
@@ -63,6 +70,11 @@ finetune-scratch: setup
 	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_fullsize --impl $(FT_IMPL) --recipe scratch --steps $(FT_STEPS)
 
 # Speed, measured as ratios against baselines; writes bench/results.md (quoted in the README).
+# [MASK] completion with a real masked LM (assignment 3; needs one, e.g. bert-base-uncased online).
+PROMPT ?= the capital of france is
+mask-fill: setup
+	$(PY) -m coursekit.a3_mask_fill --impl $(FT_IMPL) "$(PROMPT)"
+
 bench: setup
 	HF_HUB_OFFLINE=1 $(PY) bench/run.py
 

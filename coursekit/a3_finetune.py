@@ -101,6 +101,15 @@ class ArtifactError(ValueError):
     """The artifact does not fit the base model."""
 
 
+def read_artifact(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """The tensors and metadata of a submitted artifact, read by the kit itself (safetensors
+    holds only data: reading an untrusted file runs no code)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+
+
 def fold_artifact(state: dict[str, Tensor], metadata: dict[str, str]):
     """A fresh base model with the artifact's tensors loaded and its LoRA adapters merged."""
     from transformers import AutoModelForSequenceClassification

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,23 @@ def resolve_impl(spec: str, assignment: str) -> Path:
 
 def test_paths(assignment: str) -> list[Path]:
     return [TESTS / assignment]
+
+
+@dataclass(frozen=True)
+class DataNeeds:
+    """The data files (``<data set>/<file>``) an assignment's graded tests read."""
+
+    public: tuple[str, ...] = ()
+    heldout: tuple[str, ...] = ()  # read by trusted checks only (e.g. held-out labels)
+
+
+def data_needs(assignment: str) -> DataNeeds:
+    """From ``tests/<assignment>/data.toml`` (none when it is missing)."""
+    path = TESTS / assignment / "data.toml"
+    if not path.exists():
+        return DataNeeds()
+    data = tomllib.loads(path.read_text())
+    return DataNeeds(tuple(data.get("public", ())), tuple(data.get("heldout", ())))
 
 
 @dataclass
@@ -110,16 +128,21 @@ def grade(
         records = (Path(tmp, "student"), "actual") if verdicts is not None else None
         if records is not None:
             Path(tmp).chmod(0o755)  # the unprivileged child writes its records in there
+        # The student's code runs in one child (as ``user``); trusted checks, which run none of it
+        # and may read held-out data, in another that is never the student user.
         if manifest is None:  # learnt from the grading child's own collection: one start saved
             manifest, results = run_collecting(
-                paths, impl, limits, user=user, visible_only=not hidden, records=records
-            )
+                paths, impl, limits, user=user, visible_only=not hidden, records=records,
+                part="untrusted",
+            )  # fmt: skip
             _raise_on_collect_errors(assignment, manifest)
             chosen = manifest
         else:
             _raise_on_collect_errors(assignment, manifest)
             chosen = select(manifest, hidden=hidden, files=files)
-            results = run(paths, impl, chosen, limits, user=user, records=records)
+            results = run(paths, impl, chosen, limits, user=user, records=records, part="untrusted")
+        if any(m.trusted for m in chosen.tests):
+            results.update(run(paths, impl, chosen, limits, part="trusted"))
         if records is not None:
             apply_verdicts(chosen.tests, results, verdicts, records[0])
     hints.attach(assignment, chosen.tests, results)
@@ -131,6 +154,8 @@ def apply_verdicts(
 ) -> None:
     """Lower each test's score to what its recorded values earn against the reference's records."""
     for meta in metas:
+        if meta.trusted:
+            continue  # ran no student code: its own verdict stands
         expected = recording.read(reference, meta.nodeid)
         if not expected:
             continue  # the test compares nothing through the helper: in-process verdict only

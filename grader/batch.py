@@ -70,7 +70,10 @@ def grade_all(
     jobs: int = 2,
     limits: Limits = Limits(),
     hidden: bool = True,
+    files: set[str] | None = None,
 ) -> list[Graded]:
+    """Grade every submission of ``source`` into ``out``; ``files`` limits the run to some test
+    files (e.g. regrading only the part whose test was fixed)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     manifest = collect(assignments.test_paths(assignment), limits)
@@ -86,7 +89,7 @@ def grade_all(
                     folder, assignments.TEMPLATE / assignment, tree / assignment
                 )
                 g = assignments.grade(
-                    assignment, tree, hidden=hidden, limits=limits, manifest=manifest
+                    assignment, tree, hidden=hidden, limits=limits, manifest=manifest, files=files
                 )
             except Exception as exc:  # one broken submission never stops the batch
                 return Graded(name, None, f"could not be graded: {exc}")

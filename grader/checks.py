@@ -23,7 +23,8 @@ class Verdict:
 def validate(
     assignment: str, limits: Limits = Limits(), manifest: Manifest | None = None
 ) -> Verdict:
-    """The reference scores the maximum; the template scores 0, every test on NotImplementedError."""
+    """The reference scores the maximum; the template scores 0, every test on NotImplementedError
+    (a trusted check, which runs no student code, on a clear message about what is missing)."""
     manifest = manifest or collect(assignments.test_paths(assignment), limits)
     lines, ok = [], True
     ref = assignments.grade(
@@ -43,6 +44,10 @@ def validate(
         if res.score != 0 or res.status != "failed":
             ok = False
             lines.append(f"  PASSES on the template: {m.nodeid}")
+        elif m.trusted:  # runs no student code: it fails on what the template lacks (a file)
+            if not res.output.strip() or "Error during" in res.output:
+                ok = False
+                lines.append(f"  trusted check fails without a clear message: {m.nodeid}")
         elif "NotImplementedError" not in res.output:
             ok = False
             lines.append(

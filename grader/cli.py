@@ -145,8 +145,9 @@ def cmd_handout(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     name = assignments.check_name(args.assignment)
     out = Path(args.out)
+    files = set(args.files.split(",")) if args.files else None
     graded = batch.grade_all(
-        Path(args.submissions), name, out, jobs=args.jobs, limits=_limits(args)
+        Path(args.submissions), name, out, jobs=args.jobs, limits=_limits(args), files=files
     )
     print((out / "summary.txt").read_text().strip())
     print(f"gradebook: {out / 'gradebook.csv'}; per-test statistics: {out / 'tests.csv'}")
@@ -211,6 +212,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=int, default=2, help="submissions graded at once")
     p.add_argument(
         "--out", default="out/batch", help="where the gradebook goes (default out/batch)"
+    )
+    p.add_argument(
+        "--files", default=None, help="only these test files, comma-separated (test_x.py,...)"
     )
     _add_limits(p)
     p.set_defaults(func=cmd_batch)

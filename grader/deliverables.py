@@ -21,6 +21,15 @@ def set_collecting(flag: bool) -> None:
     _collecting = flag
 
 
+_refused: str | None = None  # why student code may not run in this process (a trusted check)
+
+
+def refuse(reason: str | None) -> None:
+    """From now on every access to a deliverable raises :class:`DeliverableError` with ``reason``."""
+    global _refused
+    _refused = reason
+
+
 class DeliverableError(ImportError):
     """A deliverable module or name is not where the assignment says it must be."""
 
@@ -31,6 +40,8 @@ class deliverable:  # noqa: N801 - reads like a function at the call site
 
     def module(self) -> ModuleType:
         path = self._module.replace(".", "/") + ".py"
+        if _refused is not None:
+            raise DeliverableError(f"{path} may not be imported here: {_refused}")
         try:
             return importlib.import_module(self._module)
         except ModuleNotFoundError as exc:

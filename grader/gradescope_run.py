@@ -50,6 +50,12 @@ def run(assignment: str, root: Path, user: str | None, limits: Limits = Limits()
         if os.geteuid() == 0 and verdicts.exists():
             for path in [verdicts.parent, *verdicts.parent.rglob("*")]:
                 path.chmod(0o700 if path.is_dir() else 0o600)  # expected values: root's alone
+        data = KIT_ROOT / "data"
+        if data.is_dir():  # the files the tests read, shipped in the zip
+            os.environ["COURSEKIT_DATA_DIR"] = str(data)
+            if os.geteuid() == 0:
+                for name in assignments.data_needs(assignment).heldout:
+                    (data / name).chmod(0o600)  # held-out labels: trusted checks alone read them
         g = assignments.grade(
             assignment,
             work,

@@ -6,8 +6,10 @@ Autograder zip (``python -m grader autograder -a A --out DIR``)::
                       # (CPU torch), and an unprivileged user "student"
     run_autograder    # grades /autograder/submission, writes /autograder/results/results.json
     kit/              # grader, coursekit, tests of A (hidden ones too), the template of A,
-                      # hints (never the mutant patches), pyproject.toml, constraints.txt, and
-                      # verdicts/A: the reference run's records of expected values (root-only)
+                      # hints (never the mutant patches), pyproject.toml, constraints.txt,
+                      # verdicts/A: the reference run's records of expected values (root-only),
+                      # and data/: the files the tests read (tests/A/data.toml; held-out ones
+                      # root-only, read by trusted checks alone)
 
 It never contains ``reference/`` nor the mutant catalogue's patches (they quote the solution).
 
@@ -90,6 +92,16 @@ def _hints_json(assignment: str, dst: Path) -> None:
     dst.write_text(json.dumps(data, indent=1))
 
 
+def _data(assignment: str, dest: Path) -> None:
+    """Copy the data files the tests read (``tests/<assignment>/data.toml``) into ``dest``."""
+    from coursekit.data import data_file
+
+    needs = assignments.data_needs(assignment)
+    for name in (*needs.public, *needs.heldout):
+        dataset, _, filename = name.partition("/")
+        _copy(data_file(dataset, filename), dest / dataset / filename)
+
+
 def _kit(assignment: str, dest: Path, *, test_files: list[Path]) -> None:
     for name in ("pyproject.toml", "constraints.txt"):
         _copy(KIT_ROOT / name, dest / name)
@@ -100,6 +112,10 @@ def _kit(assignment: str, dest: Path, *, test_files: list[Path]) -> None:
     for f in test_files:
         _copy(f, dest / "tests" / assignment / f.name)
     _hints_json(assignment, dest / "tests" / assignment / "hints.json")
+    if (assignments.TESTS / assignment / "data.toml").exists():
+        _copy(
+            assignments.TESTS / assignment / "data.toml", dest / "tests" / assignment / "data.toml"
+        )
     template = dest / "student_template" / assignment
     _copy(assignments.TEMPLATE / assignment, template)
     (dest / "reference").mkdir()  # the ini's default tree; empty on purpose
@@ -138,6 +154,7 @@ def autograder(assignment: str, out: Path) -> Path:
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
     _kit(assignment, stage / "kit", test_files=_all_test_files(assignment))
+    _data(assignment, stage / "kit" / "data")  # held-out files are made root-only at grading
     # Expected values from a run of the reference: the parent judges student records against them.
     assignments.reference_records(assignment, stage / "kit" / "verdicts" / assignment)
     for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):

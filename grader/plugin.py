@@ -38,6 +38,9 @@ MARKERS = (
     "tags(*names): Gradescope tags of the test.",
     "leaderboard(name, order='desc'): the test reports a value with the record_leaderboard fixture.",
     "slow(reason): a long test (e.g. an artifact check); mutant runs skip it unless they name it.",
+    "trusted(reason): runs no student code (it may read submitted files, e.g. weights, through "
+    "the graded_tree fixture) and may read held-out data; graded in a child of its own that never "
+    "runs as the student user, where importing a deliverable fails.",
 )
 CAPTURED_CHARS = 1500  # of a student's own prints, per stream and test
 
@@ -149,6 +152,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="(internal) record the student's values only, or expected values too (reference run).",
     )
     group.addoption(
+        "--grader-part",
+        choices=("all", "untrusted", "trusted"),
+        default="all",
+        help="(internal) run every test, only those not marked trusted (the student's child), or "
+        "only the trusted ones (a child where deliverables cannot be imported).",
+    )
+    group.addoption(
         "--grader-visible-only",
         action="store_true",
         help="deselect tests whose visibility is not 'visible' (what students run).",
@@ -164,6 +174,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Tests import deliverables by module name from the graded tree. It goes *last* on sys.path,
     # so a submission can never shadow torch, numpy or the kit's own test helpers.
     sys.path.append(str(session.impl_root))
+    if config.getoption("grader_part") == "trusted":
+        deliverables.refuse("a trusted check runs no student code")
 
 
 def meta_of(item: pytest.Item) -> TestMeta:
@@ -200,6 +212,7 @@ def meta_of(item: pytest.Item) -> TestMeta:
             {"name": board.args[0], "order": board.kwargs.get("order", "desc")} if board else None
         ),
         slow=item.get_closest_marker("slow") is not None,
+        trusted=item.get_closest_marker("trusted") is not None,
     )
 
 
@@ -212,6 +225,13 @@ def check(request: pytest.FixtureRequest) -> Checks:
     checks = Checks(request.config.stash[STATE_KEY].impl_root)
     request.node.stash[CHECKS_KEY] = checks
     return checks
+
+
+@pytest.fixture
+def graded_tree(request: pytest.FixtureRequest) -> Path:
+    """The folder of the graded implementation tree (it holds the assignment packages), for
+    tests that read submitted files — weights, predictions — without importing student code."""
+    return request.config.stash[STATE_KEY].impl_root
 
 
 @pytest.fixture
@@ -303,9 +323,16 @@ class GradingSession:
             hidden = [i for i in items if meta_of(i).visibility != "visible"]
             config.hook.pytest_deselected(items=hidden)
             items[:] = [i for i in items if i not in hidden]
+        # The manifest names every selected test, the other part's too: the parent learns them all
+        # from this collection, and runs the other part in a child of its own.
+        self.metas = {item.nodeid: meta_of(item) for item in items}
+        part = config.getoption("grader_part")
+        if part != "all":
+            other = [i for i in items if self.metas[i.nodeid].trusted != (part == "trusted")]
+            config.hook.pytest_deselected(items=other)
+            items[:] = [i for i in items if i not in other]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.metas = {item.nodeid: meta_of(item) for item in session.items}
         path = self.config.getoption("grader_manifest")
         if path:
             manifest = {

@@ -28,6 +28,7 @@ class TestMeta:
     timeout: float | None = None  # per-test limit in seconds (pytest-timeout)
     leaderboard: dict[str, str] | None = None  # {"name": ..., "order": "asc"|"desc"}
     slow: bool = False  # mutants skip it unless their catalogue entry names it
+    trusted: bool = False  # runs no student code; graded in a child that is never the student user
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

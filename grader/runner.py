@@ -245,13 +245,25 @@ class _Run:
     """One grading run: children started one after another until every test has a result."""
 
     def __init__(
-        self, tests, impl, limits: Limits, user: tuple[int, int] | None, extra: tuple[str, ...]
+        self,
+        tests,
+        impl,
+        limits: Limits,
+        user: tuple[int, int] | None,
+        extra: tuple[str, ...],
+        part: str = "all",
     ):
-        self.tests, self.impl, self.limits, self.user, self.extra = tests, impl, limits, user, extra
-        self.metas: dict[str, TestMeta] | None = None
+        self.tests, self.impl, self.limits, self.user = tests, impl, limits, user
+        self.extra, self.part = ("--grader-part", part, *extra), part
+        self.metas: dict[str, TestMeta] | None = None  # the tests this run must report
+        self.collected: dict[str, TestMeta] = {}  # every test the first child collected
         self.errors: list[dict[str, str]] = []
         self.results: dict[str, TestResult] = {}
         self.deadline = time.monotonic() + limits.run_budget
+
+    def _mine(self, meta: TestMeta) -> bool:
+        """Whether this run reports ``meta`` (the other part runs in a child of its own)."""
+        return self.part == "all" or meta.trusted == (self.part == "trusted")
 
     def zero(self, nodeid: str, why: str) -> None:
         self.results[nodeid] = TestResult(nodeid=nodeid, score=0.0, status="failed", output=why)
@@ -289,9 +301,10 @@ class _Run:
                 if kind == "collected" and self.metas is None:
                     # The child's collection ran before any student code could (imports of
                     # deliverables are refused while collecting), so its manifest is trusted.
-                    self.metas = {
+                    self.collected = {
                         m["nodeid"]: TestMeta.from_json(m) for m in event.get("tests", [])
                     }
+                    self.metas = {n: m for n, m in self.collected.items() if self._mine(m)}
                     self.errors = list(event.get("errors", []))
                 elif self.metas is None:
                     continue
@@ -374,15 +387,18 @@ def run(
     limits: Limits = Limits(),
     user: str | None = None,
     records: tuple[Path, str] | None = None,
+    part: str = "all",
 ) -> dict[str, TestResult]:
     """Run every test of ``manifest`` against ``impl``; a result for each, whatever happens.
 
     ``user``: run the child as this (unprivileged) user; needs root.
     ``records``: (folder, "actual" | "expected") to record every comparison (``grader.recording``).
+    ``part``: "untrusted" or "trusted" runs only the tests of ``manifest`` that are (not) marked
+    trusted (``grader.plugin``); "trusted" children refuse to import deliverables.
     """
     ids = lookup_user(user)
-    r = _Run(tests, impl, limits, ids, _record_args(records, ids))
-    r.metas = {m.nodeid: m for m in manifest.tests}
+    r = _Run(tests, impl, limits, ids, _record_args(records, ids), part)
+    r.metas = {m.nodeid: m for m in manifest.tests if r._mine(m)}
     r.go()
     return r.results
 
@@ -394,13 +410,15 @@ def run_collecting(
     user: str | None = None,
     visible_only: bool = False,
     records: tuple[Path, str] | None = None,
+    part: str = "all",
 ) -> tuple[Manifest, dict[str, TestResult]]:
     """Like :func:`run`, with the manifest taken from the first child's own collection.
 
-    Saves a whole interpreter start; safe because collection never imports student code.
+    Saves a whole interpreter start; safe because collection never imports student code. The
+    manifest lists every collected test, those of the other ``part`` too (not run here).
     """
     ids = lookup_user(user)
     extra = ("--grader-visible-only",) if visible_only else ()
-    r = _Run(tests, impl, limits, ids, extra + _record_args(records, ids))
+    r = _Run(tests, impl, limits, ids, extra + _record_args(records, ids), part)
     r.go()
-    return Manifest(list((r.metas or {}).values()), r.errors), r.results
+    return Manifest(list(r.collected.values()), r.errors), r.results

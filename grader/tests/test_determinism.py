@@ -1,7 +1,10 @@
 """Grading is deterministic: the same submission gets the same results, run after run.
 
 Ten gradings each of the reference, the template and three mutants of assignment 1 (derandomized
-Hypothesis in the grading profile, seeded data), compared test by test.
+Hypothesis in the grading profile, seeded data), compared test by test. Two of its test files
+keep it affordable: the Hypothesis-drawn properties of softmax and perplexity, the part whose
+inputs change between runs unless derandomized. (Training runs are seeded and use one thread;
+``validate`` and ``mutants`` grade them on every CI run and require the same score each time.)
 """
 
 import shutil
@@ -16,6 +19,7 @@ from grader.runner import collect
 A = "a1_lm_basics"
 RUNS = 10
 MUTANTS = ("softmax-no-max-shift", "ce-sum-not-mean", "ce-grad-wrong-sign")
+FILES = {"test_softmax.py", "test_perplexity.py"}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,7 @@ def test_ten_gradings_agree(trees):
     manifest = collect(assignments.test_paths(A))
 
     def fingerprint(impl: Path):
-        g = assignments.grade(A, impl, hidden=True, manifest=manifest)
+        g = assignments.grade(A, impl, hidden=True, manifest=manifest, files=FILES)
         return g.score, tuple((n, r.score, r.status) for n, r in sorted(g.results.items()))
 
     jobs = [(name, impl) for name, impl in trees.items() for _ in range(RUNS)]

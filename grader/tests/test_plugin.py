@@ -69,6 +69,7 @@ def test_manifest_carries_every_marker(pytester: pytest.Pytester):
         "timeout": 7.0,
         "leaderboard": None,
         "slow": False,
+        "trusted": False,
     }
     assert tests["test_param[2]"]["name"] == "parametrized[2]"
     assert manifest["errors"] == []

@@ -279,17 +279,25 @@ def test_artifact_round_trip(check, tiny, tmp_path):
 @pytest.mark.number("4.7")
 @pytest.mark.timeout(120)
 @pytest.mark.slow("loads the real model and classifies 1,821 sentences")
+@pytest.mark.trusted("reads the held-out SST-2 test labels; loads the artifact as data only")
 @pytest.mark.leaderboard("SST-2 test accuracy", order="desc")
-def test_submitted_artifact_accuracy(award, record_leaderboard):
+def test_submitted_artifact_accuracy(award, record_leaderboard, graded_tree):
     """the submitted artifact's accuracy on held-out SST-2 test sentences"""
-    from pathlib import Path
-
-    # The test, not the submission, decides where the artifact is: beside the graded module.
-    path = Path(ft.module().__file__).parent / "artifacts" / "sst2_classifier.safetensors"
+    # The test, not the submission, decides where the artifact is, and reads it itself: no
+    # student code runs here, so the held-out labels stay out of the student's reach.
+    path = graded_tree / "a3_attention_bert" / "artifacts" / "sst2_classifier.safetensors"
     try:
-        state, meta = ft.load_artifact(path)
+        state, meta = kit.read_artifact(path)
     except FileNotFoundError:
         pytest.fail(f"No artifact at a3_attention_bert/artifacts/{path.name}: run `make finetune`.")
+    except Exception as exc:  # a damaged or foreign file
+        pytest.fail(f"a3_attention_bert/artifacts/{path.name} is not a safetensors artifact: {exc}")
+    if meta.get("base_model", kit.DEFAULT_MODEL) != kit.DEFAULT_MODEL:
+        pytest.fail(
+            f"The artifact was trained on {meta['base_model']!r}; this course grades adapters of "
+            f"{kit.DEFAULT_MODEL!r} (another base model, e.g. one already fine-tuned on SST-2, "
+            "would not show what you trained)."
+        )
     sentences, labels = kit.load_sst2("test")  # held out: not in the submission
     acc = kit.evaluate_state(state, meta, sentences, labels)
     record_leaderboard(round(acc, 4))

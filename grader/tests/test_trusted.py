@@ -1,0 +1,52 @@
+"""Trusted checks: tests marked ``trusted`` run in a child of their own, never as the student
+user, where importing a deliverable fails; the other tests run where student code runs."""
+
+import shutil
+from pathlib import Path
+
+from grader.runner import Limits, run, run_collecting
+
+TOY = Path(__file__).parent / "toy"
+SUITE = [TOY / "toy_trusted_suite.py"]
+FAST = Limits(grace=2.0, startup_timeout=60.0, exit_wait=1.0)
+
+
+def submission(tmp_path: Path, answer: str, alpha: str | None = None) -> Path:
+    root = tmp_path / "submission"
+    shutil.copytree(TOY / "good", root)
+    (root / "toy_pkg" / "answer.txt").write_text(answer)
+    if alpha is not None:
+        (root / "toy_pkg" / "alpha.py").write_text(alpha)
+    return root
+
+
+def grade(impl: Path):
+    """What grader.assignments.grade does: the untrusted part first, learning every test."""
+    manifest, results = run_collecting(SUITE, impl, FAST, part="untrusted")
+    assert not [m for m in manifest.tests if m.trusted and m.nodeid in results]
+    results.update(run(SUITE, impl, manifest, FAST, part="trusted"))
+    return manifest, {r.nodeid.rsplit("::", 1)[1]: r for r in results.values()}
+
+
+def test_the_manifest_knows_which_tests_are_trusted_and_both_parts_run(tmp_path):
+    manifest, results = grade(submission(tmp_path, "42"))
+    assert {m.nodeid.rsplit("::", 1)[1]: m.trusted for m in manifest.tests} == {
+        "test_add": False,
+        "test_answer_file": True,
+        "test_trusted_checks_cannot_import_deliverables": True,
+    }
+    assert all(r.status == "passed" for r in results.values()), results
+    assert sum(r.score for r in results.values()) == 4
+
+
+def test_a_wrong_answer_file_loses_only_its_check(tmp_path):
+    _, results = grade(submission(tmp_path, "41"))
+    assert results["test_answer_file"].score == 0
+    assert results["test_add"].status == "passed"
+
+
+def test_student_code_that_ends_the_process_cannot_touch_the_trusted_checks(tmp_path):
+    impl = submission(tmp_path, "42", alpha="import os\nos._exit(0)\n")
+    _, results = grade(impl)
+    assert results["test_add"].score == 0
+    assert results["test_answer_file"].status == "passed"

@@ -1,0 +1,39 @@
+"""A tiny suite with trusted checks (tests that run no student code), for grader/tests/test_trusted.py.
+
+Named so that `pytest grader/tests` does not collect it. Points: 1 untrusted + 2 + 1 trusted = 4.
+"""
+
+import os
+
+import pytest
+
+from grader import deliverables
+from grader.deliverables import DeliverableError, deliverable
+
+alpha = deliverable("toy_pkg.alpha")
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("1")
+def test_add():
+    """add two numbers (student code)"""
+    assert alpha.add(1, 2) == 3
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("2")
+@pytest.mark.trusted("reads the submitted answer file as data, and a held-out file")
+def test_answer_file(graded_tree):
+    """the submitted answer matches the held-out one"""
+    submitted = (graded_tree / "toy_pkg" / "answer.txt").read_text().strip()
+    assert submitted == os.environ.get("TOY_HELDOUT_ANSWER", "42")
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("3")
+@pytest.mark.trusted("proves that trusted checks cannot run student code")
+def test_trusted_checks_cannot_import_deliverables():
+    """a trusted check that touched student code would fail"""
+    with pytest.raises(DeliverableError, match="may not be imported here"):
+        alpha.add(1, 2)
+    assert deliverables._refused is not None
