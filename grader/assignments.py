@@ -168,11 +168,15 @@ def apply_verdicts(
             res.output = "\n\n".join([*messages, res.output]).strip()
 
 
-def reference_records(assignment: str, out: Path, limits: Limits = Limits()) -> Path:
-    """Run the reference with every test (hidden too), recording expected values into ``out``."""
-    manifest, results = run_collecting(
-        test_paths(assignment), REFERENCE, limits, records=(out, "expected")
-    )
+def reference_records(
+    assignment: str, out: Path, limits: Limits = Limits(), files: set[str] | None = None
+) -> Path:
+    """Run the reference with every test (hidden too), recording expected values into ``out``;
+    ``files``: only those test files."""
+    paths = test_paths(assignment)
+    if files is not None:
+        paths = [p / f for p in paths for f in sorted(files)]
+    manifest, results = run_collecting(paths, REFERENCE, limits, records=(out, "expected"))
     _raise_on_collect_errors(assignment, manifest)
     failing = [n for n, r in results.items() if r.status != "passed"]
     if failing:

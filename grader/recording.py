@@ -47,7 +47,11 @@ def encode(value: Any) -> dict[str, Any]:
     except ImportError:  # pragma: no cover - the kit always has torch
         torch = None
     if torch is not None and isinstance(value, torch.Tensor):
-        t = value.detach().cpu().contiguous()
+        try:
+            t = value.detach().cpu().contiguous()
+        except Exception as exc:  # e.g. a tensor on the meta device has no values to copy
+            return {"kind": "unreadable", "device": str(value.device), "shape": list(value.shape),
+                    "dtype": str(value.dtype), "error": f"{type(exc).__name__}: {exc}"[:200]}  # fmt: skip
         if t.numel() > MAX_ELEMENTS:
             return {"kind": "too_large", "shape": list(t.shape), "dtype": str(t.dtype)}
         if t.dtype == torch.bfloat16:

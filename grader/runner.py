@@ -33,6 +33,9 @@ from grader.records import TestMeta, TestResult
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 GiB = 1024**3
+# The interpreter of the grading children: this one, unless the student user cannot execute it
+# (a Python under /root): then one it can, with the same packages (the kit's tests set it).
+PYTHON = os.environ.get("GRADER_CHILD_PYTHON") or sys.executable
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class Limits:
     # One compute thread per child: as on Gradescope (half a vCPU), no oversubscription when
     # several children run at once, and the same float reductions however many run.
     threads: int = 1
+    # Processes the student user may have at once (RLIMIT_NPROC, counted per user: it applies
+    # only when student code runs as a user of its own). Bounds a fork bomb.
+    processes: int = 256
 
 
 @dataclass
@@ -88,11 +94,29 @@ def _limit_child(limits: Limits, user: tuple[int, int] | None = None):
         # A write past RLIMIT_FSIZE then fails with an OSError in the test instead of killing us.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         if user is not None:  # drop root for good: student code runs unprivileged
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
             os.setgroups([])
             os.setgid(user[1])
             os.setuid(user[0])
 
     return apply
+
+
+def kill_user_processes(uid: int) -> int:
+    """SIGKILL every process of ``uid`` (the student user's): a process that left the child's
+    process group (``setsid`` after a double fork) must not outlive the run. Returns how many."""
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed += 1
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return killed
 
 
 def lookup_user(name: str | None) -> tuple[int, int] | None:
@@ -112,7 +136,7 @@ def pytest_command(tests: list[Path], impl: Path, limits: Limits, *extra: str) -
     if limits.test_timeout is not None:
         extra = ("-o", f"timeout={limits.test_timeout:g}", *extra)
     return [
-        sys.executable, "-P", "-m", "pytest",
+        PYTHON, "-P", "-m", "pytest",
         "-c", str(KIT_ROOT / "pyproject.toml"), "--rootdir", str(KIT_ROOT),
         "-q", "-p", "no:cacheprovider", "--impl", str(impl), *extra, *map(str, tests),
     ]  # fmt: skip
@@ -171,6 +195,7 @@ class _Child:
         only_file = workdir / "only.json"
         only_file.write_text(json.dumps(only))
         selection = ("--grader-only", str(only_file)) if only is not None else ()
+        self.user = user
         self.log_path = workdir / "child.log"
         read_fd, write_fd = os.pipe()
         cmd = pytest_command(
@@ -224,6 +249,8 @@ class _Child:
         except (ProcessLookupError, PermissionError):
             pass
         rc = self.proc.wait()
+        if self.user is not None:
+            kill_user_processes(self.user[0])
         os.close(self.fd)
         return rc
 

@@ -142,6 +142,11 @@ def _message(ref: dict[str, Any], got: dict[str, Any]) -> str | None:
     options = dict(ref.get("options") or {})
     actual = recording.decode(got["actual"])
     expected = recording.decode(ref["expected"])
+    if got["actual"].get("kind") == "unreadable":
+        return (
+            f"{ref['what']}: a tensor on device {got['actual'].get('device')} whose values cannot "
+            f"be read ({got['actual'].get('error')}); expected one on the cpu."
+        )
     if ref["kind"] == "close":
         if got["actual"].get("kind") == "too_large":
             return f"{ref['what']}: too large to compare ({got['actual']['shape']})."

@@ -1,4 +1,26 @@
 """The kit's own tests: the grading engine, its schema, isolation, and every assignment's
 validate and mutants checks."""
 
+import subprocess
+import sysconfig
+from pathlib import Path
+
 pytest_plugins = ["pytester"]
+
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")
+
+
+def standin_python(venv: Path, *paths: Path, editable_kit: bool = False) -> Path:
+    """A venv of the system Python 3.11 that sees this venv's packages (and ``paths``): an
+    interpreter an unprivileged user can run (this one may live under /root), as on Gradescope.
+
+    ``editable_kit``: also this checkout's ``grader`` and ``coursekit`` (its editable install,
+    through ``site.addsitedir``); nothing else of the kit's folder becomes importable.
+    """
+    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", venv], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    purelib = sysconfig.get_paths()["purelib"]
+    last = f"import site; site.addsitedir({purelib!r})" if editable_kit else purelib
+    lines = [*map(str, paths), last]
+    (site / "kit.pth").write_text("\n".join(lines) + "\n")
+    return venv / "bin" / "python"

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sysconfig
 import tempfile
 import zipfile
 from pathlib import Path
@@ -20,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from grader import assignments, gradescope, hints, package
+from grader.tests.conftest import SYSTEM_PYTHON, standin_python
 
 A = "a1_lm_basics"
-SYSTEM_PYTHON = Path("/usr/bin/python3.11")
 USER = "kitgrader"
 pytestmark = pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="needs /usr/bin/python3.11")
 
@@ -35,11 +34,7 @@ def autograder():
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(root / "source")
     (root / "source" / "run_autograder").chmod(0o755)
-    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", root / "venv"], check=True)
-    site = next((root / "venv" / "lib").glob("python3*/site-packages"))
-    (site / "kit.pth").write_text(
-        f"{root / 'source' / 'kit'}\n{sysconfig.get_paths()['purelib']}\n"
-    )
+    standin_python(root / "venv", root / "source" / "kit")
     user = None
     if os.geteuid() == 0:
         if subprocess.run(["id", USER], capture_output=True).returncode != 0:

@@ -77,6 +77,23 @@ def test_honest_reference_keeps_full_marks(tmp_path, reference_records, manifest
     assert g.score == g.max_score
 
 
+def test_constants_in_the_submission_do_not_change_the_drawn_inputs(
+    tmp_path, reference_records, manifest
+):
+    # Hypothesis would otherwise draw float literals of the student's own modules (0.5, 0.01 ...)
+    # into later examples, so that the student's inputs and the reference's differ.
+    literals = "EPS = 0.5\nTINY = 0.01\nSCALE = -3.25\nBIG = 700.0\n"
+    g = assignments.grade(
+        A,
+        submission(tmp_path, literals, wrong=False),
+        manifest=manifest,
+        verdicts=reference_records,
+    )
+    assert g.score == g.max_score, {
+        n: r.output for n, r in g.results.items() if r.status != "passed"
+    }
+
+
 def test_wrong_answer_scores_the_same_with_and_without_verdicts(
     tmp_path, reference_records, manifest
 ):
