@@ -7,7 +7,7 @@ export COURSEKIT_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 IMPL    ?= template
 ASSIGN  := $(if $(A),--assignment $(A),)
 
-.PHONY: setup test grade grade-reference lint format templates templates-check validate mutants selftest a1-full finetune finetune-scratch mask-fill bench lock clean
+.PHONY: setup test grade grade-reference lint format templates templates-check validate mutants selftest a1-full translate translate-all finetune finetune-scratch mask-fill bench lock clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,19 @@ mutants: setup
 RUN ?= bigram charlm dan
 a1-full: setup
 	for r in $(RUN); do $(PY) -m coursekit.a1_fullsize $$r --impl $(FT_IMPL) || exit 1; done
+
+# Full-size Multi30k de->en runs of assignment 2 (figures in reference/a2_seq2seq/README.md):
+# M=transformer, seq2seq or seq2seq-attn; TF=1 trains Seq2Seq with teacher forcing instead.
+# One thread: on two cores torch's default oversubscribes and runs several times slower.
+M  ?= transformer
+TF ?=
+translate: setup
+	mkdir -p out/a2
+	$(PY) -m coursekit.a2_fullsize --impl $(FT_IMPL) --model $(M) --threads 1 \
+		$(if $(TF),--teacher-forcing,) --out out/a2/$(M)$(if $(TF),-tf,).json
+
+translate-all: setup
+	for m in transformer seq2seq seq2seq-attn; do $(MAKE) --no-print-directory translate M=$$m || exit 1; done
 
 # Full-size fine-tuning on SST-2 (assignment 3). `finetune` writes the artifact the accuracy
 # check grades (IMPL=reference writes the reference's; students run it on student_template).

@@ -1,0 +1,1 @@
+"""Assignment 2 — recurrent models, Seq2Seq and a Transformer translator (handout H3)."""

@@ -1,0 +1,131 @@
+"""A one-layer Transformer encoder that translates (handout H3.5).
+
+    x      = E[inputs] + P[0..T-1]                                       embed
+    head_j = softmax(Q_j K_jᵀ / √d_k) V_j,   Q_j = x W_q,j  (K, V alike)  multi_head_attention
+    x      = LayerNorm(x + concat(head_1..head_nh) W_o)                    (residual, then norm)
+    x      = LayerNorm(x + W_2 relu(W_1 x))                                feedforward_layer
+    scores = x W_final                                                     final_layer
+
+The positional encoding is learned (an ``nn.Embedding`` over positions 0 .. max_length - 1), as in
+the handout. Like the handout's model, it reads the source and gives, at every position t, scores
+over the target vocabulary for target word t (the sentences are padded to a common length): an
+encoder alone, without a decoder. A padding mask (True at padded source positions) removes those
+keys from every softmax; padded positions still produce scores (for target words beyond the
+source's length). Residual + LayerNorm in the order of "Attention is all you need" (post-norm).
+
+Heads are slices of one projection: head j of ``q`` is ``q(x)[..., j·d_q:(j+1)·d_q]`` (the same for
+k and v), i.e. ``q(x).view(B, T, nh, d_q)``.
+
+Shapes: B batch, T positions, H hidden size (``hidden_dim``), nh heads, d_q = d_k and d_v per head,
+F feed-forward size, V_src / V_tgt vocabularies.
+"""
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class TransformerTranslator(nn.Module):
+    """Attributes (names are part of the contract): ``embeddingL`` (V_src, H), ``posembeddingL``
+    (max_length, H); ``q``, ``k`` (H → nh·d_k), ``v`` (H → nh·d_v); ``attention_head_projection``
+    (nh·d_v → H), ``norm_mh``; ``feedforward1`` (H → F), ``feedforward2`` (F → H), ``norm_ff``;
+    ``final`` (H → V_tgt). Every linear layer has a bias."""
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        device,
+        hidden_dim: int = 128,
+        num_heads: int = 2,
+        dim_feedforward: int = 2048,
+        dim_k: int = 96,
+        dim_v: int = 96,
+        dim_q: int = 96,
+        max_length: int = 43,
+    ):
+        super().__init__()
+        if dim_q != dim_k:
+            raise ValueError(f"queries and keys are compared by dot product: dim_q ({dim_q}) "
+                             f"must equal dim_k ({dim_k})")  # fmt: skip
+        self.input_size = input_size
+        self.output_size = output_size
+        self.device = device
+        self.hidden_dim = hidden_dim
+        self.num_heads = num_heads
+        self.dim_feedforward = dim_feedforward
+        self.dim_k = dim_k
+        self.dim_v = dim_v
+        self.dim_q = dim_q
+        self.max_length = max_length
+        # TODO: embeddingL = nn.Embedding(V_src, H); posembeddingL = nn.Embedding(max_length, H);
+        #       q, k, v = nn.Linear(H, nh·d_q / nh·d_k / nh·d_v); attention_head_projection =
+        #       nn.Linear(nh·d_v, H); norm_mh = nn.LayerNorm(H); feedforward1 = nn.Linear(H, F),
+        #       feedforward2 = nn.Linear(F, H); norm_ff = nn.LayerNorm(H); final = nn.Linear(H,
+        #       V_tgt).
+        raise NotImplementedError("TransformerTranslator.__init__: fill in the TODO above")
+
+    def forward(self, inputs: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        """embed, multi_head_attention, feedforward_layer, final_layer.
+
+        Inputs:
+            inputs: (B, T) int64 source token ids, T ≤ max_length.
+            padding_mask: (B, T) bool, True at padding; None attends to every position.
+        Returns:
+            (B, T, V_tgt) scores (logits, no softmax).
+        """
+        # TODO: chain the four methods below, passing padding_mask to the attention.
+        raise NotImplementedError("TransformerTranslator.forward: fill in the TODO above")
+
+    def embed(self, inputs: Tensor) -> Tensor:
+        """Token embedding plus the embedding of each position.
+
+        Inputs:
+            inputs: (B, T) int64, T ≤ max_length.
+        Returns:
+            (B, T, H): ``embeddingL(inputs)[b, t] + posembeddingL.weight[t]``.
+        """
+        B, T = inputs.shape
+        if T > self.max_length:
+            raise ValueError(f"a sequence of {T} positions is longer than max_length={self.max_length}")  # fmt: skip
+        # TODO: positions torch.arange(T) on the inputs' device; add posembeddingL(positions)
+        #       (T, H) to embeddingL(inputs) (B, T, H) — broadcasting over the batch.
+        raise NotImplementedError("TransformerTranslator.embed: fill in the TODO above")
+
+    def multi_head_attention(self, inputs: Tensor, padding_mask: Tensor | None = None) -> Tensor:
+        """Multi-head self-attention, then the residual connection and layer norm.
+
+        Inputs:
+            inputs: (B, T, H).
+            padding_mask: (B, T) bool, True at padded positions: those keys get weight 0.
+        Returns:
+            (B, T, H): ``norm_mh(inputs + attention_head_projection(concat of the heads))``.
+        """
+        # TODO: q, k, v projections viewed as (B, T, nh, d) and transposed to (B, nh, T, d);
+        #       scores q @ kᵀ / √d_k (B, nh, T, T); set the padded keys' scores to -inf
+        #       (masked_fill with the mask as (B, 1, 1, T)); softmax over the keys (last dim);
+        #       weights @ v; heads back to (B, T, nh·d_v); project; add inputs; norm_mh.
+        raise NotImplementedError("TransformerTranslator.multi_head_attention: fill in the TODO above")
+
+    def feedforward_layer(self, inputs: Tensor) -> Tensor:
+        """The position-wise feed-forward layer, then the residual connection and layer norm.
+
+        Inputs:
+            inputs: (B, T, H).
+        Returns:
+            (B, T, H): ``norm_ff(inputs + feedforward2(relu(feedforward1(inputs))))``.
+        """
+        # TODO: feedforward1, torch.relu, feedforward2; add inputs; norm_ff.
+        raise NotImplementedError("TransformerTranslator.feedforward_layer: fill in the TODO above")
+
+    def final_layer(self, inputs: Tensor) -> Tensor:
+        """Scores over the target vocabulary.
+
+        Inputs:
+            inputs: (B, T, H).
+        Returns:
+            (B, T, V_tgt) logits: ``final(inputs)``.
+        """
+        # TODO: the final linear layer.
+        raise NotImplementedError("TransformerTranslator.final_layer: fill in the TODO above")

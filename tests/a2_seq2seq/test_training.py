@@ -1,0 +1,64 @@
+"""H3.6 — training on a small slice of Multi30k German→English, in seconds.
+
+``coursekit.a2_translation`` trains your classes (Adam, clipped gradients, length-bucketed batches)
+and measures dev perplexity on the first 200 validation pairs of at most 10 words; the trivial
+baseline is the unigram model of the training targets. The full-size figures are in the README
+(``python -m coursekit.a2_fullsize``). The protocols: the Transformer scores target word t from the
+source alone (position t); Seq2Seq here is teacher-forced (it also sees the gold words before t).
+"""
+
+import pytest
+from compare import assert_at_most
+
+from grader.deliverables import deliverable
+
+seq2seq = deliverable("a2_seq2seq.seq2seq")
+transformer = deliverable("a2_seq2seq.transformer")
+SLICE = {"max_len": 10, "dev_limit": 200, "min_freq": 2, "batch_size": 32, "seed": 0}
+
+# 3 epochs on the first 2,000 training pairs (188 steps), H = 32, 2 heads of 16, F = 64, lr 3e-3.
+# The reference reaches 22.6 (seeds 0-2: 22.6, 22.5, 22.3; unigram baseline 87.5); the threshold
+# is 15% above it.
+TRANSFORMER = {"model": "transformer", "train_limit": 2000, "epochs": 3, "lr": 3e-3,
+               "hidden_dim": 32, "num_heads": 2, "dim_k": 16, "dim_feedforward": 64}  # fmt: skip
+TRANSFORMER_THRESHOLD = 26.0
+
+# 2 epochs on the first 1,500 pairs (94 steps), LSTM with cosine attention, C = H = 32, lr 1e-2,
+# teacher forcing. The reference reaches 32.0 (seeds 0-1: 32.0, 33.7; unigram 77.1); the threshold
+# is 20% above it (the seeds spread wider than the Transformer's).
+SEQ2SEQ = {"model": "seq2seq-attn", "teacher_forcing": True, "model_type": "LSTM",
+           "train_limit": 1500, "epochs": 2, "lr": 1e-2, "emb_size": 32, "hidden_size": 32}  # fmt: skip
+SEQ2SEQ_THRESHOLD = 38.5
+
+
+def _check_run(check, module, options, threshold, reference, hint):
+    from coursekit import a2_translation as kit
+
+    result = kit.run(module, kit.TranslationConfig(**SLICE, **options))
+    what = f"dev perplexity of {options['model']} after training on the slice"
+    with check("below the unigram baseline"):
+        assert_at_most(result["perplexity"], lambda: result["unigram_perplexity"], what=what,
+                       why="the unigram model of the training targets",
+                       hint=f"worse than word frequencies: {hint}")  # fmt: skip
+    with check(f"at most {threshold}"):
+        assert_at_most(result["perplexity"], threshold, what=what,
+                       why=f"the reference reaches {reference}; the margin is in the test file",
+                       hint=hint)  # fmt: skip
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("6.1")
+def test_transformer_learns(check):
+    """188 steps on 2,000 pairs bring the Transformer's dev perplexity to 26.0 or less (unigram: 87.5)"""
+    _check_run(check, transformer.module(), TRANSFORMER, TRANSFORMER_THRESHOLD, 22.6,
+               "do the scores at position t depend on the source words (attention over all "
+               "keys, softmax over the keys)? Is the residual added before each LayerNorm?")  # fmt: skip
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("6.2")
+def test_seq2seq_learns(check):
+    """94 steps on 1,500 pairs bring teacher-forced Seq2Seq (LSTM, attention) to 38.5 or less (unigram: 77.1)"""
+    _check_run(check, seq2seq.module(), SEQ2SEQ, SEQ2SEQ_THRESHOLD, 32.0,
+               "does the decoder carry its hidden state from step to step, and does step t "
+               "feed target[:, t] (so that output t predicts word t + 1)?")  # fmt: skip
