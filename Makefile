@@ -7,7 +7,7 @@ export COURSEKIT_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 IMPL    ?= template
 ASSIGN  := $(if $(A),--assignment $(A),)
 
-.PHONY: setup test grade grade-reference lint format templates templates-check validate mutants selftest a1-full translate translate-all finetune finetune-scratch mask-fill bench lock clean
+.PHONY: setup test grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-scratch mask-fill bench lock clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,11 @@ $(STAMP): pyproject.toml constraints.txt
 test: setup lint templates-check selftest
 
 selftest: setup
-	$(PY) -m pytest grader/tests -q
+	$(PY) -m pytest grader/tests -q --durations=12
+
+# The red-team corpus alone (part of selftest): grader/tests/redteam/corpus.toml.
+redteam: setup
+	$(PY) -m pytest grader/tests/test_redteam.py -q -rs
 
 # Grade the student's working copy (student_template/, filled in) with the public tests.
 grade: setup

@@ -7,6 +7,7 @@ and any notes attached to it (Hypothesis adds the falsifying example there).
 
 from __future__ import annotations
 
+import errno
 import os
 import traceback
 from pathlib import Path
@@ -45,6 +46,11 @@ def describe(exc: BaseException, impl_root: Path | None = None) -> str:
             text = (
                 f"Time limit exceeded ({exc}). Look for an infinite loop, or Python loops over "
                 "tensor elements that should be vectorised."
+            )
+        elif isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+            text += (
+                "\nOutput limit: what this test printed (or wrote to a file) passed the grader's "
+                "file-size cap. Remove large or per-step prints (print inside a loop?)."
             )
         elif isinstance(exc, SyntaxError):
             where = f"{exc.filename}, line {exc.lineno}" if exc.filename else "your code"

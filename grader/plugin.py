@@ -72,7 +72,7 @@ class Checks:
         except (Exception, SystemExit) as exc:
             self.parts.append(Part(label, False, describe(exc, self._impl_root)))
         except BaseException as exc:  # pytest-timeout's Failed, KeyboardInterrupt, skip
-            self.parts.append(Part(label, False, f"stopped here: {type(exc).__name__}: {exc}"))
+            self.parts.append(Part(label, False, f"stopped here: {describe(exc, self._impl_root)}"))
             self.escaped_from_part = True
             raise
         else:

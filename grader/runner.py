@@ -298,10 +298,15 @@ class _Run:
     def todo(self) -> list[str]:
         return [n for n in self.metas or {} if n not in self.results]
 
+    def test_limit(self, nodeid: str) -> float:
+        """pytest-timeout's limit for the test: its own mark, else the run's, else the default."""
+        own = self.metas[nodeid].timeout
+        return own or self.limits.test_timeout or self.limits.default_test_timeout
+
     def limit_for(self, nodeid: str | None) -> float:
         if nodeid is None:
             return self.limits.startup_timeout
-        return (self.metas[nodeid].timeout or self.limits.default_test_timeout) + self.limits.grace
+        return self.test_limit(nodeid) + self.limits.grace
 
     def attempt(self, workdir: Path, only: list[str] | None) -> bool:
         """Run one child; False when nothing more can be learnt by starting another."""
@@ -369,7 +374,7 @@ class _Run:
 
     def cause(self, killed_for: str | None, nodeid: str, rc: int | None) -> str:
         if killed_for == "timeout":
-            t = self.metas[nodeid].timeout or self.limits.default_test_timeout
+            t = self.test_limit(nodeid)
             return (
                 f"Time limit exceeded: this test ran for more than {t:g} s and was stopped. Look "
                 "for an infinite loop, or Python loops over tensor elements that should be vectorised."
