@@ -33,6 +33,7 @@ from grader.records import TestMeta, TestResult
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 GiB = 1024**3
+PLUGINS = ("grader.plugin", "pytest_timeout", "_hypothesis_pytestplugin")
 # The interpreter of the grading children: this one, unless the student user cannot execute it
 # (a Python under /root): then one it can, with the same packages (the kit's tests set it).
 PYTHON = os.environ.get("GRADER_CHILD_PYTHON") or sys.executable
@@ -81,6 +82,10 @@ def child_env(extra: dict[str, str] | None = None, threads: int = 1) -> dict[str
         PYTHONDONTWRITEBYTECODE="1",  # never write __pycache__ into a graded tree
         PYTHONUNBUFFERED="1",
         TOKENIZERS_PARALLELISM="false",
+        # Only the plugins grading needs (PLUGINS, loaded by name): no plugin of whatever else is
+        # installed runs in the child, and pytest does not assertion-rewrite every installed
+        # plugin's package on each start (hypothesis's: ~2 s a child, as bytecode is never cached).
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
     )
     env.update(extra or {})
     return env
@@ -138,7 +143,8 @@ def pytest_command(tests: list[Path], impl: Path, limits: Limits, *extra: str) -
     return [
         PYTHON, "-P", "-m", "pytest",
         "-c", str(KIT_ROOT / "pyproject.toml"), "--rootdir", str(KIT_ROOT),
-        "-q", "-p", "no:cacheprovider", "--impl", str(impl), *extra, *map(str, tests),
+        "-q", "-p", "no:cacheprovider", *(a for p in PLUGINS for a in ("-p", p)),
+        "--impl", str(impl), *extra, *map(str, tests),
     ]  # fmt: skip
 
 

@@ -19,6 +19,8 @@ A = "a1_lm_basics"
 WRONG = "return e / e.sum(dim=0, keepdim=True)"  # softmax over the wrong axis
 RIGHT = "return e / e.sum(dim=dim, keepdim=True)"
 SOFTMAX_TESTS = ("test_softmax_rows", "test_softmax_any_shape_and_dim")
+# The attacks target softmax.py; perplexity's Hypothesis properties join for the drawn-input test.
+FILES = {"test_softmax.py", "test_perplexity.py"}
 
 ATTACKS = {
     "patch-the-comparison-helper": """
@@ -48,12 +50,18 @@ ATTACKS = {
 
 @pytest.fixture(scope="module")
 def reference_records(tmp_path_factory):
-    return assignments.reference_records(A, tmp_path_factory.mktemp("reference-records"))
+    return assignments.reference_records(
+        A, tmp_path_factory.mktemp("reference-records"), files=FILES
+    )
 
 
 @pytest.fixture(scope="module")
 def manifest():
-    return collect(assignments.test_paths(A))
+    return collect([assignments.TESTS / A / f for f in sorted(FILES)])
+
+
+def grade(impl: Path, **options):
+    return assignments.grade(A, impl, files=FILES, **options)
 
 
 def submission(tmp_path: Path, attack: str = "", wrong: bool = True) -> Path:
@@ -71,9 +79,7 @@ def scores(g) -> dict[str, float]:
 
 
 def test_honest_reference_keeps_full_marks(tmp_path, reference_records, manifest):
-    g = assignments.grade(
-        A, submission(tmp_path, wrong=False), manifest=manifest, verdicts=reference_records
-    )
+    g = grade(submission(tmp_path, wrong=False), manifest=manifest, verdicts=reference_records)
     assert g.score == g.max_score
 
 
@@ -83,8 +89,7 @@ def test_constants_in_the_submission_do_not_change_the_drawn_inputs(
     # Hypothesis would otherwise draw float literals of the student's own modules (0.5, 0.01 ...)
     # into later examples, so that the student's inputs and the reference's differ.
     literals = "EPS = 0.5\nTINY = 0.01\nSCALE = -3.25\nBIG = 700.0\n"
-    g = assignments.grade(
-        A,
+    g = grade(
         submission(tmp_path, literals, wrong=False),
         manifest=manifest,
         verdicts=reference_records,
@@ -98,8 +103,8 @@ def test_wrong_answer_scores_the_same_with_and_without_verdicts(
     tmp_path, reference_records, manifest
 ):
     impl = submission(tmp_path)
-    plain = assignments.grade(A, impl, manifest=manifest)
-    judged = assignments.grade(A, impl, manifest=manifest, verdicts=reference_records)
+    plain = grade(impl, manifest=manifest)
+    judged = grade(impl, manifest=manifest, verdicts=reference_records)
     assert scores(plain) == scores(judged)
     rows = next(r for n, r in judged.results.items() if n.endswith("test_softmax_rows"))
     assert "largest difference at index" in rows.output  # the parent's message teaches as well
@@ -108,9 +113,9 @@ def test_wrong_answer_scores_the_same_with_and_without_verdicts(
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_tampering_gains_nothing(tmp_path, reference_records, manifest, attack):
     impl = submission(tmp_path, ATTACKS[attack])
-    honest_wrong = assignments.grade(A, submission(tmp_path / "plain"), manifest=manifest)
-    in_process = assignments.grade(A, impl, manifest=manifest)
-    judged = assignments.grade(A, impl, manifest=manifest, verdicts=reference_records)
+    honest_wrong = grade(submission(tmp_path / "plain"), manifest=manifest)
+    in_process = grade(impl, manifest=manifest)
+    judged = grade(impl, manifest=manifest, verdicts=reference_records)
     assert in_process.score > honest_wrong.score, "the attack should fool an in-process verdict"
     assert judged.score <= honest_wrong.score
     for test in SOFTMAX_TESTS:
@@ -127,9 +132,7 @@ def test_an_object_that_equals_everything_is_not_a_tensor(tmp_path, reference_re
     impl = submission(tmp_path, liar, wrong=False)
     src = (impl / A / "softmax.py").read_text().replace(RIGHT, "return Liar()")
     (impl / A / "softmax.py").write_text(src)
-    judged = assignments.grade(
-        A, impl, manifest=manifest, verdicts=reference_records, limits=Limits()
-    )
+    judged = grade(impl, manifest=manifest, verdicts=reference_records, limits=Limits())
     for test in SOFTMAX_TESTS:
         assert scores(judged)[test] == 0
 
