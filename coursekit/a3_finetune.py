@@ -182,6 +182,7 @@ class History:
     losses: list[float] = field(default_factory=list)
     eval_steps: list[int] = field(default_factory=list)
     eval_accuracy: list[float] = field(default_factory=list)
+    eval_train_seconds: list[float] = field(default_factory=list)  # training time (no evals) so far
     seconds: float = 0.0
 
 
@@ -198,6 +199,7 @@ class FitConfig:
     eval_every: int = 200  # steps
     bf16: bool = False  # autocast to bfloat16 on the CPU: ~1.3x faster here, same accuracy
     seed: int = 0
+    target_accuracy: float | None = None  # stop at the first evaluation that reaches it
 
 
 def fit(
@@ -215,7 +217,7 @@ def fit(
     ``batch`` is a dict of ``input_ids`` (B, T), ``attention_mask`` (B, T) and ``labels`` (B,).
     Length-bucketed batches, AdamW with linear warm-up and decay, a tqdm progress bar, dev
     accuracy every ``eval_every`` steps. Stops after ``max_steps`` (or ``max_epochs``; ``max_seconds``
-    is only a safety stop). The learning rate decays linearly to zero at the last step.
+    is only a safety stop), or at the first evaluation that reaches ``target_accuracy``. The learning rate decays linearly to zero at the last step.
     """
     from tqdm.auto import tqdm
 
@@ -230,7 +232,7 @@ def fit(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / (total - warmup)))
     )
-    history, start, step = History(), time.monotonic(), 0
+    history, start, step, evaluating = History(), time.monotonic(), 0, 0.0
     bar = tqdm(total=total, disable=not progress, desc="fine-tuning", unit="step")
     for epoch in range(cfg.max_epochs):
         for idx in length_buckets(
@@ -251,11 +253,17 @@ def fit(
             history.losses.append(loss)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
+            reached = False
             if dev is not None and step % cfg.eval_every == 0:
+                began = time.monotonic()
+                history.eval_train_seconds.append(began - start - evaluating)
                 history.eval_steps.append(step)
                 history.eval_accuracy.append(accuracy(classify(model, tokenizer, dev[0]), dev[1]))
                 bar.set_postfix(loss=f"{loss:.3f}", dev_acc=f"{history.eval_accuracy[-1]:.3f}")
-            if step >= total or time.monotonic() - start > cfg.max_seconds:
+                evaluating += time.monotonic() - began
+                target = cfg.target_accuracy
+                reached = target is not None and history.eval_accuracy[-1] >= target
+            if reached or step >= total or time.monotonic() - start > cfg.max_seconds:
                 break
         else:
             continue
