@@ -296,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     json_out = Path(args.out).with_suffix(".json")
     previous = {}
     if args.only:  # measure these rows again, keep the others from the last run
-        previous = {r["key"]: r for r in json.loads(json_out.read_text()) if "key" in r}
+        if json_out.exists():
+            previous = {r["key"]: r for r in json.loads(json_out.read_text()) if "key" in r}
         unknown = set(args.only) - set(rows)
         if unknown:
             p.error(f"unknown rows {sorted(unknown)}; known: {sorted(rows)}")
