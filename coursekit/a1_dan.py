@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from coursekit.data import DataNotFound, data_dir, data_file
+from grader.deliverables import build
 
 ACL_IMDB = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 SPLITS = {  # split -> file name
@@ -176,7 +177,7 @@ def run(dan, cfg: DanConfig, *, train: str, evaluate: Sequence[str], progress: b
     ids = [vocab.encode(w, cfg.max_len) for w in words]
     torch.manual_seed(cfg.seed)
     model = dan.DAN(len(vocab), cfg.embed_dim, cfg.hidden_size, 2, pad_id=vocab.pad_id)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = build("coursekit.builders.optimizer", model, "Adam", lr=cfg.lr)
     g = torch.Generator().manual_seed(cfg.seed)
     losses = []
     for _ in tqdm(range(cfg.epochs), disable=not progress, desc="DAN", unit="epoch"):

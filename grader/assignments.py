@@ -55,6 +55,12 @@ def test_paths(assignment: str) -> list[Path]:
     return [TESTS / assignment]
 
 
+def has_in_process_tests(assignment: str) -> bool:
+    """Whether some test file of the assignment still runs student code in its own process (the
+    legacy ``in_process`` marker): only those need the reference's recorded verdicts."""
+    return any("mark.in_process(" in p.read_text() for p in (TESTS / assignment).glob("test_*.py"))
+
+
 @dataclass(frozen=True)
 class DataNeeds:
     """The data files (``<data set>/<file>``) an assignment's graded tests read."""
@@ -128,21 +134,25 @@ def grade(
         records = (Path(tmp, "student"), "actual") if verdicts is not None else None
         if records is not None:
             Path(tmp).chmod(0o755)  # the unprivileged child writes its records in there
-        # The student's code runs in one child (as ``user``); trusted checks, which run none of it
-        # and may read held-out data, in another that is never the student user.
+        # Tests run in a child of the invoking user, student code in a deliverable process of
+        # the student user behind the boundary; legacy in_process tests in a child that is the
+        # student user, judged from what it recorded.
         if manifest is None:  # learnt from the grading child's own collection: one start saved
             manifest, results = run_collecting(
-                paths, impl, limits, user=user, visible_only=not hidden, records=records,
-                part="untrusted",
-            )  # fmt: skip
+                paths, impl, limits, user=user, visible_only=not hidden, part="trusted"
+            )
             _raise_on_collect_errors(assignment, manifest)
             chosen = manifest
         else:
             _raise_on_collect_errors(assignment, manifest)
             chosen = select(manifest, hidden=hidden, files=files)
-            results = run(paths, impl, chosen, limits, user=user, records=records, part="untrusted")
-        if any(m.trusted for m in chosen.tests):
-            results.update(run(paths, impl, chosen, limits, part="trusted"))
+            results = {}
+            if any(not m.in_process for m in chosen.tests):
+                results = run(paths, impl, chosen, limits, user=user, part="trusted")
+        if any(m.in_process for m in chosen.tests):
+            results.update(
+                run(paths, impl, chosen, limits, user=user, records=records, part="untrusted")
+            )
         if records is not None:
             apply_verdicts(chosen.tests, results, verdicts, records[0])
     hints.attach(assignment, chosen.tests, results)
@@ -154,8 +164,8 @@ def apply_verdicts(
 ) -> None:
     """Lower each test's score to what its recorded values earn against the reference's records."""
     for meta in metas:
-        if meta.trusted:
-            continue  # ran no student code: its own verdict stands
+        if not meta.in_process:
+            continue  # judged in a process that runs no student code: its own verdict stands
         expected = recording.read(reference, meta.nodeid)
         if not expected:
             continue  # the test compares nothing through the helper: in-process verdict only
@@ -176,7 +186,9 @@ def reference_records(
     paths = test_paths(assignment)
     if files is not None:
         paths = [p / f for p in paths for f in sorted(files)]
-    manifest, results = run_collecting(paths, REFERENCE, limits, records=(out, "expected"))
+    manifest, results = run_collecting(
+        paths, REFERENCE, limits, records=(out, "expected"), part="untrusted"
+    )
     _raise_on_collect_errors(assignment, manifest)
     failing = [n for n, r in results.items() if r.status != "passed"]
     if failing:

@@ -16,6 +16,7 @@ run, so one that hangs or crashes costs only its own tests. Writes:
 from __future__ import annotations
 
 import csv
+import queue
 import shutil
 import tempfile
 import time
@@ -25,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import assignments, gradescope, submission
+from grader import assignments, gradescope, pipeline
 from grader.runner import Limits, collect
 
 
@@ -62,6 +63,9 @@ def _entries(source: Path, scratch: Path) -> list[tuple[str, Path]]:
     return entries
 
 
+LANE_USERS = "coursekit-lane{}"  # one unprivileged user per parallel lane (when run as root)
+
+
 def grade_all(
     source: Path,
     assignment: str,
@@ -73,31 +77,46 @@ def grade_all(
     files: set[str] | None = None,
 ) -> list[Graded]:
     """Grade every submission of ``source`` into ``out``; ``files`` limits the run to some test
-    files (e.g. regrading only the part whose test was fixed)."""
+    files (e.g. regrading only the part whose test was fixed).
+
+    Each submission is graded exactly as on Gradescope (``grader.pipeline``): laid over the
+    template in a folder of its own, student code running as an unprivileged user — each parallel
+    lane its own user, so one submission's processes can never touch another's — and, for legacy
+    in_process tests, judged against the reference's records.
+    """
     out.mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     manifest = collect(assignments.test_paths(assignment), limits)
     start = time.monotonic()
+    lanes: queue.Queue[tuple[int, str | None]] = queue.Queue()
+    for i in range(max(jobs, 1)):
+        lanes.put((i, pipeline.ensure_user(LANE_USERS.format(i + 1))))
     with tempfile.TemporaryDirectory(prefix="batch-") as tmp:
         entries = _entries(source, Path(tmp))
+        verdicts = None
+        if (
+            any(m.in_process for m in manifest.tests)
+            and (assignments.REFERENCE / assignment).is_dir()
+        ):
+            verdicts = assignments.reference_records(
+                assignment, Path(tmp, "verdicts"), limits, files
+            )
+            pipeline.private([Path(tmp, "verdicts")])
 
         def one(entry: tuple[str, Path]) -> Graded:
             name, folder = entry
-            tree = Path(tmp, "trees", name)
+            lane, user = lanes.get()
             try:
-                placed = submission.overlay(
-                    folder, assignments.TEMPLATE / assignment, tree / assignment
-                )
-                g = assignments.grade(
-                    assignment, tree, hidden=hidden, limits=limits, manifest=manifest, files=files
-                )
+                outcome = pipeline.grade_upload(
+                    assignment, folder, Path(tmp, "lanes", str(lane), name), user=user,
+                    limits=limits, hidden=hidden, verdicts=verdicts, manifest=manifest, files=files,
+                )  # fmt: skip
             except Exception as exc:  # one broken submission never stops the batch
                 return Graded(name, None, f"could not be graded: {exc}")
-            data = gradescope.build(
-                g.metas, g.results, execution_time=g.seconds, output=placed.report()
-            )
-            gradescope.write(out / "results" / f"{name}.json", data)
-            return Graded(name, g, placed.report().splitlines()[0])
+            finally:
+                lanes.put((lane, user))
+            gradescope.write(out / "results" / f"{name}.json", outcome.data)
+            return Graded(name, outcome.grade, outcome.placed.report().splitlines()[0])
 
         with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
             graded = list(pool.map(one, entries))

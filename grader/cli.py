@@ -17,8 +17,8 @@ from grader import (
     gradescope,
     gradescope_run,
     package,
+    pipeline,
     report,
-    submission,
     templates,
 )
 from grader.runner import GiB, Limits
@@ -58,11 +58,9 @@ def _submitted_tree(spec: str, name: str, stack: contextlib.ExitStack) -> Path:
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="grade-")))
     (tmp / "submission").mkdir()
     shutil.copy(impl, tmp / "submission" / impl.name)
-    placed = submission.overlay(
-        tmp / "submission", assignments.TEMPLATE / name, tmp / "tree" / name
-    )
+    tree, placed = pipeline.prepare(name, tmp / "submission", tmp / "work")
     print(placed.report(), end="\n\n")
-    return tmp / "tree"
+    return tree
 
 
 def cmd_grade(args: argparse.Namespace) -> int:

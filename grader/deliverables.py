@@ -1,16 +1,25 @@
-"""Lazy access to the graded tree, so that collecting tests never runs student code.
+"""Access to the graded tree, lazy, so that collecting tests never runs student code.
 
     softmax = deliverable("a1_lm_basics.softmax")   # at module level: imports nothing
     softmax.softmax(x)                              # inside a test: imports now
 
+Where the module is imported depends on the run. When grading, the plugin installs the boundary
+(``grader.boundary``): the module lives in the deliverable process and ``softmax.softmax(x)`` is
+a call across it. In a plain ``pytest --impl ...`` run it is imported into the test process, for
+fast iteration. Tests read the same either way.
+
 A missing file, a missing name, a syntax error or an exception at import then fails only the
 tests that touch that module, each with a message that says which file and what to do.
+
+:func:`build` constructs a kit object (a base layer to wrap, an optimizer over a student's
+parameters, a tokenizer) *next to* the deliverables, so that student code can be handed it.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _collecting = False  # set by the grader plugin while pytest collects: nothing is imported then
@@ -21,41 +30,139 @@ def set_collecting(flag: bool) -> None:
     _collecting = flag
 
 
-_refused: str | None = None  # why student code may not run in this process (a trusted check)
-
-
-def refuse(reason: str | None) -> None:
-    """From now on every access to a deliverable raises :class:`DeliverableError` with ``reason``."""
-    global _refused
-    _refused = reason
-
-
 class DeliverableError(ImportError):
     """A deliverable module or name is not where the assignment says it must be."""
+
+
+def _path(module: str) -> str:
+    return module.replace(".", "/") + ".py"
+
+
+class InProcess:
+    """Deliverables imported into this process (plain pytest runs; legacy grading children)."""
+
+    def module(self, name: str) -> Any:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                raise _missing(name, exc.name) from None
+            raise
+        except SyntaxError:
+            raise
+        except Exception as exc:
+            exc.add_note(
+                f"(raised while importing {_path(name)}: code at module level runs on import)"
+            )
+            raise
+
+    def build(self, factory: str, args: tuple, kwargs: dict) -> Any:
+        from grader.boundary.server import importable
+
+        return importable(factory)(*args, **kwargs)
+
+
+class Refused:
+    """No student code may run in this process (a trusted check)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def module(self, name: str) -> Any:
+        raise DeliverableError(f"{_path(name)} may not be imported here: {self.reason}")
+
+    def build(self, factory: str, args: tuple, kwargs: dict) -> Any:
+        raise DeliverableError(f"nothing may be built for student code here: {self.reason}")
+
+
+class ThroughBoundary:
+    """Deliverables in the deliverable process, reached through ``grader.boundary``."""
+
+    def __init__(self, boundary) -> None:
+        self.boundary = boundary
+
+    def module(self, name: str) -> Any:
+        from grader.boundary.errors import StudentError
+
+        try:
+            return self.boundary.import_module(name)
+        except StudentError as exc:
+            if isinstance(exc, ModuleNotFoundError) and exc.name and name.startswith(exc.name):
+                raise _missing(name, exc.name) from None
+            if not isinstance(exc, SyntaxError) and getattr(exc, "remote_type", "") not in (
+                "DeliverableCrashed", "DeliverableTimeout"
+            ):  # fmt: skip
+                exc.add_note(
+                    f"(raised while importing {_path(name)}: code at module level runs on import)"
+                )
+            raise
+
+    def build(self, factory: str, args: tuple, kwargs: dict) -> Any:
+        return self.boundary.call(factory, args, kwargs)
+
+
+def _missing(name: str, missing: str) -> DeliverableError:
+    return DeliverableError(
+        f"Could not find {_path(name)} in the graded files. Keep the template's file names "
+        f"and folders (missing module: {missing})."
+    )
+
+
+_resolver: InProcess | Refused | ThroughBoundary = InProcess()
+
+
+def use(resolver: InProcess | Refused | ThroughBoundary) -> None:
+    """Where deliverables come from in this process (the grader plugin sets it)."""
+    global _resolver
+    _resolver = resolver
+
+
+def resolver() -> InProcess | Refused | ThroughBoundary:
+    return _resolver
+
+
+_guards: list[str] = []
+
+
+@contextmanager
+def guarded(*names: str) -> Iterator[None]:
+    """Within: every call of student code runs with these guards (``grader.boundary.guards``),
+    e.g. ``with guarded("no_builtin_attention"): out, w = module(q, k, v)``. A guard applies in the
+    process where the student's code runs; a violation raises there (for messages — scores that
+    depend on a rule also rely on the static audit, ``grader.audit``)."""
+    _guards.extend(names)
+    try:
+        if isinstance(_resolver, ThroughBoundary):
+            yield
+        else:
+            from grader.boundary.guards import applied
+
+            with applied(list(names)):
+                yield
+    finally:
+        del _guards[len(_guards) - len(names) :]
+
+
+def active_guards() -> list[str]:
+    return list(_guards)
+
+
+def build(factory: str, *args: Any, **kwargs: Any) -> Any:
+    """``factory(*args, **kwargs)`` in the process where the deliverables run.
+
+    ``factory`` is a dotted name under torch, transformers, datasets, peft, numpy or coursekit,
+    e.g. ``build("torch.nn.Linear", 6, 5, dtype=torch.float64)``. The result is the object itself
+    in a plain pytest run, a proxy of it when grading; either can be handed to student code.
+    """
+    return _resolver.build(factory, args, kwargs)
 
 
 class deliverable:  # noqa: N801 - reads like a function at the call site
     def __init__(self, module: str) -> None:
         self._module = module
 
-    def module(self) -> ModuleType:
-        path = self._module.replace(".", "/") + ".py"
-        if _refused is not None:
-            raise DeliverableError(f"{path} may not be imported here: {_refused}")
-        try:
-            return importlib.import_module(self._module)
-        except ModuleNotFoundError as exc:
-            if exc.name and self._module.startswith(exc.name):
-                raise DeliverableError(
-                    f"Could not find {path} in the graded files. Keep the template's file names "
-                    f"and folders (missing module: {exc.name})."
-                ) from None
-            raise
-        except SyntaxError:
-            raise
-        except Exception as exc:
-            exc.add_note(f"(raised while importing {path}: code at module level runs on import)")
-            raise
+    def module(self) -> Any:
+        return _resolver.module(self._module)
 
     def __getattr__(self, name: str) -> Any:
         # pytest probes module attributes while collecting (fixture markers, __test__ ...):
@@ -67,7 +174,7 @@ class deliverable:  # noqa: N801 - reads like a function at the call site
             return getattr(module, name)
         except AttributeError:
             raise DeliverableError(
-                f"{self._module.replace('.', '/')}.py has no {name!r}. Keep the template's names "
+                f"{_path(self._module)} has no {name!r}. Keep the template's names "
                 "and signatures: the tests call them."
             ) from None
 

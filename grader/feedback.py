@@ -42,6 +42,11 @@ def describe(exc: BaseException, impl_root: Path | None = None) -> str:
             text += "\n(This function is still the template's stub: fill in the TODO.)"
         elif isinstance(exc, SystemExit):
             text = f"Your code called sys.exit({exc.code!r}) (SystemExit): remove it; graded code must return."
+        elif type(exc).__name__ == "StudentExit":
+            text = f"Your code called sys.exit({exc}) (SystemExit): remove it; graded code must return."
+        elif type(exc).__name__ in ("DeliverableCrashed", "DeliverableTimeout", "BoundaryViolation",
+                                    "StaleObject"):  # fmt: skip
+            text = str(exc)
         elif type(exc).__name__ == "Failed" and str(exc).startswith("Timeout"):
             text = (
                 f"Time limit exceeded ({exc}). Look for an infinite loop, or Python loops over "
@@ -57,12 +62,19 @@ def describe(exc: BaseException, impl_root: Path | None = None) -> str:
             text = f"SyntaxError in {where}: {exc.msg}\n    {(exc.text or '').rstrip()}"
     for note in getattr(exc, "__notes__", ()) or ():
         text += f"\n{note}"
-    frames = _frames_in(exc.__traceback__, impl_root)
+    remote = getattr(exc, "student_frames", None)  # from the deliverable process, already relative
+    if remote:
+        frames = [(path, line, name, code) for path, line, name, code in remote]
+    else:
+        frames = [
+            (os.path.relpath(f.filename, impl_root) if impl_root else f.filename, f.lineno, f.name,
+             f.line or "")
+            for f in _frames_in(exc.__traceback__, impl_root)
+        ]  # fmt: skip
     if frames:
         text += "\nIn your code:"
-        for f in frames[-3:]:
-            rel = os.path.relpath(f.filename, impl_root) if impl_root else f.filename
-            text += f"\n  {rel}, line {f.lineno}, in {f.name}"
-            if f.line:
-                text += f"\n    {f.line.strip()}"
+        for path, line, name, code in frames[-3:]:
+            text += f"\n  {path}, line {line}, in {name}"
+            if code:
+                text += f"\n    {code.strip()}"
     return truncate(text)

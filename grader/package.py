@@ -43,7 +43,7 @@ python3.11 -m venv /autograder/venv
 id -u student >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin student
 # The kit is readable by the student user, never writable; the reference's records are root's.
 chmod -R a+rX,go-w /autograder/source /autograder/venv
-chmod -R go-rwx /autograder/source/kit/verdicts
+[ ! -d /autograder/source/kit/verdicts ] || chmod -R go-rwx /autograder/source/kit/verdicts
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -155,8 +155,10 @@ def autograder(assignment: str, out: Path) -> Path:
     stage.mkdir(parents=True)
     _kit(assignment, stage / "kit", test_files=_all_test_files(assignment))
     _data(assignment, stage / "kit" / "data")  # held-out files are made root-only at grading
-    # Expected values from a run of the reference: the parent judges student records against them.
-    assignments.reference_records(assignment, stage / "kit" / "verdicts" / assignment)
+    # Legacy in_process tests only: expected values from a run of the reference, against which
+    # the parent judges what the student's run recorded. Tests behind the boundary need none.
+    if assignments.has_in_process_tests(assignment):
+        assignments.reference_records(assignment, stage / "kit" / "verdicts" / assignment)
     for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
         path = stage / name
         path.write_text(text.format(assignment=assignment) if "{" in text else text)

@@ -38,9 +38,10 @@ MARKERS = (
     "tags(*names): Gradescope tags of the test.",
     "leaderboard(name, order='desc'): the test reports a value with the record_leaderboard fixture.",
     "slow(reason): a long test (e.g. an artifact check); mutant runs skip it unless they name it.",
-    "trusted(reason): runs no student code (it may read submitted files, e.g. weights, through "
-    "the graded_tree fixture) and may read held-out data; graded in a child of its own that never "
-    "runs as the student user, where importing a deliverable fails.",
+    "trusted(reason): runs no student code at all (it may read submitted files, e.g. weights, "
+    "through the graded_tree fixture, and held-out data); importing a deliverable fails in it.",
+    "in_process(reason): (legacy, being retired) the test runs student code in its own process; "
+    "graded in a child that runs as the student user, judged from recorded values.",
 )
 CAPTURED_CHARS = 1500  # of a student's own prints, per stream and test
 
@@ -155,8 +156,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--grader-part",
         choices=("all", "untrusted", "trusted"),
         default="all",
-        help="(internal) run every test, only those not marked trusted (the student's child), or "
-        "only the trusted ones (a child where deliverables cannot be imported).",
+        help="(internal) run every test, only those marked in_process (a child that runs as the "
+        "student user), or only the others (deliverables behind the boundary).",
+    )
+    group.addoption(
+        "--grader-boundary",
+        action="store_true",
+        help="run deliverables in a process of their own (as when grading), not in this one.",
+    )
+    group.addoption(
+        "--grader-user",
+        default=None,
+        help="(internal) the unprivileged user the deliverable process runs as (needs root).",
+    )
+    group.addoption(
+        "--grader-python",
+        default=None,
+        help="(internal) the interpreter of the deliverable process (one the student user can run).",
+    )
+    group.addoption(
+        "--grader-limits",
+        default=None,
+        help="(internal) JSON limits of the deliverable process (memory_bytes, file_bytes, ...).",
     )
     group.addoption(
         "--grader-visible-only",
@@ -171,11 +192,13 @@ def pytest_configure(config: pytest.Config) -> None:
     session = GradingSession(config)
     config.stash[STATE_KEY] = session
     config.pluginmanager.register(session, "grader-session")
-    # Tests import deliverables by module name from the graded tree. It goes *last* on sys.path,
-    # so a submission can never shadow torch, numpy or the kit's own test helpers.
-    sys.path.append(str(session.impl_root))
-    if config.getoption("grader_part") == "trusted":
-        deliverables.refuse("a trusted check runs no student code")
+    if session.boundary_wanted:
+        deliverables.use(deliverables.ThroughBoundary(session))
+    else:
+        # Tests import deliverables by module name from the graded tree. It goes *last* on
+        # sys.path, so a submission can never shadow torch, numpy or the kit's test helpers.
+        sys.path.append(str(session.impl_root))
+        deliverables.use(deliverables.InProcess())
 
 
 def meta_of(item: pytest.Item) -> TestMeta:
@@ -213,6 +236,7 @@ def meta_of(item: pytest.Item) -> TestMeta:
         ),
         slow=item.get_closest_marker("slow") is not None,
         trusted=item.get_closest_marker("trusted") is not None,
+        in_process=item.get_closest_marker("in_process") is not None,
     )
 
 
@@ -232,6 +256,36 @@ def graded_tree(request: pytest.FixtureRequest) -> Path:
     """The folder of the graded implementation tree (it holds the assignment packages), for
     tests that read submitted files — weights, predictions — without importing student code."""
     return request.config.stash[STATE_KEY].impl_root
+
+
+class _SharedFactory:
+    """``shared_tmp_path_factory``: ``mktemp(name)`` folders that student code can read."""
+
+    def __init__(self, make) -> None:
+        self._make = make
+
+    def mktemp(self, basename: str, numbered: bool = True) -> Path:
+        return self._make(basename)
+
+
+@pytest.fixture(scope="session")
+def shared_tmp_path_factory(request: pytest.FixtureRequest, tmp_path_factory):
+    """Like ``tmp_path_factory``, for files a test writes and student code then reads (a saved
+    tiny model): when grading they live where the student's process can read, not write, them."""
+    session = request.config.stash[STATE_KEY]
+    if session.boundary_wanted:
+        return _SharedFactory(lambda name: session.boundary.shared_dir(name))
+    return tmp_path_factory
+
+
+@pytest.fixture
+def student_tmp_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A folder student code may write (e.g. a Trainer's ``output_dir``). What is in it after the
+    call comes from student code: read it as untrusted data."""
+    session = request.config.stash[STATE_KEY]
+    if session.boundary_wanted:
+        return session.boundary.student_dir()
+    return tmp_path
 
 
 @pytest.fixture
@@ -286,6 +340,48 @@ class GradingSession:
         self.records = Path(record) if record else None
         if self.records is not None:
             recording.mode = config.getoption("grader_record_mode")
+        part = config.getoption("grader_part")
+        self.boundary_wanted = part == "trusted" or config.getoption("grader_boundary")
+        self._boundary: Any = None  # grader.boundary.client.Boundary, made on first use
+
+    # the deliverable process ----------------------------------------------------------------
+
+    @property
+    def boundary(self):
+        """The deliverable process of this run (started on first use, or at session start)."""
+        if self._boundary is None:
+            from grader.boundary.client import Boundary, ProcessLimits
+            from grader.runner import PYTHON
+            from grader.sandbox import lookup_user
+
+            limits = json.loads(self.config.getoption("grader_limits") or "{}")
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADER_", "PYTEST_"))}
+            user = lookup_user(self.config.getoption("grader_user"))
+            self._boundary = Boundary(
+                self.impl_root,
+                python=self.config.getoption("grader_python") or PYTHON,
+                env=env,
+                limits=ProcessLimits(**limits),
+                user=user,
+            )
+        return self._boundary
+
+    def import_module(self, name: str):  # the resolver's view of the boundary
+        return self.boundary.import_module(name)
+
+    def call(self, target, args, kwargs, guards=None):
+        return self.boundary.call(target, args, kwargs, guards)
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Start the deliverable process now, before any test is collected: forked from this
+        # process (torch imported, nothing of the tests yet), it is ready at once — about 2 s
+        # saved on every grading. When the student user cannot read this interpreter's files
+        # (a stand-in interpreter was given), it starts as a fresh one instead.
+        if self.boundary_wanted and not self.config.option.collectonly:
+            try:
+                self.boundary.start(fork=not self.config.getoption("grader_python"))
+            except Exception:  # the first test that needs it reports why (it tries again)
+                pass
 
     def emit(self, **event: Any) -> None:
         if self.events is not None:
@@ -328,7 +424,7 @@ class GradingSession:
         self.metas = {item.nodeid: meta_of(item) for item in items}
         part = config.getoption("grader_part")
         if part != "all":
-            other = [i for i in items if self.metas[i.nodeid].trusted != (part == "trusted")]
+            other = [i for i in items if self.metas[i.nodeid].in_process != (part == "untrusted")]
             config.hook.pytest_deselected(items=other)
             items[:] = [i for i in items if i not in other]
 
@@ -353,6 +449,12 @@ class GradingSession:
         if meta is not None:
             self.running[nodeid] = _Running(meta)
         recording.start_test()
+        if self.boundary_wanted:
+            if meta is not None and meta.trusted:
+                deliverables.use(deliverables.Refused("a trusted check runs no student code"))
+            else:
+                deliverables.use(deliverables.ThroughBoundary(self))
+                self.boundary.begin_test(meta.timeout if meta is not None else None)
         self.emit(event="start", nodeid=nodeid)
 
     @pytest.hookimpl(wrapper=True)
@@ -406,9 +508,12 @@ class GradingSession:
             run.leaderboard = list(item.stash.get(LEADERBOARD_KEY, []))
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple) -> None:
+        printed = self._boundary.end_test() if self._boundary is not None else ""
         run = self.running.pop(nodeid, None)
         if run is None:
             return
+        if printed:
+            run.captured.append(f"--- your code printed ---\n{truncate(printed, CAPTURED_CHARS)}")
         fraction = run.fraction or 0.0  # a test with no result is never counted as passed
         result = TestResult(
             nodeid=nodeid,
@@ -424,6 +529,8 @@ class GradingSession:
         self.emit(event="result", **result.to_json())
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._boundary is not None:
+            self._boundary.close()
         self.emit(event="done")
 
     def pytest_terminal_summary(

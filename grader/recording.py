@@ -102,15 +102,28 @@ def write(folder: Path, nodeid: str) -> None:
     (folder / file_name(nodeid)).write_text(json.dumps({"nodeid": nodeid, "records": _records}))
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(name)
+
+
 def file_name(nodeid: str) -> str:
     return hashlib.sha1(nodeid.encode()).hexdigest() + ".json"
 
 
+MAX_RECORD_BYTES = 64 * 1024**2  # one test's records, as read by the grading parent
+
+
 def read(folder: Path, nodeid: str) -> list[dict[str, Any]] | None:
-    """The records of one test, or None when its file is missing or unreadable."""
+    """The records of one test, or None when its file is missing, too large or unreadable
+    (a student's run writes them: their size and shape are checked before anything is built)."""
+    path = folder / file_name(nodeid)
     try:
-        data = json.loads((folder / file_name(nodeid)).read_text())
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            raw = f.read(MAX_RECORD_BYTES + 1)
+        if len(raw) > MAX_RECORD_BYTES:
+            return None
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (OSError, ValueError, RecursionError, MemoryError):
         return None
     if (
         not isinstance(data, dict)

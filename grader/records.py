@@ -7,6 +7,7 @@ Both are plain JSON so that a dead or hostile child can never hand the parent a 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,14 +29,16 @@ class TestMeta:
     timeout: float | None = None  # per-test limit in seconds (pytest-timeout)
     leaderboard: dict[str, str] | None = None  # {"name": ..., "order": "asc"|"desc"}
     slow: bool = False  # mutants skip it unless their catalogue entry names it
-    trusted: bool = False  # runs no student code; graded in a child that is never the student user
+    trusted: bool = False  # runs no student code at all (deliverables refused)
+    in_process: bool = False  # legacy: runs student code in its own process, as the student user
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TestMeta:
-        return cls(**{**data, "tags": tuple(data.get("tags", ()))})
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "tags": tuple(data.get("tags", ()))})
 
 
 @dataclass
@@ -64,3 +67,50 @@ class TestResult:
             duration=float(data.get("duration", 0.0)),
             leaderboard=list(data.get("leaderboard", [])),
         )
+
+
+MAX_OUTPUT = 20_000  # characters of one test's output accepted from a child
+MAX_BOARD_ENTRIES = 5  # leaderboard values one test may report
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def validated_result(data: dict[str, Any], meta: TestMeta) -> TestResult:
+    """A child's result event for ``meta``'s test, held to what the manifest allows.
+
+    The score is a finite number within [0, max points] (anything else counts as 0); the status
+    is "passed" only with full points; the output is text of bounded length; leaderboard entries
+    only from a test marked ``leaderboard``, under that marker's name and order, with a finite
+    number or a short string as value.
+    """
+    score = _finite(data.get("score")) or 0.0
+    score = min(max(score, 0.0), meta.max_score)
+    output = data.get("output")
+    output = output[:MAX_OUTPUT] if isinstance(output, str) else ""
+    board: list[dict[str, Any]] = []
+    entries = data.get("leaderboard")
+    if meta.leaderboard and isinstance(entries, list):
+        for entry in entries[:MAX_BOARD_ENTRIES]:
+            if not isinstance(entry, dict) or entry.get("name") != meta.leaderboard["name"]:
+                continue
+            value = entry.get("value")
+            number = _finite(value)
+            if number is not None:
+                value = number
+            elif not (isinstance(value, str) and len(value) <= 100):
+                continue
+            board.append({"name": meta.leaderboard["name"], "value": value,
+                          "order": meta.leaderboard.get("order", "desc")})  # fmt: skip
+    return TestResult(
+        nodeid=meta.nodeid,
+        score=round(score, 4),
+        status="passed" if data.get("status") == "passed" and score >= meta.max_score else "failed",
+        output=output,
+        duration=max(_finite(data.get("duration")) or 0.0, 0.0),
+        leaderboard=board,
+    )

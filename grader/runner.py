@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import select
 import signal
 import subprocess
@@ -29,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.feedback import truncate
-from grader.records import TestMeta, TestResult
+from grader.records import TestMeta, TestResult, validated_result
+from grader.sandbox import apply_limits, interpreter_for, lookup_user, sweep_user
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 GiB = 1024**3
@@ -93,13 +93,8 @@ def child_env(extra: dict[str, str] | None = None, threads: int = 1) -> dict[str
 
 def _limit_child(limits: Limits, user: tuple[int, int] | None = None):
     def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        # A write past RLIMIT_FSIZE then fails with an OSError in the test instead of killing us.
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        apply_limits(limits.memory_bytes, limits.file_bytes, limits.processes if user else 0)
         if user is not None:  # drop root for good: student code runs unprivileged
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
             os.setgroups([])
             os.setgid(user[1])
             os.setuid(user[0])
@@ -108,32 +103,9 @@ def _limit_child(limits: Limits, user: tuple[int, int] | None = None):
 
 
 def kill_user_processes(uid: int) -> int:
-    """SIGKILL every process of ``uid`` (the student user's): a process that left the child's
-    process group (``setsid`` after a double fork) must not outlive the run. Returns how many."""
-    killed = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat().st_uid != uid:
-                continue
-            os.kill(int(entry.name), signal.SIGKILL)
-            killed += 1
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return killed
-
-
-def lookup_user(name: str | None) -> tuple[int, int] | None:
-    """(uid, gid) of ``name``; None when not given. Switching users needs root."""
-    if name is None:
-        return None
-    import pwd
-
-    entry = pwd.getpwnam(name)
-    if os.geteuid() != 0:
-        raise PermissionError(f"running tests as {name!r} needs root")
-    return entry.pw_uid, entry.pw_gid
+    """Kill every process of ``uid`` (the student user's) until none is left: a process that
+    left the child's process group (``setsid`` after a double fork) must not outlive the run."""
+    return sweep_user(uid)
 
 
 def pytest_command(tests: list[Path], impl: Path, limits: Limits, *extra: str) -> list[str]:
@@ -168,21 +140,13 @@ def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
 
 
 def _death_cause(returncode: int | None, limits: Limits) -> str:
-    if returncode is not None and returncode < 0:
-        sig = signal.Signals(-returncode)
-        if sig == signal.SIGKILL:
-            return (
-                "The grading process was killed (SIGKILL) while this test ran: most often the "
-                f"memory limit ({limits.memory_bytes / GiB:g} GiB) or the machine's out-of-memory "
-                "killer. Look for a tensor far larger than the inputs need."
-            )
-        if sig == signal.SIGSEGV:
-            return "The grading process crashed with a segmentation fault (SIGSEGV) in this test."
-        return f"The grading process died from signal {sig.name} while this test ran."
-    return (
-        f"The grading process exited (code {returncode}) while this test ran: your code ended the "
-        "process (os._exit, or a library doing so). Graded functions must return normally."
-    )
+    from grader.boundary.errors import death_cause
+
+    return death_cause(returncode, limits.memory_bytes)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 class _Child:
@@ -223,22 +187,36 @@ class _Child:
         os.close(write_fd)
         self.fd = read_fd
         self.buffer = b""
+        self.received = 0
+        self.flooded = False
+
+    MAX_LINE = 1 << 20  # one event; the longest real one (a result) is a few kB
+    MAX_TOTAL = 64 << 20  # all events of one child
 
     def read_events(self, timeout: float) -> list[dict] | None:
-        """Events that arrived within ``timeout`` s; [] on time-out, None at end of stream."""
+        """Events that arrived within ``timeout`` s; [] on time-out, None at end of stream (or
+        when the stream breaks its bounds: a line or a total too long is not our plugin's)."""
         ready, _, _ = select.select([self.fd], [], [], max(timeout, 0.0))
         if not ready:
             return []
         chunk = os.read(self.fd, 1 << 16)
         if not chunk:
             return None
+        self.received += len(chunk)
+        if self.received > self.MAX_TOTAL:
+            self.flooded = True
+            return None
         self.buffer += chunk
         *lines, self.buffer = self.buffer.split(b"\n")
+        if len(self.buffer) > self.MAX_LINE:
+            self.buffer = b""  # garbage without an end: drop it
         events = []
         for line in lines:
+            if len(line) > self.MAX_LINE:
+                continue
             try:
-                event = json.loads(line)
-            except ValueError:
+                event = json.loads(line, parse_constant=_reject_constant)
+            except (ValueError, RecursionError):
                 continue  # not ours (or garbage written to our pipe): ignore it
             if isinstance(event, dict):
                 events.append(event)
@@ -285,8 +263,10 @@ class _Run:
         user: tuple[int, int] | None,
         extra: tuple[str, ...],
         part: str = "all",
+        sweep: int | None = None,
     ):
         self.tests, self.impl, self.limits, self.user = tests, impl, limits, user
+        self.sweep = sweep  # the student user's uid: none of its processes outlives the run
         self.extra, self.part = ("--grader-part", part, *extra), part
         self.metas: dict[str, TestMeta] | None = None  # the tests this run must report
         self.collected: dict[str, TestMeta] = {}  # every test the first child collected
@@ -296,7 +276,7 @@ class _Run:
 
     def _mine(self, meta: TestMeta) -> bool:
         """Whether this run reports ``meta`` (the other part runs in a child of its own)."""
-        return self.part == "all" or meta.trusted == (self.part == "trusted")
+        return self.part == "all" or meta.in_process == (self.part == "untrusted")
 
     def zero(self, nodeid: str, why: str) -> None:
         self.results[nodeid] = TestResult(nodeid=nodeid, score=0.0, status="failed", output=why)
@@ -315,41 +295,46 @@ class _Run:
         return self.test_limit(nodeid) + self.limits.grace
 
     def attempt(self, workdir: Path, only: list[str] | None) -> bool:
-        """Run one child; False when nothing more can be learnt by starting another."""
+        """Run one child; False when nothing more can be learnt by starting another.
+
+        The clock, not the pipe, drives this loop: every turn checks the running test's limit and
+        the run's budget before reading, so a child that floods the pipe cannot stop the parent
+        from stopping it. Events are believed only in the order pytest makes them: one
+        ``collected`` first, then for each test of the manifest a ``start`` and its ``result``
+        (a second ``start`` does not restart a test's clock; a result is taken once, for the test
+        that is running, and validated against what the manifest says about that test).
+        """
         child = _Child(self.tests, self.impl, only, workdir, self.limits, self.user, self.extra)
         finished_before = len(self.results)
         current: str | None = None
         phase_start = time.monotonic()
         done = killed_for = None
+        started: set[str] = set()
         while not done:
+            limit_at = min(phase_start + self.limit_for(current), self.deadline)
             now = time.monotonic()
-            events = child.read_events(
-                min(phase_start + self.limit_for(current), self.deadline) - now
-            )
-            if events is None:
-                break
-            if not events and time.monotonic() >= min(
-                phase_start + self.limit_for(current), self.deadline
-            ):
-                killed_for = "budget" if time.monotonic() >= self.deadline else "timeout"
+            if now >= limit_at:
+                killed_for = "budget" if now >= self.deadline else "timeout"
                 child.kill()
+                break
+            events = child.read_events(limit_at - now)
+            if events is None:
                 break
             for event in events:
                 kind, nodeid = event.get("event"), event.get("nodeid")
                 if kind == "collected" and self.metas is None:
                     # The child's collection ran before any student code could (imports of
                     # deliverables are refused while collecting), so its manifest is trusted.
-                    self.collected = {
-                        m["nodeid"]: TestMeta.from_json(m) for m in event.get("tests", [])
-                    }
-                    self.metas = {n: m for n, m in self.collected.items() if self._mine(m)}
-                    self.errors = list(event.get("errors", []))
+                    self._learn_manifest(event)
                 elif self.metas is None:
                     continue
-                elif kind == "start" and nodeid in self.metas:
+                elif kind == "start" and nodeid in self.metas and current is None:
+                    if nodeid in started or nodeid in self.results:
+                        continue  # a test runs once; its clock starts once
+                    started.add(nodeid)
                     current, phase_start = nodeid, time.monotonic()
-                elif kind == "result" and nodeid in self.metas:
-                    self.results[nodeid] = TestResult.from_json(event)
+                elif kind == "result" and nodeid == current and nodeid not in self.results:
+                    self.results[nodeid] = validated_result(event, self.metas[nodeid])
                     current, phase_start = None, time.monotonic()
                 elif kind == "done":
                     done = True
@@ -357,6 +342,12 @@ class _Run:
         if self.metas is None:
             tail = truncate(child.log_tail(self.limits.log_tail_bytes))
             raise RuntimeError(f"the tests did not collect (exit {rc}):\n{tail}")
+        if child.flooded and current is not None and current not in self.results:
+            self.zero(
+                current,
+                "The test wrote more to the grader's pipe than any test can: it was stopped.",
+            )
+            return True
         if done:
             for nodeid in self.todo():
                 self.zero(nodeid, "No result was reported for this test (it did not run).")
@@ -378,6 +369,18 @@ class _Run:
             self.zero(nodeid, why)
         return False
 
+    def _learn_manifest(self, event: dict) -> None:
+        tests = event.get("tests")
+        if not isinstance(tests, list):
+            raise RuntimeError("the grading child sent a malformed manifest")
+        self.collected = {}
+        for m in tests:
+            meta = TestMeta.from_json(m)
+            self.collected[meta.nodeid] = meta
+        self.metas = {n: m for n, m in self.collected.items() if self._mine(m)}
+        errors = event.get("errors", [])
+        self.errors = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
     def cause(self, killed_for: str | None, nodeid: str, rc: int | None) -> str:
         if killed_for == "timeout":
             t = self.test_limit(nodeid)
@@ -390,6 +393,15 @@ class _Run:
         return _death_cause(rc, self.limits)
 
     def go(self) -> None:
+        if self.sweep is not None:
+            sweep_user(self.sweep)  # nothing left over from an earlier run
+        try:
+            self._go()
+        finally:
+            if self.sweep is not None:
+                sweep_user(self.sweep)
+
+    def _go(self) -> None:
         with tempfile.TemporaryDirectory(prefix="grader-run-") as tmp:
             attempt, only = 0, None if self.metas is None else self.todo()
             while only is None or only:
@@ -418,6 +430,27 @@ def _record_args(records: tuple[Path, str] | None, user: tuple[int, int] | None)
     return ("--grader-record", str(folder), "--grader-record-mode", mode)
 
 
+def _part_args(
+    part: str, user: str | None, limits: Limits, records: tuple[Path, str] | None
+) -> tuple[tuple[int, int] | None, tuple[str, ...], int | None]:
+    """(the user the pytest child runs as, its extra options, the student's uid to sweep).
+
+    Tests behind the boundary ("trusted", the default for every test not marked in_process) run in
+    a child of the invoking user; only their deliverable process runs as ``user``. Legacy
+    in_process tests run in a child that is ``user`` itself.
+    """
+    ids = lookup_user(user)
+    sweep = ids[0] if ids is not None else None
+    if part == "trusted":
+        boundary = {"memory_bytes": limits.memory_bytes, "file_bytes": limits.file_bytes,
+                    "processes": limits.processes, "threads": limits.threads}  # fmt: skip
+        extra: tuple[str, ...] = ("--grader-limits", json.dumps(boundary))
+        if user is not None:
+            extra += ("--grader-user", user, "--grader-python", interpreter_for(PYTHON, ids))
+        return None, extra, sweep
+    return ids, _record_args(records, ids), sweep
+
+
 def run(
     tests: list[Path],
     impl: Path,
@@ -429,13 +462,15 @@ def run(
 ) -> dict[str, TestResult]:
     """Run every test of ``manifest`` against ``impl``; a result for each, whatever happens.
 
-    ``user``: run the child as this (unprivileged) user; needs root.
-    ``records``: (folder, "actual" | "expected") to record every comparison (``grader.recording``).
-    ``part``: "untrusted" or "trusted" runs only the tests of ``manifest`` that are (not) marked
-    trusted (``grader.plugin``); "trusted" children refuse to import deliverables.
+    ``user``: student code runs as this (unprivileged) user; needs root.
+    ``records``: (folder, "actual" | "expected") to record every comparison (``grader.recording``;
+    in_process tests only).
+    ``part``: "trusted" runs the tests not marked in_process, with deliverables behind the
+    boundary; "untrusted" the in_process ones, in a child that is the student user; "all" both
+    in one child (legacy, for the reference's records).
     """
-    ids = lookup_user(user)
-    r = _Run(tests, impl, limits, ids, _record_args(records, ids), part)
+    ids, extra, sweep = _part_args(part, user, limits, records)
+    r = _Run(tests, impl, limits, ids, extra, part, sweep)
     r.metas = {m.nodeid: m for m in manifest.tests if r._mine(m)}
     r.go()
     return r.results
@@ -455,8 +490,9 @@ def run_collecting(
     Saves a whole interpreter start; safe because collection never imports student code. The
     manifest lists every collected test, those of the other ``part`` too (not run here).
     """
-    ids = lookup_user(user)
-    extra = ("--grader-visible-only",) if visible_only else ()
-    r = _Run(tests, impl, limits, ids, extra + _record_args(records, ids), part)
+    ids, extra, sweep = _part_args(part, user, limits, records)
+    if visible_only:
+        extra = ("--grader-visible-only", *extra)
+    r = _Run(tests, impl, limits, ids, extra, part, sweep)
     r.go()
     return Manifest(list(r.collected.values()), r.errors), r.results

@@ -16,7 +16,9 @@ Files the submission does not have keep the template's version (which raises Not
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -60,39 +62,95 @@ def _safe_extract(
                 name = Path(info.filename)
                 if info.is_dir() or name.is_absolute() or ".." in name.parts:
                     continue
-                budget[0] -= info.file_size
-                budget[1] -= 1
-                if budget[0] < 0 or budget[1] < 0:
+                if stat.S_ISLNK(info.external_attr >> 16):
                     overlay.problems.append(
-                        f"{archive.name}: too large when unpacked; the rest was skipped."
+                        f"{archive.name}: {info.filename} is a link; links are not followed."
                     )
+                    continue
+                if not _take(budget, info.file_size, overlay, archive.name):
                     return
                 target = dest / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out)
+                    _copy_at_most(src, out, info.file_size)
                 if target.suffix == ".zip" and depth < MAX_ZIP_DEPTH:
                     _safe_extract(target, target.with_suffix(""), budget, depth + 1, overlay)
                     target.unlink()
-    except zipfile.BadZipFile:
-        overlay.problems.append(f"{archive.name} is not a readable zip file.")
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        EOFError,
+        OSError,
+    ) as exc:
+        overlay.problems.append(
+            f"{archive.name} is not a readable zip file ({type(exc).__name__})."
+        )
+
+
+def _copy_at_most(src, out, size: int) -> None:
+    """Copy no more than the entry's declared size (a lying header cannot write more)."""
+    left = size
+    while left > 0:
+        chunk = src.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        out.write(chunk)
+        left -= len(chunk)
+
+
+def _take(budget: list[int], size: int, overlay: Overlay, where: str) -> bool:
+    """Count one file of ``size`` bytes against the upload's budget (bytes, files)."""
+    budget[0] -= size
+    budget[1] -= 1
+    if budget[0] < 0 or budget[1] < 0:
+        overlay.problems.append(
+            f"{where}: the submission is too large (more than {MAX_BYTES // 1024**2} MB or "
+            f"{MAX_FILES} files); the rest was skipped."
+        )
+        return False
+    return True
+
+
+def _regular_files(root: Path, overlay: Overlay) -> list[Path]:
+    """Every regular file under ``root``, sorted; links and special files are not followed
+    (a link could point at anything the grader can read), and are named in the report."""
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs.sort()
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            rel = path.relative_to(root)
+            if SKIP_PARTS & set(rel.parts):
+                continue
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                overlay.problems.append(f"{rel} is a link; links are not followed.")
+            elif name in files and stat.S_ISREG(mode):
+                found.append(path)
+            elif name in files:
+                overlay.problems.append(f"{rel} is not a regular file; ignored.")
+        dirs[:] = [d for d in dirs if not Path(folder, d).is_symlink()]
+    return sorted(found)
 
 
 def _gather(submission: Path, scratch: Path, overlay: Overlay) -> list[tuple[Path, Path]]:
-    """(file, path relative to its root) for every submitted file, zips unpacked."""
+    """(file, path relative to its root) for every submitted file, zips unpacked. Every byte
+    counts against the budget: a file's size as the file system reports it (a sparse file's
+    too), and every zip entry's size once unpacked."""
     budget = [MAX_BYTES, MAX_FILES]
     files = []
-    for path in sorted(submission.rglob("*")):
-        if not path.is_file() or SKIP_PARTS & set(path.relative_to(submission).parts):
-            continue
+    for path in _regular_files(submission, overlay):
+        rel = path.relative_to(submission)
+        if not _take(budget, path.lstat().st_size, overlay, str(rel)):
+            break
         if path.suffix == ".zip":
-            dest = scratch / path.relative_to(submission).with_suffix("")
+            dest = scratch / rel.with_suffix("")
             _safe_extract(path, dest, budget, 1, overlay)
-            for inner in sorted(dest.rglob("*")):
-                if inner.is_file() and not SKIP_PARTS & set(inner.relative_to(dest).parts):
-                    files.append((inner, inner.relative_to(dest)))
+            for inner in _regular_files(dest, Overlay()) if dest.exists() else []:
+                files.append((inner, inner.relative_to(dest)))
         else:
-            files.append((path, path.relative_to(submission)))
+            files.append((path, rel))
     return files
 
 

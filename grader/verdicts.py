@@ -189,7 +189,12 @@ def judge(
             if got[i].get("what") != ref["what"]:
                 problem = f"expected to compare {ref['what']!r} next, but the run compared {got[i].get('what')!r}."
                 break
-            problem = _message(ref, got[i])
+            try:
+                problem = _message(ref, got[i])
+            except Exception as exc:  # a record the student's run wrote: anything can be in it
+                problem = (
+                    f"{ref['what']}: the recorded value could not be read ({type(exc).__name__})."
+                )
             if problem:
                 break
         if problem is None:

@@ -9,7 +9,9 @@ from grader import gradescope
 from grader.records import TestMeta, TestResult
 
 METAS = [
-    TestMeta("t.py::a", "a", 2.0, number="1.1", tags=("x",)),
+    TestMeta(
+        "t.py::a", "a", 2.0, number="1.1", tags=("x",), leaderboard={"name": "acc", "order": "desc"}
+    ),
     TestMeta("t.py::b", "b", 1.0, visibility="hidden"),
 ]
 

@@ -101,7 +101,8 @@ def test_the_zip_holds_no_solution(autograder):
     names = zipfile.ZipFile(archive).namelist()
     assert {"setup.sh", "run_autograder"} <= set(names)
     assert not [n for n in names if n.startswith("kit/reference/") or n.endswith("mutants.toml")]
-    assert any(n.startswith(f"kit/verdicts/{A}/") for n in names)  # the reference's records
+    # Assignment 1 runs behind the boundary: no reference records are needed, none are shipped.
+    assert not any(n.startswith("kit/verdicts/") for n in names)
     solution_line = "shifted = x - x.amax(dim=dim, keepdim=True)"
     assert solution_line.encode() in reference_file("softmax.py")
     for n in names:

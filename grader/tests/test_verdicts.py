@@ -1,8 +1,9 @@
 """Verdicts outside the student's process: tampering inside it gains nothing.
 
 Each submission below is assignment 1's reference with a wrong softmax plus an attack on the
-in-process verdict. Graded in-process, the attack works (that is the point of the test); judged
-from records against the reference's, it earns exactly what the wrong softmax earns.
+verdict. Assignment 1 runs behind the boundary (``grader.boundary``): the tests and their
+comparisons never share a process with the submission, so the attack earns exactly what the wrong
+softmax earns, with or without the (legacy) recorded verdicts.
 """
 
 import shutil
@@ -33,7 +34,9 @@ ATTACKS = {
     """,
     "forge-result-events": """
         import json, os, sys, threading, time
-        fd = int(sys.argv[sys.argv.index("--grader-events") + 1])
+        # the grader's event pipe in a legacy child; behind the boundary, the deliverable
+        # process's socket (fd 3 up): either way, forged lines must gain nothing
+        fd = int(sys.argv[sys.argv.index("--grader-events") + 1]) if "--grader-events" in sys.argv else 3
 
         def forge():  # keeps claiming full marks while the real tests run, however long
             while True:
@@ -114,12 +117,10 @@ def test_wrong_answer_scores_the_same_with_and_without_verdicts(
 def test_tampering_gains_nothing(tmp_path, reference_records, manifest, attack):
     impl = submission(tmp_path, ATTACKS[attack])
     honest_wrong = grade(submission(tmp_path / "plain"), manifest=manifest)
-    in_process = grade(impl, manifest=manifest)
+    plain = grade(impl, manifest=manifest)
     judged = grade(impl, manifest=manifest, verdicts=reference_records)
-    assert in_process.score > honest_wrong.score, "the attack should fool an in-process verdict"
+    assert plain.score <= honest_wrong.score
     assert judged.score <= honest_wrong.score
-    for test in SOFTMAX_TESTS:
-        assert scores(judged)[test] < scores(in_process)[test] or scores(in_process)[test] == 0
 
 
 def test_an_object_that_equals_everything_is_not_a_tensor(tmp_path, reference_records, manifest):

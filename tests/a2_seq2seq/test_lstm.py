@@ -14,6 +14,7 @@ from strategies import recurrent_cases
 from grader.deliverables import deliverable
 
 lstm = deliverable("a2_seq2seq.lstm")
+pytestmark = pytest.mark.in_process("not yet behind the boundary")
 GATES = "ifgo"  # torch.nn.LSTM's order: input, forget, cell (g), output
 HINT = ("i, f, o = σ(x W_i* + b_i* + h W_h* + b_h*) each with its own gate's weights, "
         "g = tanh(...); c_t = f ∘ c_{t-1} + i ∘ g; h_t = o ∘ tanh(c_t)")  # fmt: skip

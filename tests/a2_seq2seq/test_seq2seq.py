@@ -18,6 +18,7 @@ from torch import nn
 from grader.deliverables import deliverable
 
 s2s = deliverable("a2_seq2seq.seq2seq")
+pytestmark = pytest.mark.in_process("not yet behind the boundary")
 RNN_WEIGHTS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
 

@@ -14,6 +14,7 @@ from grader.deliverables import deliverable
 
 seq2seq = deliverable("a2_seq2seq.seq2seq")
 transformer = deliverable("a2_seq2seq.transformer")
+pytestmark = pytest.mark.in_process("not yet behind the boundary")
 SLICE = {"max_len": 10, "dev_limit": 200, "min_freq": 2, "batch_size": 32, "seed": 0}
 
 # 3 epochs on the first 2,000 training pairs (188 steps), H = 32, 2 heads of 16, F = 64, lr 3e-3.

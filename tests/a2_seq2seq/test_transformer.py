@@ -19,6 +19,7 @@ from strategies import translator_cases
 from grader.deliverables import deliverable
 
 tr = deliverable("a2_seq2seq.transformer")
+pytestmark = pytest.mark.in_process("not yet behind the boundary")
 EPS = 1e-5  # nn.LayerNorm's default
 
 

@@ -8,6 +8,7 @@ from compare import assert_close, assert_equal
 from grader.deliverables import deliverable
 
 lora = deliverable("a3_attention_bert.lora")
+pytestmark = pytest.mark.in_process("not yet behind the boundary")
 
 
 def _base(c_in: int = 6, c_out: int = 5, seed: int = 0) -> torch.nn.Linear:

@@ -23,6 +23,7 @@ from coursekit import a3_finetune as kit
 from grader.deliverables import deliverable
 
 mf = deliverable("a3_attention_bert.mask_fill")
+pytestmark = pytest.mark.in_process("not yet behind the boundary")
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3  # the ids masked_lm_prompts uses
 SPECIAL = (PAD, CLS, SEP, MASK)

@@ -27,6 +27,7 @@ from torch.overrides import TorchFunctionMode
 from grader.deliverables import deliverable
 
 mha = deliverable("a3_attention_bert.mha")
+pytestmark = pytest.mark.in_process("not yet behind the boundary")
 
 # --------------------------------------------------------------------------- the forbidden functions
 

@@ -1,0 +1,110 @@
+"""One path from a submission to ``results.json``: overlay, grade, results.
+
+``run_autograder`` (``grader.gradescope_run``), ``batch`` and ``grade`` of a submitted file all go
+through :func:`grade_upload`, so a submission scores the same whichever way it is graded: laid
+over the template in a folder of its own, graded with student code running as ``user`` behind
+the boundary (legacy in_process tests judged against the reference's records when ``verdicts``
+is given), and turned into a valid Gradescope results dict.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader import assignments, gradescope, submission
+from grader.runner import Limits, Manifest
+
+
+@dataclass
+class Outcome:
+    grade: assignments.Grade
+    placed: submission.Overlay
+    data: dict[str, Any]  # results.json
+
+
+def readable_by_others(root: Path) -> None:
+    """Let an unprivileged user read (never write) ``root`` and everything in it, and reach it."""
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.lstat().st_mode
+        extra = 0o755 if stat.S_ISDIR(mode) else 0o644
+        path.chmod((mode | extra) & ~0o022)
+    for parent in root.parents:  # traversable, not listable
+        try:
+            if parent.stat().st_uid == os.geteuid():
+                parent.chmod(parent.stat().st_mode | 0o111)
+        except OSError:
+            break
+
+
+def private(paths: list[Path]) -> None:
+    """Root's alone: expected values, held-out labels (and, once every test runs behind the
+    boundary, the tests themselves)."""
+    if os.geteuid() != 0:
+        return
+    for top in paths:
+        if not top.exists():
+            continue
+        for path in [top, *top.rglob("*")] if top.is_dir() else [top]:
+            if not path.is_symlink():
+                path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def prepare(assignment: str, upload: Path, work: Path) -> tuple[Path, submission.Overlay]:
+    """Lay ``upload`` over the template in ``work/tree``; returns (tree, what was placed)."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    tree = work / "tree"
+    placed = submission.overlay(upload, assignments.TEMPLATE / assignment, tree / assignment)
+    return tree, placed
+
+
+def grade_upload(
+    assignment: str,
+    upload: Path,
+    work: Path,
+    *,
+    user: str | None,
+    limits: Limits = Limits(),
+    hidden: bool = True,
+    verdicts: Path | None = None,
+    manifest: Manifest | None = None,
+    files: set[str] | None = None,
+    note: str = "",
+) -> Outcome:
+    """Overlay ``upload`` (a folder of submitted files) in ``work``, grade it, build results."""
+    tree, placed = prepare(assignment, upload, work)
+    if user is not None and os.geteuid() != 0:
+        placed.problems.append(f"(not root: student code ran as the current user, not {user!r})")
+        user = None
+    if user is not None:
+        readable_by_others(work)
+    g = assignments.grade(
+        assignment, tree, hidden=hidden, limits=limits, manifest=manifest, files=files,
+        user=user, verdicts=verdicts,
+    )  # fmt: skip
+    summary = " ".join(filter(None, [note, f"{g.score:g} / {g.max_score:g} points."]))
+    data = gradescope.build(
+        g.metas, g.results, execution_time=g.seconds, output=f"{summary}\n{placed.report()}"
+    )
+    return Outcome(g, placed, data)
+
+
+def ensure_user(name: str) -> str | None:
+    """The unprivileged user ``name``, created when missing (root only; None otherwise)."""
+    if os.geteuid() != 0:
+        return None
+    if subprocess.run(["id", name], capture_output=True).returncode != 0:
+        subprocess.run(
+            ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return name
