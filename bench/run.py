@@ -13,11 +13,13 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -256,6 +258,144 @@ def batch_throughput(assignment: str) -> dict:
             "note": f"{len(graded) / seconds * 60:.1f} submissions per minute"}  # fmt: skip
 
 
+def boundary_call(calls: int = 2000) -> dict:
+    """One call of a small deliverable through the boundary (a 4x5 float64 softmax: arguments
+    and result cross as bytes) vs the same call in-process."""
+    import torch
+    from a1_lm_basics import softmax as local
+
+    from grader.boundary.client import Boundary
+
+    boundary = Boundary(ROOT / "reference", python=sys.executable, env=dict(os.environ))
+    boundary.start(fork=True)
+    remote = boundary.import_module("a1_lm_basics.softmax")
+    x = torch.randn(4, 5, dtype=torch.float64)
+
+    def through():
+        for _ in range(calls):
+            remote.softmax(x)
+
+    def here():
+        for _ in range(calls):
+            local.softmax(x)
+
+    try:
+        t_remote, t_local = paired(through, here, 5)
+    finally:
+        boundary.close()
+    per_call = (t_remote - t_local) / calls * 1e6
+    return {"row": f"boundary: one call of a small deliverable ({calls:,} calls of softmax, 4x5)",
+            "ours_s": t_remote, "baseline_s": t_local, "ratio": t_remote / t_local,
+            "note": f"{per_call:.0f} µs per call added by the boundary"}  # fmt: skip
+
+
+TEN_THOUSAND = """
+import torch
+from grader.deliverables import deliverable
+
+sm = deliverable("a1_lm_basics.softmax")
+
+
+def test_ten_thousand_calls():
+    x = torch.randn(8, 16, dtype=torch.float64)
+    for _ in range(10_000):
+        sm.softmax(x)
+"""
+
+
+def boundary_test_of_many_calls() -> dict:
+    """A test that makes 10,000 calls of a deliverable: its duration with the boundary (as when
+    grading) vs in-process (plain pytest)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        test = Path(tmp, "test_many_calls.py")
+        test.write_text(TEN_THOUSAND)
+
+        def duration(*extra: str) -> float:
+            out = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=1",
+                 "--impl", str(ROOT / "reference"), "-o", "timeout=600", str(test), *extra],
+                cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            line = next(
+                l for l in out.stdout.splitlines() if l.rstrip().endswith("test_ten_thousand_calls")
+            )
+            return float(line.split("s", 1)[0])
+
+        remote = statistics.median(duration("--grader-boundary") for _ in range(3))
+        local = statistics.median(duration() for _ in range(3))
+    return {"row": "boundary: a test with 10,000 calls", "ours_s": remote, "baseline_s": local,
+            "ratio": remote / local, "note": "pytest's duration of the test itself"}  # fmt: skip
+
+
+# Measured before the boundary (2026-11-27, the same flow: reference submission, one core,
+# student user, recorded verdicts): the baseline the boundary must stay within 1.3x of.
+GRADESCOPE_BEFORE = {"a1_lm_basics": 7.3, "a2_seq2seq": 8.0, "a3_attention_bert": 24.8}
+
+
+def gradescope_flow(assignment: str) -> dict:
+    """``run_autograder`` on the reference submission as Gradescope runs it: the zip unpacked
+    into a stand-in /autograder, one core (``taskset -c 0``), student code as an unprivileged
+    user when run as root."""
+    from grader import assignments, package, pipeline
+    from grader.tests.conftest import SYSTEM_PYTHON, standin_python
+
+    if not SYSTEM_PYTHON.exists() or not shutil.which("taskset"):
+        return {
+            "row": f"Gradescope flow {assignment}, 1 core",
+            "note": "needs python3.11 and taskset",
+        }
+    root = Path(tempfile.mkdtemp(prefix="bench-autograder-"))
+    try:
+        root.chmod(0o755)
+        archive = package.autograder(assignment, root / "build")
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(root / "source")
+        (root / "source" / "run_autograder").chmod(0o755)
+        standin_python(root / "venv", root / "source" / "kit")
+        user = pipeline.ensure_user("student") or ""
+        (root / "submission").mkdir()
+        for f in (assignments.REFERENCE / assignment).rglob("*"):
+            if f.is_file() and "__pycache__" not in f.parts:
+                dest = (
+                    root
+                    / "submission"
+                    / assignment
+                    / f.relative_to(assignments.REFERENCE / assignment)
+                )
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(f.read_bytes())
+        env = {**os.environ, "AUTOGRADER_ROOT": str(root), "GRADER_USER": user,
+               "GRADER_PYTHON": str(root / "venv" / "bin" / "python")}  # fmt: skip
+
+        def once() -> float:
+            start = time.perf_counter()
+            subprocess.run(["taskset", "-c", "0", "bash", str(root / "source" / "run_autograder")],
+                           env=env, capture_output=True, check=True)  # fmt: skip
+            return time.perf_counter() - start
+
+        seconds = statistics.median(once() for _ in range(3))
+        data = json.loads((root / "results" / "results.json").read_text())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    before = GRADESCOPE_BEFORE.get(assignment)
+    row = {"row": f"Gradescope flow {assignment}, reference, 1 core (taskset -c 0)",
+           "ours_s": seconds, "goal": "<= 1.3x of before the boundary",
+           "note": f"{data['score']:g} / {sum(t['max_score'] for t in data['tests']):g} points"}  # fmt: skip
+    if before:
+        row.update(baseline_s=before, ratio=seconds / before)
+        row["note"] += "; baseline: measured before the boundary"
+    return row
+
+
+def grader_help_seconds() -> dict:
+    """``python -m grader --help``: how long a newcomer waits for the usage text."""
+    seconds = median_seconds(
+        lambda: subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=ROOT,
+                               capture_output=True, check=True), 3)  # fmt: skip
+    return {"row": "python -m grader --help", "ours_s": seconds, "goal": "< 0.5 s"}
+
+
 # --------------------------------------------------------------------------- table
 
 
@@ -290,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
             *((0.80, 400) if args.quick else (0.85, 1500)), eval_every=50 if args.quick else 100
         ),
         "batch": lambda: batch_throughput("a1_lm_basics"),
+        "boundary-call": boundary_call,
+        "boundary-10k": boundary_test_of_many_calls,
+        **{f"gradescope-{name}": lambda n=name: gradescope_flow(n) for name in assignments.names()},
     }  # fmt: skip
     if args.no_finetune:
         del rows["finetune"]

@@ -23,7 +23,7 @@ import time
 import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import assignments, gradescope, pipeline
@@ -35,6 +35,7 @@ class Graded:
     name: str
     grade: assignments.Grade | None
     note: str = ""
+    flags: list = field(default_factory=list)  # grader.audit findings, for course staff
 
 
 def _entries(source: Path, scratch: Path) -> list[tuple[str, Path]]:
@@ -116,7 +117,9 @@ def grade_all(
             finally:
                 lanes.put((lane, user))
             gradescope.write(out / "results" / f"{name}.json", outcome.data)
-            return Graded(name, outcome.grade, outcome.placed.report().splitlines()[0])
+            return Graded(
+                name, outcome.grade, outcome.placed.report().splitlines()[0], outcome.flags
+            )
 
         with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
             graded = list(pool.map(one, entries))
@@ -127,6 +130,12 @@ def grade_all(
 
 def _write_reports(graded: list[Graded], assignment: str, out: Path, seconds: float) -> None:
     metas = next((g.grade.metas for g in graded if g.grade), [])
+    with open(out / "flags.csv", "w", newline="") as f:  # for course staff: read, then judge
+        w = csv.writer(f)
+        w.writerow(["submission", "kind", "rule", "file", "line", "what", "code"])
+        for g in graded:
+            for f in g.flags:
+                w.writerow([g.name, f.kind, f.rule, f.file, f.line, f.why, f.code.strip()[:160]])
     with open(out / "gradebook.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
@@ -163,9 +172,10 @@ def _write_reports(graded: list[Graded], assignment: str, out: Path, seconds: fl
                         passed[m.nodeid], n, top[0][0] if top else "", top[0][1] if top else 0])  # fmt: skip
     _histogram([g.grade.score for g in graded if g.grade], out / "histogram.png", assignment)
     per_minute = len(graded) / seconds * 60 if seconds else 0.0
+    flagged = sum(bool(g.flags) for g in graded)
     (out / "summary.txt").write_text(
         f"{len(graded)} submissions of {assignment} in {seconds:.1f} s ({per_minute:.1f} per minute); "
-        f"{len(graded) - n} could not be graded.\n"
+        f"{len(graded) - n} could not be graded; {flagged} flagged for staff (flags.csv).\n"
     )
 
 

@@ -62,6 +62,9 @@ def _cells(notebook: Path, problems: list[str]) -> list[str]:
                 f"Cell {number} has a syntax error (line {exc.lineno}: {exc.msg}); it was skipped."
             )
             continue
+        except (RecursionError, MemoryError, ValueError):  # nesting no parser can follow
+            problems.append(f"Cell {number} could not be parsed (too deeply nested); it was skipped.")
+            continue
         sources.append(text)
     return sources
 

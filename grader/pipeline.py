@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader import assignments, gradescope, submission
+from grader import assignments, audit, gradescope, submission
 from grader.runner import Limits, Manifest
 
 
@@ -26,6 +26,7 @@ class Outcome:
     grade: assignments.Grade
     placed: submission.Overlay
     data: dict[str, Any]  # results.json
+    flags: list[audit.Finding]  # rule violations and code reaching for the grader (grader.audit)
 
 
 def readable_by_others(root: Path) -> None:
@@ -92,10 +93,15 @@ def grade_upload(
         user=user, verdicts=verdicts,
     )  # fmt: skip
     summary = " ".join(filter(None, [note, f"{g.score:g} / {g.max_score:g} points."]))
+    flagged = [
+        *(f for rule in audit.rules(assignment).values() for f in audit.violations(tree, assignment, rule)),
+        *audit.flags(tree, assignment),
+    ]  # fmt: skip
     data = gradescope.build(
-        g.metas, g.results, execution_time=g.seconds, output=f"{summary}\n{placed.report()}"
-    )
-    return Outcome(g, placed, data)
+        g.metas, g.results, execution_time=g.seconds, output=f"{summary}\n{placed.report()}",
+        extra_data={"flags": [f.to_json() for f in flagged[:50]]} if flagged else None,
+    )  # fmt: skip
+    return Outcome(g, placed, data, flagged)
 
 
 def ensure_user(name: str) -> str | None:

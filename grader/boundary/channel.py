@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from grader.boundary.wire import Budget, Caps, WireError, recv_frame, send_frame
+from grader.boundary.wire import Budget, Caps, Reader, WireError, recv_frame, send_frame
 
 Frame = tuple[dict[str, Any], bytearray]
 Reply = tuple[dict[str, Any], list[memoryview]]
@@ -27,6 +27,7 @@ class Channel:
         self.sock, self.caps, self.serve = sock, caps, serve
         self.may_serve = may_serve  # whether the other side may ask something now
         self.budget = Budget(caps)
+        self.reader = Reader(sock)
         self.next_id = 1
         self.waiting: list[int] = []  # ids of our requests still open, innermost last
 
@@ -42,7 +43,7 @@ class Channel:
         self.waiting.append(rid)
         try:
             while True:
-                frame, blob = recv_frame(self.sock, deadline, self.caps, self.budget)
+                frame, blob = recv_frame(self.reader, deadline, self.caps, self.budget)
                 if "op" in frame:
                     if not self.may_serve():
                         raise WireError(f"an unexpected request {str(frame.get('op'))[:40]!r}")
@@ -64,7 +65,7 @@ class Channel:
     def serve_forever(self) -> None:
         """The deliverable process's main loop: answer requests until the other side closes."""
         while True:
-            frame, blob = recv_frame(self.sock, None, self.caps, self.budget)
+            frame, blob = recv_frame(self.reader, None, self.caps, self.budget)
             if "op" not in frame:
                 raise WireError("a reply to nothing")
             self.answer(frame, blob)

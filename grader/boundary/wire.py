@@ -67,31 +67,48 @@ DTYPES = (
 # --------------------------------------------------------------------------- frames
 
 
+SMALL = 1 << 20  # frames up to this size go out in one system call
+
+
 def send_frame(sock: socket.socket, header: dict[str, Any], blobs: list[memoryview]) -> None:
     text = json.dumps(header, allow_nan=False, separators=(",", ":")).encode()
     size = sum(b.nbytes for b in blobs)
-    sock.sendall(PREFIX.pack(MAGIC, len(text), size) + text)
+    head = PREFIX.pack(MAGIC, len(text), size) + text
+    if size + len(head) <= SMALL:
+        sock.sendall(b"".join([head, *blobs]))
+        return
+    sock.sendall(head)
     for b in blobs:
         if b.nbytes:
             sock.sendall(b)
 
 
-def _recv_exact(sock: socket.socket, n: int, deadline: float | None) -> bytearray:
-    out = bytearray(n)
-    view, got = memoryview(out), 0
-    while got < n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([sock], [], [], left)[0]:
-                raise WireTimeout("timed out")
-        try:
-            k = sock.recv_into(view[got:], min(n - got, 1 << 22))
-        except (ConnectionResetError, BrokenPipeError) as exc:
-            raise PeerGone(str(exc)) from None
-        if k == 0:
-            raise PeerGone("connection closed")
-        got += k
-    return out
+class Reader:
+    """Reads frames from one socket through a buffer (a small frame: one system call)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def exact(self, n: int, deadline: float | None) -> bytearray:
+        while len(self.buffer) < n:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                    raise WireTimeout("timed out")
+            try:
+                chunk = self.sock.recv(max(n - len(self.buffer), 1 << 16))
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                raise PeerGone(str(exc)) from None
+            if not chunk:
+                raise PeerGone("connection closed")
+            self.buffer += chunk
+        if len(self.buffer) == n:
+            out, self.buffer = self.buffer, bytearray()
+            return out
+        out = self.buffer[:n]
+        del self.buffer[:n]
+        return out
 
 
 class Budget:
@@ -109,10 +126,10 @@ class Budget:
 
 
 def recv_frame(
-    sock: socket.socket, deadline: float | None, caps: Caps, budget: Budget
+    reader: Reader, deadline: float | None, caps: Caps, budget: Budget
 ) -> tuple[dict[str, Any], bytearray]:
     """One frame: (header, blob). Sizes are checked before anything is allocated."""
-    magic, hlen, blen = PREFIX.unpack(_recv_exact(sock, PREFIX.size, deadline))
+    magic, hlen, blen = PREFIX.unpack(reader.exact(PREFIX.size, deadline))
     if magic != MAGIC:
         raise WireError("not a frame of this protocol")
     if hlen > caps.header_bytes:
@@ -123,8 +140,8 @@ def recv_frame(
             f"{caps.message_bytes / 1024**2:.0f} MiB)"
         )
     budget.take(hlen + blen)
-    text = _recv_exact(sock, hlen, deadline)
-    blob = _recv_exact(sock, blen, deadline) if blen else bytearray()
+    text = reader.exact(hlen, deadline)
+    blob = reader.exact(blen, deadline) if blen else bytearray()
     try:
         header = json.loads(text, parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:
