@@ -318,7 +318,9 @@ def boundary_test_of_many_calls() -> dict:
                 cwd=ROOT, env=env, capture_output=True, text=True, check=True,
             )  # fmt: skip
             line = next(
-                l for l in out.stdout.splitlines() if l.rstrip().endswith("test_ten_thousand_calls")
+                ln
+                for ln in out.stdout.splitlines()
+                if ln.rstrip().endswith("test_ten_thousand_calls")
             )
             return float(line.split("s", 1)[0])
 

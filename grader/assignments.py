@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 import tomllib
@@ -78,6 +79,20 @@ def data_needs(assignment: str) -> DataNeeds:
     return DataNeeds(tuple(data.get("public", ())), tuple(data.get("heldout", ())))
 
 
+def settings(assignment: str) -> dict:
+    """``tests/<assignment>/assignment.toml`` (empty when there is none)."""
+    path = TESTS / assignment / "assignment.toml"
+    return tomllib.loads(path.read_text()) if path.exists() else {}
+
+
+def limits_for(assignment: str, limits: Limits) -> Limits:
+    """``limits`` with what the assignment declares (libraries to preload) filled in."""
+    preload = tuple(settings(assignment).get("boundary", {}).get("preload", ()))
+    if preload and not limits.preload:
+        limits = dataclasses.replace(limits, preload=preload)
+    return limits
+
+
 @dataclass
 class Grade:
     assignment: str
@@ -127,6 +142,7 @@ def grade(
     :func:`reference_records`), every recorded comparison is judged here, in the trusted parent,
     from what the student's run recorded; a test keeps the lower of that and its in-process score."""
     start = time.monotonic()
+    limits = limits_for(assignment, limits)
     paths = test_paths(assignment)
     if files is not None:
         paths = [p / f for p in paths for f in sorted(files)]
@@ -134,12 +150,14 @@ def grade(
         records = (Path(tmp, "student"), "actual") if verdicts is not None else None
         if records is not None:
             Path(tmp).chmod(0o755)  # the unprivileged child writes its records in there
-        # Tests run in a child of the invoking user, student code in a deliverable process of
-        # the student user behind the boundary; legacy in_process tests in a child that is the
-        # student user, judged from what it recorded.
+        # Each part in a child of its own (grader.records.TestMeta.part): tests that reach
+        # student code through the boundary, in a child of the invoking user with a deliverable
+        # process of the student user beside it; trusted checks, which run no student code, in a
+        # child with no deliverable process (the two never hold their memory at once); legacy
+        # in_process tests in a child that is the student user, judged from what it recorded.
         if manifest is None:  # learnt from the grading child's own collection: one start saved
             manifest, results = run_collecting(
-                paths, impl, limits, user=user, visible_only=not hidden, part="trusted"
+                paths, impl, limits, user=user, visible_only=not hidden, part="boundary"
             )
             _raise_on_collect_errors(assignment, manifest)
             chosen = manifest
@@ -147,11 +165,13 @@ def grade(
             _raise_on_collect_errors(assignment, manifest)
             chosen = select(manifest, hidden=hidden, files=files)
             results = {}
-            if any(not m.in_process for m in chosen.tests):
-                results = run(paths, impl, chosen, limits, user=user, part="trusted")
-        if any(m.in_process for m in chosen.tests):
+            if any(m.part == "boundary" for m in chosen.tests):
+                results = run(paths, impl, chosen, limits, user=user, part="boundary")
+        if any(m.part == "checks" for m in chosen.tests):
+            results.update(run(paths, impl, chosen, limits, part="checks"))
+        if any(m.part == "legacy" for m in chosen.tests):
             results.update(
-                run(paths, impl, chosen, limits, user=user, records=records, part="untrusted")
+                run(paths, impl, chosen, limits, user=user, records=records, part="legacy")
             )
         if records is not None:
             apply_verdicts(chosen.tests, results, verdicts, records[0])
@@ -187,7 +207,7 @@ def reference_records(
     if files is not None:
         paths = [p / f for p in paths for f in sorted(files)]
     manifest, results = run_collecting(
-        paths, REFERENCE, limits, records=(out, "expected"), part="untrusted"
+        paths, REFERENCE, limits, records=(out, "expected"), part="legacy"
     )
     _raise_on_collect_errors(assignment, manifest)
     failing = [n for n, r in results.items() if r.status != "passed"]

@@ -219,8 +219,19 @@ class _Names(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        # Annotations name types, they compute nothing: ``def load_from(self, mha:
+        # nn.MultiheadAttention)`` is not a use of it (nor is its return annotation).
         self._docstring(node.body)
-        self.generic_visit(node)
+        for child in (*node.decorator_list, node.args, *node.body):
+            self.visit(child)
+
+    def visit_arg(self, node: ast.arg) -> None:
+        pass  # a parameter's name and annotation
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self.visit(node.target)
+        if node.value is not None:
+            self.visit(node.value)
 
     visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
 

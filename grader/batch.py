@@ -94,6 +94,8 @@ def grade_all(
         lanes.put((i, pipeline.ensure_user(LANE_USERS.format(i + 1))))
     with tempfile.TemporaryDirectory(prefix="batch-") as tmp:
         entries = _entries(source, Path(tmp))
+        # The uploads, as unpacked here: root's alone (a lane's user reads its own tree only).
+        pipeline.private([Path(tmp, "export"), Path(tmp, "files")])
         verdicts = None
         if (
             any(m.in_process for m in manifest.tests)

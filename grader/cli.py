@@ -232,6 +232,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command in ("grade", "validate", "mutants", "batch", "gradescope"):
+        from grader.sandbox import not_dumpable
+
+        not_dumpable()  # the parent writes results.json: out of reach of student code
     return args.func(args)
 
 

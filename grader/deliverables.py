@@ -147,6 +147,21 @@ def active_guards() -> list[str]:
     return list(_guards)
 
 
+def mutable(value: Any) -> Any:
+    """Hand ``value`` (a tensor, a list or dict of them, a generator) to student code as an
+    argument it may change in place, with the change written back — as an ``sgd_step(params,
+    ...)`` updates ``params``, or to check that a function leaves its input as it found it.
+
+    When grading, every other argument crosses as a copy: student code can never change a value
+    the test (or its oracle) reads again. In a plain in-process run the value itself is passed.
+    """
+    if isinstance(_resolver, ThroughBoundary):
+        from grader.boundary.client import Mutable
+
+        return Mutable(value)
+    return value
+
+
 def build(factory: str, *args: Any, **kwargs: Any) -> Any:
     """``factory(*args, **kwargs)`` in the process where the deliverables run.
 

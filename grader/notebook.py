@@ -63,7 +63,9 @@ def _cells(notebook: Path, problems: list[str]) -> list[str]:
             )
             continue
         except (RecursionError, MemoryError, ValueError):  # nesting no parser can follow
-            problems.append(f"Cell {number} could not be parsed (too deeply nested); it was skipped.")
+            problems.append(
+                f"Cell {number} could not be parsed (too deeply nested); it was skipped."
+            )
             continue
         sources.append(text)
     return sources

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +28,19 @@ class Outcome:
     flags: list[audit.Finding]  # rule violations and code reaching for the grader (grader.audit)
 
 
-def readable_by_others(root: Path) -> None:
-    """Let an unprivileged user read (never write) ``root`` and everything in it, and reach it."""
+def readable_by(root: Path, user: str) -> None:
+    """Let ``user`` (and nobody else) read ``root`` and everything in it, never write it: the tree
+    belongs to root and the user's group, folders 0750, files 0640. Its parents become
+    traversable (not listable) so the user can reach it."""
+    import pwd
+
+    gid = pwd.getpwnam(user).pw_gid
     for path in [root, *root.rglob("*")]:
         if path.is_symlink():
             continue
-        mode = path.lstat().st_mode
-        extra = 0o755 if stat.S_ISDIR(mode) else 0o644
-        path.chmod((mode | extra) & ~0o022)
-    for parent in root.parents:  # traversable, not listable
+        os.chown(path, 0, gid)
+        path.chmod(0o750 if path.is_dir() else 0o640)
+    for parent in root.parents:
         try:
             if parent.stat().st_uid == os.geteuid():
                 parent.chmod(parent.stat().st_mode | 0o111)
@@ -86,17 +89,25 @@ def grade_upload(
     if user is not None and os.geteuid() != 0:
         placed.problems.append(f"(not root: student code ran as the current user, not {user!r})")
         user = None
-    if user is not None:
-        readable_by_others(work)
-    g = assignments.grade(
-        assignment, tree, hidden=hidden, limits=limits, manifest=manifest, files=files,
-        user=user, verdicts=verdicts,
-    )  # fmt: skip
-    summary = " ".join(filter(None, [note, f"{g.score:g} / {g.max_score:g} points."]))
-    flagged = [
-        *(f for rule in audit.rules(assignment).values() for f in audit.violations(tree, assignment, rule)),
+    audit_findings = [
+        *(
+            f
+            for rule in audit.rules(assignment).values()
+            for f in audit.violations(tree, assignment, rule)
+        ),
         *audit.flags(tree, assignment),
-    ]  # fmt: skip
+    ]  # fmt: skip  (read before any student code runs: the tree is still as submitted)
+    if user is not None:
+        readable_by(work, user)
+    try:
+        g = assignments.grade(
+            assignment, tree, hidden=hidden, limits=limits, manifest=manifest, files=files,
+            user=user, verdicts=verdicts,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # nothing of a graded tree outlives its grading
+    summary = " ".join(filter(None, [note, f"{g.score:g} / {g.max_score:g} points."]))
+    flagged = audit_findings
     data = gradescope.build(
         g.metas, g.results, execution_time=g.seconds, output=f"{summary}\n{placed.report()}",
         extra_data={"flags": [f.to_json() for f in flagged[:50]]} if flagged else None,

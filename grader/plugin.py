@@ -15,6 +15,7 @@ A plain ``pytest tests/...`` run also prints the points earned, so the suites st
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -154,10 +155,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--grader-part",
-        choices=("all", "untrusted", "trusted"),
+        choices=("all", "boundary", "checks", "legacy"),
         default="all",
-        help="(internal) run every test, only those marked in_process (a child that runs as the "
-        "student user), or only the others (deliverables behind the boundary).",
+        help="(internal) run every test, or one part (grader.records.TestMeta.part): those that "
+        "reach student code through the boundary, the trusted checks (no student code), or the "
+        "legacy in_process ones (a child that runs as the student user).",
     )
     group.addoption(
         "--grader-boundary",
@@ -175,6 +177,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="(internal) the interpreter of the deliverable process (one the student user can run).",
     )
     group.addoption(
+        "--grader-preload",
+        default="",
+        help="(internal) comma-separated modules to import before the deliverable process forks.",
+    )
+    group.addoption(
         "--grader-limits",
         default=None,
         help="(internal) JSON limits of the deliverable process (memory_bytes, file_bytes, ...).",
@@ -189,10 +196,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    if config.getoption("grader_events") is not None:  # a grading child: out of student reach
+        from grader.sandbox import not_dumpable
+
+        not_dumpable()
     session = GradingSession(config)
     config.stash[STATE_KEY] = session
     config.pluginmanager.register(session, "grader-session")
-    if session.boundary_wanted:
+    if session.refuse_all:
+        deliverables.use(deliverables.Refused("a trusted check runs no student code"))
+    elif session.boundary_wanted:
         deliverables.use(deliverables.ThroughBoundary(session))
     else:
         # Tests import deliverables by module name from the graded tree. It goes *last* on
@@ -341,7 +354,8 @@ class GradingSession:
         if self.records is not None:
             recording.mode = config.getoption("grader_record_mode")
         part = config.getoption("grader_part")
-        self.boundary_wanted = part == "trusted" or config.getoption("grader_boundary")
+        self.boundary_wanted = part == "boundary" or config.getoption("grader_boundary")
+        self.refuse_all = part == "checks"  # trusted checks alone: no student code at all
         self._boundary: Any = None  # grader.boundary.client.Boundary, made on first use
 
     # the deliverable process ----------------------------------------------------------------
@@ -378,8 +392,12 @@ class GradingSession:
         # saved on every grading. When the student user cannot read this interpreter's files
         # (a stand-in interpreter was given), it starts as a fresh one instead.
         if self.boundary_wanted and not self.config.option.collectonly:
+            fork = not self.config.getoption("grader_python")
+            for name in filter(None, self.config.getoption("grader_preload").split(",")):
+                if fork:  # shared with the forked process, and loaded there already
+                    importlib.import_module(name)
             try:
-                self.boundary.start(fork=not self.config.getoption("grader_python"))
+                self.boundary.start(fork=fork)
             except Exception:  # the first test that needs it reports why (it tries again)
                 pass
 
@@ -424,9 +442,20 @@ class GradingSession:
         self.metas = {item.nodeid: meta_of(item) for item in items}
         part = config.getoption("grader_part")
         if part != "all":
-            other = [i for i in items if self.metas[i.nodeid].in_process != (part == "untrusted")]
+            other = [i for i in items if self.metas[i.nodeid].part != part]
             config.hook.pytest_deselected(items=other)
             items[:] = [i for i in items if i not in other]
+
+    def _wait_for_boundary(self, items: list[pytest.Item]) -> None:
+        """Before the first test's clock starts: the deliverable process is up (its start-up is
+        never counted against a test's time limit)."""
+        if self._boundary is None or self.config.option.collectonly:
+            return
+        if any(self.metas[i.nodeid].part == "boundary" for i in items if i.nodeid in self.metas):
+            try:
+                self._boundary.ready()
+            except Exception:  # the first test that needs it reports why
+                pass
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         path = self.config.getoption("grader_manifest")
@@ -441,6 +470,7 @@ class GradingSession:
             tests=[m.to_json() for m in self.metas.values()],
             errors=self.collect_errors,
         )
+        self._wait_for_boundary(session.items)
 
     # running -------------------------------------------------------------------------------
 
@@ -509,6 +539,10 @@ class GradingSession:
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple) -> None:
         printed = self._boundary.end_test() if self._boundary is not None else ""
+        if self.boundary_wanted or self.refuse_all:  # a grading child: keep the peak low
+            from grader.sandbox import release_memory
+
+            release_memory()
         run = self.running.pop(nodeid, None)
         if run is None:
             return

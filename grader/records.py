@@ -32,6 +32,15 @@ class TestMeta:
     trusted: bool = False  # runs no student code at all (deliverables refused)
     in_process: bool = False  # legacy: runs student code in its own process, as the student user
 
+    @property
+    def part(self) -> str:
+        """Which grading child runs the test: "boundary" (it reaches student code through the
+        boundary), "checks" (a trusted check: no student code at all, so no deliverable process
+        beside it) or "legacy" (in_process: student code in the test's own process)."""
+        if self.in_process:
+            return "legacy"
+        return "checks" if self.trusted else "boundary"
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -29,7 +29,13 @@ from pathlib import Path
 
 from grader.feedback import truncate
 from grader.records import TestMeta, TestResult, validated_result
-from grader.sandbox import apply_limits, interpreter_for, lookup_user, sweep_user
+from grader.sandbox import (
+    apply_limits,
+    interpreter_for,
+    lookup_user,
+    remove_files_of,
+    sweep_user,
+)
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 GiB = 1024**3
@@ -58,6 +64,10 @@ class Limits:
     # Processes the student user may have at once (RLIMIT_NPROC, counted per user: it applies
     # only when student code runs as a user of its own). Bounds a fork bomb.
     processes: int = 256
+    # Libraries the test process imports before it forks the deliverable process, so both share
+    # their memory and the student's side starts with them loaded (an assignment's
+    # tests/<a>/assignment.toml, [boundary] preload).
+    preload: tuple[str, ...] = ()
 
 
 @dataclass
@@ -276,7 +286,7 @@ class _Run:
 
     def _mine(self, meta: TestMeta) -> bool:
         """Whether this run reports ``meta`` (the other part runs in a child of its own)."""
-        return self.part == "all" or meta.in_process == (self.part == "untrusted")
+        return self.part == "all" or meta.part == self.part
 
     def zero(self, nodeid: str, why: str) -> None:
         self.results[nodeid] = TestResult(nodeid=nodeid, score=0.0, status="failed", output=why)
@@ -349,6 +359,14 @@ class _Run:
             )
             return True
         if done:
+            # A session that ended with tests not run (an interrupt, an internal error): the test
+            # that was running when it ended scores 0, and the rest run in a fresh child (as
+            # after a crash) as long as each child makes progress; none is zeroed unrun.
+            if current is not None and current not in self.results:
+                self.zero(current, "The test session ended while this test ran (an interrupt "
+                          "raised by the code it ran, or an internal error of pytest).")  # fmt: skip
+            if self.todo() and len(self.results) > finished_before:
+                return True
             for nodeid in self.todo():
                 self.zero(nodeid, "No result was reported for this test (it did not run).")
             return False
@@ -400,6 +418,7 @@ class _Run:
         finally:
             if self.sweep is not None:
                 sweep_user(self.sweep)
+                remove_files_of(self.sweep)
 
     def _go(self) -> None:
         with tempfile.TemporaryDirectory(prefix="grader-run-") as tmp:
@@ -435,16 +454,21 @@ def _part_args(
 ) -> tuple[tuple[int, int] | None, tuple[str, ...], int | None]:
     """(the user the pytest child runs as, its extra options, the student's uid to sweep).
 
-    Tests behind the boundary ("trusted", the default for every test not marked in_process) run in
-    a child of the invoking user; only their deliverable process runs as ``user``. Legacy
-    in_process tests run in a child that is ``user`` itself.
+    The tests of the "boundary" part run in a child of the invoking user and only their
+    deliverable process runs as ``user``; trusted "checks" run no student code at all, in a child
+    of the invoking user with no deliverable process; "legacy" in_process tests run in a child
+    that is ``user`` itself.
     """
     ids = lookup_user(user)
     sweep = ids[0] if ids is not None else None
-    if part == "trusted":
+    if part == "checks":
+        return None, (), None
+    if part == "boundary":
         boundary = {"memory_bytes": limits.memory_bytes, "file_bytes": limits.file_bytes,
                     "processes": limits.processes, "threads": limits.threads}  # fmt: skip
         extra: tuple[str, ...] = ("--grader-limits", json.dumps(boundary))
+        if limits.preload:
+            extra += ("--grader-preload", ",".join(limits.preload))
         if user is not None:
             extra += ("--grader-user", user, "--grader-python", interpreter_for(PYTHON, ids))
         return None, extra, sweep
@@ -465,9 +489,8 @@ def run(
     ``user``: student code runs as this (unprivileged) user; needs root.
     ``records``: (folder, "actual" | "expected") to record every comparison (``grader.recording``;
     in_process tests only).
-    ``part``: "trusted" runs the tests not marked in_process, with deliverables behind the
-    boundary; "untrusted" the in_process ones, in a child that is the student user; "all" both
-    in one child (legacy, for the reference's records).
+    ``part``: "boundary", "checks" or "legacy" runs those tests of ``manifest`` (see
+    ``TestMeta.part``); "all" every one in one child, in-process (the reference's records).
     """
     ids, extra, sweep = _part_args(part, user, limits, records)
     r = _Run(tests, impl, limits, ids, extra, part, sweep)

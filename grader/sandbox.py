@@ -142,3 +142,61 @@ def _runs_as(python: str, user: tuple[int, int]) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the system (glibc's malloc_trim): after
+    each test, so what one test allocated does not stay counted for the whole run."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def not_dumpable() -> None:
+    """Make this process non-dumpable (Linux's PR_SET_DUMPABLE = 0): another process of the same
+    user can then neither ptrace it nor open its /proc entries (its memory, its file
+    descriptors). It protects the grader when student code runs as the grader's own user (a run
+    that is not root, so no user of its own)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        pass
+
+
+SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def remove_files_of(uid: int, places: tuple[str, ...] = SHARED_WRITABLE) -> int:
+    """Delete what ``uid`` (the student user) left in the folders every user may write (and this
+    process's temporary folder): a full disk or a planted file must not outlive the grading that
+    made it. How many entries."""
+    if os.geteuid() != 0 or uid == 0:
+        return 0
+    import tempfile
+
+    removed = 0
+    for place in dict.fromkeys((*places, tempfile.gettempdir())):
+        try:
+            entries = list(os.scandir(place))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                continue
+    return removed

@@ -30,6 +30,7 @@ ACCEPTED = {".py", ".safetensors", ".ipynb"}
 MAX_FILES = 2000
 MAX_BYTES = 300 * 1024**2  # after unzipping: a zip bomb stops here
 MAX_ZIP_DEPTH = 3
+MAX_PROBLEMS = 30  # lines of the report about files that were skipped
 SKIP_PARTS = {"__MACOSX", "__pycache__", ".git", ".ipynb_checkpoints"}
 
 
@@ -49,7 +50,9 @@ class Overlay:
             lines.append(
                 "Ignored (not files of this assignment): " + ", ".join(sorted(self.ignored)[:20])
             )
-        lines += self.problems
+        lines += self.problems[:MAX_PROBLEMS]
+        if len(self.problems) > MAX_PROBLEMS:
+            lines.append(f"... and {len(self.problems) - MAX_PROBLEMS} more problems.")
         return "\n".join(lines)
 
 
@@ -67,8 +70,8 @@ def _safe_extract(
                         f"{archive.name}: {info.filename} is a link; links are not followed."
                     )
                     continue
-                if not _take(budget, info.file_size, overlay, archive.name):
-                    return
+                if not _take(budget, info.file_size, overlay, f"{archive.name}: {info.filename}"):
+                    continue
                 target = dest / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as out:
@@ -100,15 +103,17 @@ def _copy_at_most(src, out, size: int) -> None:
 
 
 def _take(budget: list[int], size: int, overlay: Overlay, where: str) -> bool:
-    """Count one file of ``size`` bytes against the upload's budget (bytes, files)."""
+    """Count one file of ``size`` bytes against the upload's budget (bytes, files); a file that
+    does not fit is skipped, saying so (the files after it may still fit)."""
+    if size > budget[0] or budget[1] < 1:
+        if len(overlay.problems) < MAX_PROBLEMS:
+            overlay.problems.append(
+                f"{where}: skipped, the submission is too large (more than "
+                f"{MAX_BYTES // 1024**2} MB or {MAX_FILES} files in all)."
+            )
+        return False
     budget[0] -= size
     budget[1] -= 1
-    if budget[0] < 0 or budget[1] < 0:
-        overlay.problems.append(
-            f"{where}: the submission is too large (more than {MAX_BYTES // 1024**2} MB or "
-            f"{MAX_FILES} files); the rest was skipped."
-        )
-        return False
     return True
 
 
@@ -143,7 +148,7 @@ def _gather(submission: Path, scratch: Path, overlay: Overlay) -> list[tuple[Pat
     for path in _regular_files(submission, overlay):
         rel = path.relative_to(submission)
         if not _take(budget, path.lstat().st_size, overlay, str(rel)):
-            break
+            continue
         if path.suffix == ".zip":
             dest = scratch / rel.with_suffix("")
             _safe_extract(path, dest, budget, 1, overlay)

@@ -283,6 +283,10 @@ class Boundary:
         self.channel = Channel(ours, lim.caps, self._serve, may_serve=lambda: True)
         self.hello_pending = True
 
+    def ready(self) -> None:
+        """Wait until the process answers (started if need be)."""
+        self._ready()
+
     def _ready(self) -> None:
         if self.proc is None:
             if self.broken is not None and self.restarts >= self.limits.restarts_per_test:
@@ -469,7 +473,14 @@ class Boundary:
         dec = Decoder(blob, self._resolve, self.limits.caps)
         try:
             return dec.decode(data), dec
-        except (WireError, RecursionError, ValueError, TypeError, OverflowError) as exc:
+        except (
+            WireError,
+            RecursionError,
+            ValueError,
+            TypeError,
+            OverflowError,
+            MemoryError,
+        ) as exc:
             raise errors.BoundaryViolation(
                 self._died(f"The student's process sent a value the grader cannot accept: {exc}")
             ) from None
@@ -550,6 +561,7 @@ class Boundary:
     ) -> Any:
         """Call a student's function (or build a kit object there, ``target`` a dotted name)."""
         self._ready()
+        args, kwargs, mutable = _unwrap_mutable(args, kwargs)
         enc = self._encoder()
         params = enc.encode([list(args), kwargs])
         sent = list(enc._seen)  # ids of the tensors sent, in the order the other side reads them
@@ -558,6 +570,8 @@ class Boundary:
             header.update(op="build", factory=target)
         else:
             header.update(op="call", target=self._target(target))
+        if mutable:
+            header["mutable"] = mutable
         if guards is None:
             from grader.deliverables import active_guards
 
@@ -620,9 +634,11 @@ class Boundary:
             path, _ = self._decode(blob, entry.get("path"))
             new = Decoder(blob, self._resolve, self.limits.caps)
             new.tensors = dec.tensors  # the same message: aliases refer to its tensors
+            new.decoded = dec.decoded
             try:
                 value = new.decode(entry.get("value"))
-            except (WireError, RecursionError, ValueError, TypeError) as exc:
+                dec.decoded = new.decoded
+            except (WireError, RecursionError, ValueError, TypeError, MemoryError) as exc:
                 raise errors.BoundaryViolation(
                     self._died(f"a malformed write-back: {exc}")
                 ) from None
@@ -697,6 +713,34 @@ def _fork_server(theirs, log, env: dict[str, str], boundary: Boundary, processes
         )
     finally:
         os._exit(70)
+
+
+class Mutable:
+    """An argument student code may change in place, the change written back to the test's
+    object (``grader.deliverables.mutable``): e.g. the parameters an ``sgd_step`` updates."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _unwrap_mutable(args: tuple, kwargs: dict) -> tuple[tuple, dict, list[list]]:
+    """The arguments without their Mutable wrappers, and the paths of the wrapped ones."""
+    paths: list[list] = []
+    plain_args = []
+    for i, a in enumerate(args):
+        if isinstance(a, Mutable):
+            paths.append([0, i])
+            a = a.value
+        plain_args.append(a)
+    plain_kwargs = {}
+    for k, v in kwargs.items():
+        if isinstance(v, Mutable):
+            paths.append([1, k])
+            v = v.value
+        plain_kwargs[k] = v
+    return tuple(plain_args), plain_kwargs, paths
 
 
 def _tensors_in(value: Any) -> dict[int, torch.Tensor]:

@@ -31,7 +31,7 @@ import torch
 from grader.boundary import guards
 from grader.boundary.channel import Channel
 from grader.boundary.wire import Caps, Decoder, Encoder, WireError
-from grader.sandbox import apply_limits
+from grader.sandbox import apply_limits, release_memory
 
 # What ``build`` may construct: kit objects a test needs next to the student's (a base layer to
 # wrap, an optimizer over the student's parameters, a tokenizer). Never the tests or the grader.
@@ -284,7 +284,10 @@ class Server:
         value = plain_result(value)
         data, enc = self.encode(value)
         header: dict[str, Any] = {"value": data}
-        changed = tracker.changed()
+        # Only the arguments the test handed over as mutable come back changed: the test's other
+        # values (its inputs, which its oracle may read again) are copies student code cannot reach.
+        allowed = [tuple(p) for p in msg.get("mutable") or [] if isinstance(p, list)]
+        changed = [(p, o) for p, o in tracker.changed() if any(p[: len(a)] == a for a in allowed)]
         if changed:
             wb = []
             for path, obj in changed:
@@ -365,6 +368,7 @@ class Server:
     def op_reset(self, msg, blob):
         self.table.reset()
         self.graphs.clear()
+        release_memory()
         return self.reply(None)
 
     def _value_or_ref(self, value: Any):

@@ -16,9 +16,11 @@ value from the bytes alone, so whatever a submission sends becomes plain tensors
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
+import pathlib
 import select
 import socket
 import struct
@@ -255,9 +257,12 @@ class Encoder:
         if isinstance(value, tuple):
             return {"$tuple": [self.encode(v, depth + 1) for v in value]}
         if isinstance(value, dict):
-            return {
-                "$dict": [[self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()]
-            }  # fmt: skip
+            pairs = [
+                [self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()
+            ]
+            # A dict of a richer kind (a model's output, a DatasetDict) also reads by attribute.
+            plain = type(value) in (dict, collections.OrderedDict, collections.defaultdict)
+            return {"$dict": pairs} if plain else {"$record": pairs}
         if isinstance(value, torch.dtype):
             return {"$dtype": str(value).removeprefix("torch.")}
         if isinstance(value, torch.device):
@@ -270,12 +275,25 @@ class Encoder:
             return {"$slice": [self.encode(value.start), self.encode(value.stop), self.encode(value.step)]}  # fmt: skip
         if value is Ellipsis:
             return {"$ellipsis": True}
+        if isinstance(value, pathlib.PurePath):
+            return {"$path": str(value)}
         numpy = _numpy_of(value)
         if numpy is not None:
             return numpy(self, value, depth)
         if self.export is None:
             raise WireError(f"a {type(value).__name__} cannot be sent")
         return {"$ref": self.export(value)}
+
+
+class Record(dict):
+    """A dict of a richer kind from the other side (a model's output, a ``DatasetDict``): its
+    entries also read as attributes (``out.logits``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def _numpy_of(value: Any):
@@ -287,8 +305,20 @@ def _numpy_of(value: Any):
     if isinstance(value, np.ndarray):
         return _encode_ndarray
     if isinstance(value, np.generic):
-        return lambda enc, v, depth: enc.encode(v.item(), depth)
+        return _encode_npscalar
     return None
+
+
+NUMPY_SCALARS = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                 "uint64", "float16", "float32", "float64")  # fmt: skip
+
+
+def _encode_npscalar(enc: Encoder, value: Any, depth: int) -> Any:
+    """A numpy scalar keeps its type (``np.int64(3)`` is not the int 3 a handout may ask for)."""
+    name = value.dtype.name
+    if name not in NUMPY_SCALARS:
+        return enc.encode(value.item(), depth)
+    return {"$npscalar": [name, enc.encode(value.item(), depth + 1)]}
 
 
 def _encode_ndarray(enc: Encoder, value: Any, depth: int) -> Any:
@@ -315,6 +345,7 @@ class Decoder:
     ) -> None:
         self.blob, self.resolve, self.caps, self.track = blob, resolve, caps, track
         self.items = 0
+        self.decoded = 0  # bytes of tensor data rebuilt so far
         self.tensors: list[Any] = []
 
     def _count(self) -> None:
@@ -351,6 +382,11 @@ class Decoder:
         numel = math.prod(shape)
         if numel * itemsize != n:
             raise WireError(f"a tensor of shape {shape} and dtype {dtype} with {n} bytes")
+        # Each tensor has bytes of its own: ranges that overlap (one blob decoded into many
+        # copies) would let a small message fill the memory of this process.
+        self.decoded += n
+        if self.decoded > len(self.blob):
+            raise WireError("tensors whose bytes overlap in the message")
         if numel == 0:
             t = torch.empty(shape, dtype=tdtype)
         else:
@@ -410,6 +446,25 @@ class Decoder:
             if self.track is not None:
                 self.track(path, out)
             return out
+        if tag == "$record" and isinstance(body, list):
+            return Record(self.decode({"$dict": body}, depth, path))
+        if tag == "$path" and isinstance(body, str) and len(body) <= 4096:
+            return pathlib.Path(body)
+        if (
+            tag == "$npscalar"
+            and isinstance(body, list)
+            and len(body) == 2
+            and body[0] in NUMPY_SCALARS
+        ):
+            import numpy as np
+
+            item = self.decode(body[1], depth + 1)
+            if not isinstance(item, bool | int | float):
+                raise WireError("a malformed numpy scalar")
+            try:
+                return np.dtype(body[0]).type(item)
+            except (OverflowError, ValueError, TypeError):
+                raise WireError("a numpy scalar out of its type's range") from None
         if tag == "$float" and body in ("nan", "inf", "-inf"):
             return float(body)
         if tag == "$size" and isinstance(body, list) and all(type(s) is int for s in body):

@@ -62,6 +62,19 @@ def test_docstrings_and_other_files_are_not_findings(tmp_path):
     assert audit.violations(root, "pkg", RULE) == []
 
 
+def test_annotations_are_not_uses(tmp_path):
+    source = """
+        from __future__ import annotations
+        import torch.nn as nn
+
+
+        def load_from(self, mha: nn.MultiheadAttention) -> nn.MultiheadAttention:
+            weights: nn.MultiheadAttention = mha
+            return weights
+    """
+    assert audit.violations(tree(tmp_path, source), "pkg", RULE) == []
+
+
 def test_flags_name_introspection_and_dynamic_code(tmp_path):
     source = """
         import sys, gc
