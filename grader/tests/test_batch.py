@@ -1,12 +1,20 @@
-"""Batch regrading: a hanging and a crashing submission never stop the batch."""
+"""Batch regrading: a hanging and a crashing submission never stop the batch, and no submission
+can change another's score (each lane's student code runs as a user of its own)."""
 
 import csv
+import json
+import os
+import shutil
+import subprocess
+import tempfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from grader import assignments, batch, hints
+from grader import assignments, batch, hints, runner
 from grader.runner import Limits
+from grader.tests.conftest import SYSTEM_PYTHON, standin_python
 
 A = "a1_lm_basics"
 SOFTMAX = {"test_softmax.py"}  # one test file keeps the batch quick; every file works alike
@@ -67,3 +75,230 @@ def test_a_gradescope_export_zip(tmp_path):
     assert sorted(g.name for g in graded) == ["submission_1", "submission_2"]
     by = {g.name: g.grade.score for g in graded}
     assert by["submission_1"] > 0 and by["submission_2"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Isolation between the submissions of one batch: each lane is a user of its own.
+
+AS_ROOT = os.geteuid() == 0 and SYSTEM_PYTHON.exists()
+needs_root = pytest.mark.skipif(
+    not AS_ROOT,
+    reason="needs root and /usr/bin/python3.11: each lane's student code runs as a user of its own",
+)
+LIMITS = Limits(test_timeout=30, grace=5, exit_wait=1)  # room for a loaded machine
+
+
+@pytest.fixture
+def lane_users(monkeypatch):
+    """Lane users of these tests' own (a sweep never reaches another module's run), and an
+    interpreter they can run (this venv's may live under /root)."""
+    monkeypatch.setattr(batch, "LANE_USERS", "kitbatch-lane{}")
+    root = Path(tempfile.mkdtemp(prefix="batch-python-"))
+    root.chmod(0o755)
+    monkeypatch.setattr(runner, "PYTHON", str(standin_python(root / "venv", editable_kit=True)))
+    yield
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _reachable(prefix: str) -> Path:
+    """A folder the lane users can reach (pytest's tmp_path is root's alone): the worst case."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+VANDAL = '''
+import glob, os, signal, threading, time
+
+OUT = {out!r}
+
+
+def _vandal():
+    """For the length of this grading: overwrite every other submission's files and results,
+    and signal every process, as often as possible."""
+    end, tally = time.monotonic() + 120, {{"written": 0, "denied": 0, "signalled": 0}}
+    while time.monotonic() < end:
+        for pattern in ("/tmp/batch-*/lanes/*/*/tree/*/*.py", "/tmp/batch-*/lanes/*/*/*",
+                        "/tmp/batch-*/export/*/*", "/tmp/batch-*/files/*/*", OUT + "/results/*",
+                        OUT + "/*.csv", "/tmp/grader-deliverable-*/output.log",
+                        "/tmp/grader-deliverable-*/scratch/*", "/tmp/grader-run-*/*/*"):
+            for path in glob.glob(pattern):
+                try:
+                    with open(path, "w") as f:
+                        f.write("raise SystemExit('vandalised')\\n")
+                    tally["written"] += 1
+                except OSError:
+                    tally["denied"] += 1
+        for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+            for sig in (signal.SIGSTOP, signal.SIGKILL):
+                try:
+                    if pid not in (os.getpid(), PARENT):  # its own grading goes on
+                        os.kill(pid, sig)
+                        tally["signalled"] += 1
+                except OSError:
+                    pass
+        if tally["denied"] and not tally.get("told"):
+            print("vandal, first round:", tally, flush=True)
+            tally["told"] = 1
+        time.sleep(0.3)
+
+
+PARENT = os.getpid()
+if os.fork() == 0:
+    os.setsid()
+    os.closerange(3, 1024)  # not the parent's socket: its grading must see it end
+    _vandal()
+    os._exit(0)
+time.sleep(15)  # its own grading lasts as long as the others'
+'''
+
+
+@needs_root
+@pytest.mark.timeout(400)
+def test_a_submission_cannot_change_another_lanes_score(lane_users):
+    """While one submission overwrites what it can of the batch (other lanes' trees, uploads,
+    results and logs) and signals every process, the others are graded as if it were not there."""
+    subs, out = _reachable("batch-subs-"), _reachable("batch-out-")
+    try:
+        wrong = next(m for m in hints.load(A) if m.id == "ce-grad-wrong-sign")  # loses 1.5, 1.6
+        (subs / "a-mallory").mkdir()
+        (subs / "a-mallory" / "softmax.py").write_text(VANDAL.format(out=str(out)))
+        reference_files(subs / "b-alice")
+        reference_files(subs / "c-bob", patch=wrong)
+        # Three lanes: all three graded at once.
+        graded = batch.grade_all(subs, A, out, jobs=3, limits=LIMITS, files=SOFTMAX)
+        by = {g.name: g for g in graded}
+        full = by["b-alice"].grade.max_score
+        assert by["b-alice"].grade.score == full, by["b-alice"].grade.results
+        lost = sum(m.max_score for m in by["c-bob"].grade.metas
+                   if hints.test_key(m.nodeid) in wrong.breaks)  # fmt: skip
+        assert by["c-bob"].grade.score == full - lost
+        for name, score in (("b-alice", full), ("c-bob", full - lost)):
+            data = json.loads((out / "results" / f"{name}.json").read_text())
+            assert data["score"] == score
+        rows = {r["submission"]: r for r in csv.DictReader(open(out / "gradebook.csv"))}
+        assert float(rows["b-alice"]["score"]) == full
+        mallory = (out / "results" / "a-mallory.json").read_text()
+        assert "vandal, first round:" in mallory and "'written': 0," in mallory, mallory[:3000]
+    finally:
+        shutil.rmtree(subs, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+
+
+COPIER = '''
+import glob, os
+
+_mine = os.path.realpath(__file__)
+
+
+def _copied(name):
+    """The function ``name`` of another submission of this batch, if one can be read."""
+    for pattern in ("/tmp/batch-*/export/*/softmax.py", "/tmp/batch-*/export/*/*/softmax.py",
+                    "/tmp/batch-*/lanes/*/*/tree/a1_lm_basics/softmax.py"):
+        for path in sorted(glob.glob(pattern)):
+            try:
+                text = open(path).read()
+            except OSError:
+                continue
+            if os.path.realpath(path) != _mine and "NotImplementedError" not in text:
+                scope = {}
+                exec(compile(text, path, "exec"), scope)
+                return scope[name]
+    raise NotImplementedError(f"{name}: fill in the TODO above")
+
+
+def softmax(x, dim=-1):
+    return _copied("softmax")(x, dim)
+
+
+def cross_entropy(logits, targets):
+    return _copied("cross_entropy")(logits, targets)
+
+
+def cross_entropy_backward(logits, targets):
+    return _copied("cross_entropy_backward")(logits, targets)
+'''
+
+
+@needs_root
+@pytest.mark.timeout(400)
+def test_a_submission_cannot_copy_another_submission(lane_users, tmp_path):
+    export = tmp_path / "export.zip"
+    with zipfile.ZipFile(export, "w") as zf:
+        zf.writestr("submission_1/softmax.py", COPIER)
+        for src in (assignments.REFERENCE / A).glob("*.py"):
+            zf.writestr(f"submission_2/{src.name}", src.read_text())
+    out = _reachable("batch-out-")
+    try:
+        graded = batch.grade_all(export, A, out, jobs=2, limits=LIMITS, files=SOFTMAX)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    by = {g.name: g.grade for g in graded}
+    assert by["submission_2"].score == by["submission_2"].max_score
+    assert by["submission_1"].score == 0, "a submission scored with a classmate's code"
+
+
+FILLER = '''
+import os, threading, time
+
+FOLDER = {folder!r}
+
+
+def _fill():
+    """Fill the disk, and keep it full for as long as this grading lasts."""
+    chunk, n = b"\\0" * (1 << 20), 0
+    while True:
+        n += 1
+        try:
+            with open(os.path.join(FOLDER, f"fill-{{os.getpid()}}-{{n}}"), "wb") as f:
+                while True:
+                    f.write(chunk)
+                    f.flush()
+        except OSError:
+            time.sleep(0.01)
+
+
+threading.Thread(target=_fill, daemon=True).start()
+'''
+
+
+@pytest.fixture
+def small_tmp(monkeypatch):
+    """A 16 MiB tmpfs as the machine's /tmp (world-writable) for the batch's own folders."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = _reachable("batch-disk-")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=1777", "tmpfs", str(mount)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        mount.rmdir()
+        pytest.skip(f"this machine cannot mount a tmpfs: {done.stderr.strip()}")
+    monkeypatch.setattr(tempfile, "tempdir", str(mount))
+    try:
+        yield mount
+    finally:
+        monkeypatch.undo()
+        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        shutil.rmtree(mount, ignore_errors=True)
+
+
+@needs_root
+@pytest.mark.timeout(400)
+def test_a_disk_filled_by_one_submission_does_not_cost_the_next_one(lane_users, small_tmp):
+    subs = _reachable("batch-subs-")
+    out = _reachable("batch-out-")
+    try:
+        (subs / "a-filler").mkdir()
+        (subs / "a-filler" / "softmax.py").write_text(
+            FILLER.format(folder=str(small_tmp))
+            + (assignments.REFERENCE / A / "softmax.py").read_text()
+        )
+        reference_files(subs / "b-alice")
+        graded = batch.grade_all(subs, A, out, jobs=1, limits=LIMITS, files=SOFTMAX)
+    finally:
+        shutil.rmtree(subs, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+    by = {g.name: g for g in graded}
+    assert by["b-alice"].grade is not None, by["b-alice"].note
+    assert by["b-alice"].grade.score == by["b-alice"].grade.max_score
