@@ -11,7 +11,7 @@ from compare import assert_at_most, assert_close
 from hypothesis import given
 from strategies import bigram_case
 
-from grader.deliverables import deliverable
+from grader.deliverables import deliverable, mutable
 
 lm = deliverable("a1_lm_basics.bigram_lm")
 NAMES = ("E", "W1", "b1", "W2", "b2")
@@ -69,7 +69,7 @@ def test_sgd_step():
     params = {k: torch.randn(3, 2, generator=g, dtype=torch.float64) for k in NAMES}
     grads = {k: torch.randn(3, 2, generator=g, dtype=torch.float64) for k in NAMES}
     before = {k: v.clone() for k, v in params.items()}
-    lm.sgd_step(params, grads, 0.3)
+    lm.sgd_step(mutable(params), grads, 0.3)  # updates params in place, as the handout says
     for name in NAMES:
         assert_close(params[name], lambda name=name: before[name] - 0.3 * grads[name],
                      what=f"params[{name!r}] after one step with lr 0.3",

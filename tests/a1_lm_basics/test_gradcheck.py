@@ -4,7 +4,7 @@ import pytest
 import torch
 from compare import assert_close, assert_equal
 
-from grader.deliverables import deliverable
+from grader.deliverables import deliverable, mutable
 
 gc = deliverable("a1_lm_basics.gradcheck")
 
@@ -34,7 +34,7 @@ def test_numerical_gradient_matches_autograd(check):
             x = _x()
             before = x.clone()
             assert_close(
-                gc.numerical_gradient(f, x),
+                gc.numerical_gradient(f, mutable(x)),  # changes to x come back: it must not change
                 lambda f=f, x=before: _autograd(f, x),
                 what=f"numerical gradient of {label}",
                 rtol=1e-6,
