@@ -15,6 +15,12 @@ on when it scores target word t (the *protocol*) decides what the number means:
   feeding its own previous word. Both models train the same way they are scored.
 - ``teacher-forcing`` (Seq2Seq only): the source and the gold words 1 .. t-1. Lower perplexity,
   a different (easier) quantity: never compare it with the other protocol's figures.
+
+The figures are the kit's own: dev perplexity is computed here from the scores the student's model
+gives, and the model never sees a dev word before it has scored it (teacher-forced, it is given
+the gold words one more at a time: :func:`heldout_scores`). So a graded run's figure depends on the
+model alone, whatever process the model lives in (``grader.boundary``). The model trains where it
+lives: its training loss and optimizer are built there (``coursekit.a2_builders``).
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from coursekit.a2_builders import translation_scores
 from coursekit.data import data_file
+from grader.deliverables import build
 
 PAD, UNK, SOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<sos>", "<eos>")
@@ -164,9 +172,18 @@ class TranslationConfig:
         return "teacher-forcing" if self.teacher_forcing else "source"
 
 
+def seed(value: int) -> None:
+    """Seed torch's global RNG here and where the student's code runs (the model's initialisation
+    and its dropout draw there). The boundary carries a change of this process's RNG state over
+    before the next call, but not a re-seed to the state it sent last (the other process may have
+    drawn since): seeding it there by name makes a run repeat whatever ran before it."""
+    torch.manual_seed(value)
+    build("torch.manual_seed", value)
+
+
 def build_model(module: ModuleType, cfg: TranslationConfig, src_vocab: int, tgt_vocab: int):
     """The student's model: ``module`` is ``a2_seq2seq.seq2seq`` or ``a2_seq2seq.transformer``."""
-    torch.manual_seed(cfg.seed)
+    seed(cfg.seed)
     if cfg.model == "transformer":
         d = cfg.dim_k
         return module.TransformerTranslator(
@@ -181,34 +198,60 @@ def build_model(module: ModuleType, cfg: TranslationConfig, src_vocab: int, tgt_
     return module.Seq2Seq(encoder, decoder, "cpu", attention)
 
 
+def _protocol(cfg: TranslationConfig) -> dict:
+    return {"transformer": cfg.model == "transformer", "teacher_forcing": cfg.teacher_forcing,
+            "pad": PAD}  # fmt: skip
+
+
 def scores(model: nn.Module, cfg: TranslationConfig, source: Tensor, target: Tensor) -> Tensor:
     """(B, T_tgt - 1, V_tgt): what the model gives for target words 1 .. T_tgt - 1 under
-    ``cfg.protocol`` (logits or log-probabilities: cross-entropy treats both alike)."""
-    B, T_src = source.shape
-    T_tgt = target.shape[1]
-    if cfg.model != "transformer":
-        if cfg.teacher_forcing:
-            return model(source, target=target)
-        return model(source, out_seq_len=T_tgt - 1)
-    L = max(T_src, T_tgt)  # the target word t is read off position t
-    padded = F.pad(source, (0, L - T_src), value=PAD)  # (B, L)
-    return model(padded, padded == PAD)[:, 1:T_tgt]
+    ``cfg.protocol`` (logits or log-probabilities: cross-entropy treats both alike). Teacher
+    forcing hands the model the whole target at once: for training pairs only."""
+    return translation_scores(model, source, target, **_protocol(cfg))
 
 
-def _nll(model, cfg, source: Tensor, target: Tensor, reduction: str) -> Tensor:
-    out = scores(model, cfg, source, target)  # (B, T_tgt - 1, V)
-    gold = target[:, 1:]  # (B, T_tgt - 1): the words after <sos>
+def heldout_scores(
+    model: nn.Module, cfg: TranslationConfig, source: Tensor, target: Tensor
+) -> Tensor:
+    """What :func:`scores` gives, with no target word shown to the model before it is scored.
+
+    Teacher-forced, the model is run once per target word t with the gold words 0 .. t and a
+    blank (``<pad>``) after them, and only its last step is kept: the scores of word t + 1, which
+    read words 0 .. t (a correct Seq2Seq never reads the blank). The other protocols are given
+    the source alone."""
+    if cfg.model == "transformer" or not cfg.teacher_forcing:
+        return scores(model, cfg, source, target)
+    B, T_tgt = target.shape
+    blank = torch.full((B, 1), PAD, dtype=target.dtype)
+    steps = []
+    for t in range(T_tgt - 1):  # in order: words 0 .. t have all been scored already
+        shown = torch.cat((target[:, : t + 1], blank), dim=1)  # (B, t + 2)
+        steps.append(model(source, target=shown)[:, t])  # (B, V)
+    return torch.stack(steps, dim=1)
+
+
+def _nll(out: Tensor, target: Tensor, reduction: str) -> Tensor:
+    """Cross-entropy of scores ``out`` (B, T_tgt - 1, V) against the words after <sos>."""
+    gold = target[:, 1:]  # (B, T_tgt - 1)
+    if out.dim() != 3 or out.shape[:2] != gold.shape:
+        raise ValueError(
+            f"the model gave scores of shape {tuple(out.shape)} for targets of shape "
+            f"{tuple(target.shape)}: expected (B, T_tgt - 1, V_tgt) = ({gold.shape[0]}, "
+            f"{gold.shape[1]}, V_tgt), one row of scores per target word after <sos>"
+        )
     return F.cross_entropy(out.reshape(-1, out.shape[-1]), gold.reshape(-1), ignore_index=PAD,
                            reduction=reduction)  # fmt: skip
 
 
 @torch.no_grad()
 def perplexity(model: nn.Module, cfg: TranslationConfig, batches) -> float:
-    """exp(mean NLL) over every scored target word of ``batches`` (padding ignored)."""
+    """exp(mean NLL) over every scored target word of ``batches`` (padding ignored), from the
+    model's :func:`heldout_scores`."""
     model.eval()
     total, count = 0.0, 0
     for source, target in batches:
-        total += _nll(model, cfg, source, target, "sum").item()
+        out = heldout_scores(model, cfg, source, target).double()
+        total += _nll(out, target, "sum").item()
         count += int((target[:, 1:] != PAD).sum())
     return math.exp(total / count)
 
@@ -239,12 +282,17 @@ def fit(
     *,
     progress: bool = False,
 ) -> History:
-    """``cfg.epochs`` epochs of Adam on length-bucketed batches, gradient norms clipped."""
+    """``cfg.epochs`` epochs of Adam on length-bucketed batches, gradient norms clipped.
+
+    The model trains where it lives: its loss (``TranslationLoss``) and its optimizer (clipping,
+    then Adam) are built next to it, so that a step sends the batch and gets the loss back."""
     from tqdm.auto import tqdm
 
-    torch.manual_seed(cfg.seed)
+    seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = build("coursekit.a2_builders.clipped_adam", model, lr=cfg.lr,
+                      max_grad_norm=cfg.max_grad_norm)  # fmt: skip
+    loss_of = build("coursekit.a2_builders.TranslationLoss", model, **_protocol(cfg))
     history, start = History(), time.monotonic()
     for epoch in range(cfg.epochs):
         batches = make_batches(train, cfg.batch_size, g)
@@ -254,10 +302,9 @@ def fit(
                    unit="batch")  # fmt: skip
         for source, target in bar:
             optimizer.zero_grad()
-            loss = _nll(model, cfg, source, target, "mean")
+            loss = loss_of(source, target)  # the batch's mean cross-entropy
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
+            optimizer.step()  # clips the gradients' norm to cfg.max_grad_norm first
             total, n = total + loss.item(), n + 1
             bar.set_postfix(loss=f"{total / n:.3f}")
         history.epoch_losses.append(total / n)
@@ -285,10 +332,11 @@ def run(
     dev_batches = make_batches(dev, 128)
     model = build_model(module, cfg, len(src_vocab), len(tgt_vocab))
     history = fit(model, cfg, train, dev_batches if every_epoch else None, progress=progress)
+    final = history.dev_perplexities[-1] if history.dev_perplexities else None  # the last epoch's
     return {
         "model": cfg.model,
         "protocol": cfg.protocol,
-        "perplexity": perplexity(model, cfg, dev_batches),
+        "perplexity": perplexity(model, cfg, dev_batches) if final is None else final,
         "unigram_perplexity": unigram_perplexity(train, dev, len(tgt_vocab)),
         "epoch_losses": history.epoch_losses,
         "dev_perplexities": history.dev_perplexities,

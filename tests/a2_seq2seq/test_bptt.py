@@ -14,7 +14,6 @@ from strategies import bptt_cases, rnn_step_cases
 from grader.deliverables import deliverable
 
 bptt = deliverable("a2_seq2seq.bptt")
-pytestmark = pytest.mark.in_process("not yet behind the boundary")
 STEP = ("x", "prev_h", "U", "W", "b")
 PARAMS = ("U", "W", "V", "b", "c", "h0")  # the order rnn_backward returns their gradients
 

@@ -1,10 +1,11 @@
 """H3.4 — Seq2Seq: the encoder, one decoder step with cosine attention, and the decoding loop.
 
-Oracles: ``torch.nn.RNN`` / ``torch.nn.LSTM`` holding the module's own recurrent weights, with
+Oracles: ``torch.nn.RNN`` / ``torch.nn.LSTM`` holding the weights the test gave the module, with
 ``F.embedding``, ``F.linear`` and ``F.cosine_similarity`` for the rest. ``Seq2Seq`` is graded with
-a small encoder and decoder written here (so a mistake in your Encoder or Decoder does not cost
-Seq2Seq's points twice) against a loop written here. Every expected value comes from an oracle,
-never from your own code run a second time.
+a small encoder and decoder of the kit (``coursekit.a2_builders``: so a mistake in your Encoder or
+Decoder does not cost Seq2Seq's points twice) against a loop written here, which runs twins of
+them built in the test's process. Every expected value comes from an oracle, never from your own
+code run a second time.
 """
 
 import pytest
@@ -15,10 +16,10 @@ from hypothesis import given
 from strategies import cosine_attention_cases, seq2seq_cases
 from torch import nn
 
-from grader.deliverables import deliverable
+from coursekit.a2_builders import ToyDecoder, ToyEncoder
+from grader.deliverables import build, deliverable
 
 s2s = deliverable("a2_seq2seq.seq2seq")
-pytestmark = pytest.mark.in_process("not yet behind the boundary")
 RNN_WEIGHTS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 
 
@@ -28,11 +29,12 @@ def _rnn_layout(prefix: str, model_type: str, n_in: int, H: int) -> list[list]:
     return [[f"{prefix}.{n}", s] for n, s in zip(RNN_WEIGHTS, shapes, strict=True)]
 
 
-def _torch_rnn(module: nn.Module, model_type: str) -> nn.Module:
-    """torch.nn.RNN / LSTM (batch first, float64) holding ``module``'s four recurrent tensors."""
+def _torch_rnn(w, model_type: str, n_in: int, H: int) -> nn.Module:
+    """torch.nn.RNN / LSTM (n_in → H, batch first, float64) holding the four recurrent tensors
+    ``w`` (the values the test wrote into the module's ``rnn``)."""
     layer = nn.LSTM if model_type == "LSTM" else nn.RNN
-    ref = layer(module.input_size, module.hidden_size, batch_first=True, dtype=torch.float64)
-    ref.load_state_dict({n: getattr(module, n) for n in RNN_WEIGHTS})
+    ref = layer(n_in, H, batch_first=True, dtype=torch.float64)
+    ref.load_state_dict({n: getattr(w, n) for n in RNN_WEIGHTS})
     return ref
 
 
@@ -61,13 +63,12 @@ def test_encoder_layers(check, weights):
                               "(H_enc → H_dec)")  # fmt: skip
 
 
-def _encoder_oracle(model, case, source):
-    out, hidden = _torch_rnn(model.rnn, case["model_type"])(
-        F.embedding(source, model.embedding.weight)
-    )
+def _encoder_oracle(w, case, source):
+    rnn = _torch_rnn(w.rnn, case["model_type"], case["C"], case["H_enc"])
+    out, hidden = rnn(F.embedding(source, w.embedding.weight))
     h = hidden[0] if case["model_type"] == "LSTM" else hidden
-    h = torch.relu(F.linear(h, model.linear1.weight, model.linear1.bias))
-    h = torch.tanh(F.linear(h, model.linear2.weight, model.linear2.bias))
+    h = torch.relu(F.linear(h, w.linear1.weight, w.linear1.bias))
+    h = torch.tanh(F.linear(h, w.linear2.weight, w.linear2.bias))
     return out, h, (hidden[1] if case["model_type"] == "LSTM" else None)
 
 
@@ -79,7 +80,8 @@ def test_encoder(weights, case):
     model = s2s.Encoder(
         case["V_src"], case["C"], case["H_enc"], case["H_dec"], 0.3, case["model_type"]
     )
-    weights.fill(model, case["seed"]).eval()  # eval: no dropout
+    model, w = weights.filled(model, case["seed"])
+    model.eval()  # no dropout
     source = case["source"]
     with torch.no_grad():
         output, hidden = model(source)
@@ -87,7 +89,7 @@ def test_encoder(weights, case):
     def oracle(i):
         def value():
             with torch.no_grad():
-                return _encoder_oracle(model, case, source)[i]
+                return _encoder_oracle(w, case, source)[i]
 
         return value
 
@@ -177,16 +179,14 @@ def test_decoder_layers(check, weights):
                               "attn (C + H_enc → C)")  # fmt: skip
 
 
-def _decoder_oracle(model, case, input, hidden, enc):
-    x = F.embedding(input, model.embedding.weight)  # (B, 1, C)
+def _decoder_oracle(w, case, input, hidden, enc):
+    x = F.embedding(input, w.embedding.weight)  # (B, 1, C)
     if case["attention"]:
         query = hidden[0] if case["model_type"] == "LSTM" else hidden
         context = _cosine_oracle(query, enc) @ enc  # (B, 1, H_enc)
-        x = F.linear(torch.cat((x, context), dim=-1), model.attn.weight, model.attn.bias)
-    out, hidden = _torch_rnn(model.rnn, case["model_type"])(x, hidden)
-    return torch.log_softmax(
-        F.linear(out[:, 0], model.linear.weight, model.linear.bias), dim=1
-    ), hidden
+        x = F.linear(torch.cat((x, context), dim=-1), w.attn.weight, w.attn.bias)
+    out, hidden = _torch_rnn(w.rnn, case["model_type"], case["C"], case["H_dec"])(x, hidden)
+    return torch.log_softmax(F.linear(out[:, 0], w.linear.weight, w.linear.bias), dim=1), hidden
 
 
 def _decoder_inputs(case):
@@ -209,7 +209,8 @@ def test_decoder_step(weights, case):
     """one decoder step: log-probabilities (B, V_tgt) and the new state, with or without attention"""
     model = s2s.Decoder(case["C"], case["H_enc"], case["H_dec"], case["V_tgt"], 0.3,
                         case["model_type"], case["attention"])  # fmt: skip
-    weights.fill(model, case["seed"]).eval()
+    model, w = weights.filled(model, case["seed"])
+    model.eval()  # no dropout
     input, hidden, enc = _decoder_inputs(case)
     with torch.no_grad():
         output, new_hidden = model(input, hidden, enc)
@@ -217,7 +218,7 @@ def test_decoder_step(weights, case):
     def oracle(*index):
         def value():
             with torch.no_grad():
-                v = _decoder_oracle(model, case, input, hidden, enc)
+                v = _decoder_oracle(w, case, input, hidden, enc)
             for i in index:
                 v = v[i]
             return v
@@ -245,48 +246,17 @@ def test_decoder_step(weights, case):
 # --------------------------------------------------------------------------- Seq2Seq
 
 
-class ToyEncoder(nn.Module):
-    """Any encoder will do for grading Seq2Seq's loop: this one is small and deterministic."""
-
-    def __init__(self, V: int, H: int, lstm: bool, seed: int):
-        super().__init__()
-        self.lstm = lstm
-        self.embedding = nn.Embedding(V, H, dtype=torch.float64)
-        nn.init.normal_(self.embedding.weight, generator=torch.Generator().manual_seed(seed))
-
-    def forward(self, source):
-        out = torch.tanh(self.embedding(source).cumsum(dim=1))  # (B, T, H)
-        h = out[:, -1:].transpose(0, 1)  # (1, B, H)
-        return out, ((h, -h) if self.lstm else h)
-
-
-class ToyDecoder(nn.Module):
-    def __init__(self, V: int, H: int, lstm: bool, attention: bool, seed: int):
-        super().__init__()
-        self.lstm, self.attention = lstm, attention
-        g = torch.Generator().manual_seed(seed + 1)
-        self.embedding = nn.Embedding(V, H, dtype=torch.float64)
-        self.linear = nn.Linear(H, V, dtype=torch.float64)
-        for p in self.parameters():
-            nn.init.normal_(p, generator=g)
-
-    def forward(self, input, hidden, encoder_outputs=None):
-        h, c = hidden if self.lstm else (hidden, None)
-        x = self.embedding(input)[:, 0] + h[0]  # (B, H)
-        if self.attention:
-            if encoder_outputs is None:
-                raise ValueError("the decoder attends: pass encoder_outputs")
-            x = x + encoder_outputs.mean(dim=1)
-        h = torch.tanh(x).unsqueeze(0)  # (1, B, H)
-        output = torch.log_softmax(self.linear(h[0]), dim=1)  # (B, V)
-        return output, ((h, c + h) if self.lstm else h)
-
-
 def _toy_seq2seq(case):
+    """The student's Seq2Seq around the kit's toy encoder and decoder (built where the student's
+    code runs, to be handed to it), and twins of the toys here, for the oracle's loop: a toy's
+    weights depend on its arguments only."""
     lstm, H = case["model_type"] == "LSTM", case["H_dec"]
-    encoder = ToyEncoder(case["V_src"], H, lstm, case["seed"])
-    decoder = ToyDecoder(case["V_tgt"], H, lstm, case["attention"], case["seed"])
-    return s2s.Seq2Seq(encoder, decoder, "cpu", case["attention"]), encoder, decoder
+    encoder_args = (case["V_src"], H, lstm, case["seed"])
+    decoder_args = (case["V_tgt"], H, lstm, case["attention"], case["seed"])
+    encoder = build("coursekit.a2_builders.ToyEncoder", *encoder_args)
+    decoder = build("coursekit.a2_builders.ToyDecoder", *decoder_args)
+    model = s2s.Seq2Seq(encoder, decoder, "cpu", case["attention"])
+    return model, ToyEncoder(*encoder_args), ToyDecoder(*decoder_args)
 
 
 def _sos(case):
