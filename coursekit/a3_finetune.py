@@ -101,6 +101,9 @@ class ArtifactError(ValueError):
     """The artifact does not fit the base model."""
 
 
+MAX_LABELS = 1000  # a classification head larger than any course task is refused before it is built
+
+
 def read_artifact(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:
     """The tensors and metadata of a submitted artifact, read by the kit itself (safetensors
     holds only data: reading an untrusted file runs no code)."""
@@ -116,6 +119,8 @@ def fold_artifact(state: dict[str, Tensor], metadata: dict[str, str]):
 
     name = metadata.get("base_model", DEFAULT_MODEL)
     num_labels = int(metadata.get("num_labels", 2))
+    if not 1 <= num_labels <= MAX_LABELS:  # the metadata is a submission's: a head is built of it
+        raise ArtifactError(f"num_labels {num_labels}: not between 1 and {MAX_LABELS}")
     scaling = float(metadata.get("lora_scaling", 1.0))
     model = AutoModelForSequenceClassification.from_pretrained(
         model_path(name), num_labels=num_labels

@@ -35,3 +35,17 @@ def data_root(download: bool = True) -> Path:
         tar.extractall(root, filter="data")
     archive.unlink()
     return root
+
+
+def tokenized(splits, tokenizer, max_length: int = 64):
+    """The splits of ``load_stackoverflow`` (a ``DatasetDict``, or a dict of ``Dataset``s)
+    tokenised for training: ``input_ids`` and ``attention_mask`` padded and truncated to
+    ``max_length``, ``label`` kept, ``text`` removed."""
+    from datasets import DatasetDict
+
+    def encode(batch):
+        return tokenizer(
+            batch["text"], truncation=True, padding="max_length", max_length=max_length
+        )
+
+    return DatasetDict(splits).map(encode, batched=True, remove_columns=["text"])

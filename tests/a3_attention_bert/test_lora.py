@@ -1,45 +1,62 @@
 """H2.3 — LoRA from scratch. Oracles: the formula y = W x + b + B A x · alpha / r written here in
-float64, and peft's LoRA with the same A and B on a tiny BERT."""
+float64, and peft's LoRA with the same A and B on a tiny BERT.
+
+The layers and models your code wraps are built where your code runs (``coursekit.a3_models``)
+with the weights of twins kept here; A and B are set by ``load_state_dict``, and the expected
+values are computed here from the twins and the A and B this test chose.
+"""
+
+import copy
 
 import pytest
 import torch
 from compare import assert_close, assert_equal
 
-from grader.deliverables import deliverable
+from grader.deliverables import build, deliverable
 
 lora = deliverable("a3_attention_bert.lora")
-pytestmark = pytest.mark.in_process("not yet behind the boundary")
 
 
-def _base(c_in: int = 6, c_out: int = 5, seed: int = 0) -> torch.nn.Linear:
+def _base(c_in: int = 6, c_out: int = 5, seed: int = 0):
+    """(the base layer handed to LoRALinear, its twin here): an nn.Linear in float64."""
     torch.manual_seed(seed)
-    return torch.nn.Linear(c_in, c_out, dtype=torch.float64)
+    twin = torch.nn.Linear(c_in, c_out, dtype=torch.float64)
+    base = build("coursekit.a3_models.linear", c_in, c_out, dtype=torch.float64,
+                 state=twin.state_dict())  # fmt: skip
+    return base, twin
 
 
 def _x(seed: int = 1) -> torch.Tensor:
     return torch.randn(3, 4, 6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-def _randomise(layer) -> None:
+def _randomise(layer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random A (r, in) and B (out, r) written into the layer; returns them."""
     g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        layer.lora_A.weight.copy_(
-            torch.randn(layer.lora_A.weight.shape, generator=g, dtype=torch.float64)
-        )
-        layer.lora_B.weight.copy_(
-            torch.randn(layer.lora_B.weight.shape, generator=g, dtype=torch.float64)
-        )
+    shapes = [tuple(layer.lora_A.weight.shape), tuple(layer.lora_B.weight.shape)]
+    a, b = (torch.randn(s, generator=g, dtype=torch.float64) for s in shapes)
+    _load(layer, {"lora_A.weight": a, "lora_B.weight": b})
+    return a, b
+
+
+def _load(model, state: dict[str, torch.Tensor]) -> None:
+    """Write tensors into the student's model (they may live in another process)."""
+    result = model.load_state_dict(state, strict=False)
+    unexpected = list(result[1]) if isinstance(result, tuple) and len(result) == 2 else []
+    assert_equal(unexpected, [], what="tensors the test could not write into your model",
+                 hint="lora_A and lora_B are nn.Linear submodules (their weights are "
+                      "lora_A.weight and lora_B.weight in the state dict)")  # fmt: skip
 
 
 @pytest.mark.points(2)
 @pytest.mark.number("2.1")
 def test_starts_as_the_base_layer(check):
     """a freshly wrapped layer computes exactly the base layer (B = 0, A random)"""
-    base = _base()
+    base, twin = _base()
     layer = lora.LoRALinear(base, r=2, lora_alpha=4)
     x = _x()
     with check("output equals the base layer's"):
-        assert_close(layer(x), lambda: base(x), what="LoRALinear(x) at initialisation",
+        assert_close(layer(x), lambda: twin(x), what="LoRALinear(x) at initialisation",
                      hint="initialise lora_B to zeros so training starts at the base model")  # fmt: skip
     with check("A is randomly initialised, B is zero"):
         assert_equal(
@@ -61,14 +78,14 @@ def test_starts_as_the_base_layer(check):
 @pytest.mark.parametrize("r, alpha", [(1, 1.0), (2, 16.0), (4, 8.0)])
 def test_forward_formula(r, alpha):
     """y = W x + b + (B A x) · alpha / r"""
-    base = _base()
+    base, twin = _base()
     layer = lora.LoRALinear(base, r=r, lora_alpha=alpha)
-    _randomise(layer)
+    a, b = _randomise(layer)
     x = _x()
 
     def expected():
-        update = x @ layer.lora_A.weight.T @ layer.lora_B.weight.T  # (3, 4, out)
-        return base(x) + update * (alpha / r)
+        update = x @ a.T @ b.T  # (3, 4, out)
+        return twin(x) + update * (alpha / r)
 
     assert_close(layer(x), expected, what=f"LoRALinear(x) with r={r}, alpha={alpha}",
                  hint="scale the update by lora_alpha / r (not r / lora_alpha)")  # fmt: skip
@@ -78,21 +95,22 @@ def test_forward_formula(r, alpha):
 @pytest.mark.number("2.3")
 def test_only_the_adapter_trains(check):
     """the base weight and bias are frozen; gradients reach A and B only"""
-    base = _base()
+    base, _ = _base()
     layer = lora.LoRALinear(base, r=2, lora_alpha=2)
     _randomise(layer)
-    layer(_x()).sum().backward()
+    layer(_x()).sum().backward()  # runs backward where the layer lives
+    base_weight, base_bias = base.weight, base.bias  # as they are now (with .grad)
+    a, b = layer.lora_A.weight, layer.lora_B.weight
     with check("requires_grad: base frozen, A and B trainable"):
         assert_equal(
-            [base.weight.requires_grad, base.bias.requires_grad,
-             layer.lora_A.weight.requires_grad, layer.lora_B.weight.requires_grad],
+            [base_weight.requires_grad, base_bias.requires_grad, a.requires_grad, b.requires_grad],
             [False, False, True, True],
             what="requires_grad of [base.weight, base.bias, A, B]",
             hint="freeze the base layer: p.requires_grad_(False) for its parameters",
-        )  # fmt: skip
+        )
     with check("gradients only on A and B"):
         assert_equal(
-            [base.weight.grad is None, layer.lora_A.weight.grad is not None],
+            [base_weight.grad is None, a.grad is not None],
             [True, True],
             what="[no gradient on the base weight, a gradient on A]",
         )
@@ -102,13 +120,13 @@ def test_only_the_adapter_trains(check):
 @pytest.mark.number("2.4")
 def test_merge_and_unmerge(check):
     """merge() folds B A · alpha/r into W with the same outputs; unmerge() restores W"""
-    base = _base()
-    w0 = base.weight.detach().clone()
+    base, twin = _base()
+    w0 = twin.weight.detach().clone()
     layer = lora.LoRALinear(base, r=3, lora_alpha=6)
-    _randomise(layer)
+    a, b = _randomise(layer)
     x = _x()
     before = layer(x).detach()
-    delta = (layer.lora_B.weight @ layer.lora_A.weight * 2.0).detach()
+    delta = b @ a * 2.0  # from the A and B written in
     layer.merge()
     with check("merged weight = W + B A · alpha/r"):
         assert_close(base.weight.detach(), w0 + delta, what="base.weight after merge()",
@@ -129,31 +147,36 @@ def test_merge_and_unmerge(check):
 @pytest.mark.parametrize("r", [0, -2, 2.5])
 def test_a_bad_rank_is_refused(r):
     """a rank that is not a positive int raises ValueError naming it"""
+    base, _ = _base()
     with pytest.raises(ValueError, match=str(r)):
-        lora.LoRALinear(_base(), r=r, lora_alpha=1.0)
+        lora.LoRALinear(base, r=r, lora_alpha=1.0)
+
+
+TINY_BERT = {"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2,
+             "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 16,
+             "num_labels": 2, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}  # fmt: skip
 
 
 def _tiny_bert():
+    """(a tiny BERT classifier where the student's code runs, its twin here), evaluation mode."""
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=16, num_labels=2,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # fmt: skip
-    return BertForSequenceClassification(config).eval()
+    twin = BertForSequenceClassification(BertConfig(**TINY_BERT)).eval()
+    model = build("coursekit.a3_models.bert", "sequence_classification", state=twin.state_dict(),
+                  train=False, **TINY_BERT)  # fmt: skip
+    return model, twin
 
 
 @pytest.mark.points(3)
 @pytest.mark.number("2.6")
 def test_inject_lora_matches_peft(check):
     """inject_lora on a BERT equals peft's LoRA with the same A and B"""
-    import copy
-
     from peft import LoraConfig, get_peft_model
 
-    model = _tiny_bert()
+    model, twin = _tiny_bert()
     oracle = get_peft_model(
-        copy.deepcopy(model),
+        copy.deepcopy(twin),
         LoraConfig(
             r=4,
             lora_alpha=8,
@@ -179,18 +202,19 @@ def test_inject_lora_matches_peft(check):
             what="the wrapped modules",
             hint="match nn.Linear modules whose name ends with a target (query, value)",
         )
-    with torch.no_grad():
-        for name, module in wrapped:
-            a = torch.randn(module.lora_A.weight.shape, generator=g)
-            b = torch.randn(module.lora_B.weight.shape, generator=g)
-            module.lora_A.weight.copy_(a)
-            module.lora_B.weight.copy_(b)
-            peft_module = oracle.base_model.model.get_submodule(name)
+    adapters = {}
+    for name, module in wrapped:
+        a = torch.randn(module.lora_A.weight.shape, generator=g)
+        b = torch.randn(module.lora_B.weight.shape, generator=g)
+        adapters[f"{name}.lora_A.weight"], adapters[f"{name}.lora_B.weight"] = a, b
+        peft_module = oracle.base_model.model.get_submodule(name)
+        with torch.no_grad():
             peft_module.lora_A["default"].weight.copy_(a)
             peft_module.lora_B["default"].weight.copy_(b)
+    _load(ours, adapters)
     ids = torch.randint(0, 50, (3, 7), generator=g)
     with check("logits equal peft's"):
-        assert_close(ours.eval()(input_ids=ids).logits, lambda: oracle(input_ids=ids).logits,
+        assert_close(ours.eval()(input_ids=ids)["logits"], lambda: oracle(input_ids=ids).logits,
                      what="BERT logits with LoRA on query/value", rtol=1e-5, atol=1e-6,
                      why="float32 attention through the same weights, summed in another order")  # fmt: skip
     with check("the same parameters train as in peft"):
@@ -205,14 +229,14 @@ def test_inject_lora_matches_peft(check):
 @pytest.mark.number("2.7")
 def test_count_parameters():
     """count_parameters returns (trainable, total)"""
-    model = _tiny_bert()
-    for p in model.bert.parameters():
-        p.requires_grad_(False)
+    model, twin = _tiny_bert()
+    model.bert.requires_grad_(False)  # the encoder frozen, over there and here
+    twin.bert.requires_grad_(False)
     assert_equal(
         list(lora.count_parameters(model)),
         lambda: [
-            sum(p.numel() for p in model.parameters() if p.requires_grad),
-            sum(p.numel() for p in model.parameters()),
+            sum(p.numel() for p in twin.parameters() if p.requires_grad),
+            sum(p.numel() for p in twin.parameters()),
         ],  # fmt: skip
         what="count_parameters(model) with the encoder frozen",
     )

@@ -1,7 +1,8 @@
 """H2.2 — text completion with a masked LM, one [MASK] at a time.
 
 No pretrained masked-LM checkpoint is available offline (the shipped MiniLM has no MLM head), so
-the algorithm is graded exactly on small masked LMs built here. Their predictions depend on the
+the algorithm is graded exactly on small masked LMs the tests build (``coursekit/a3_models.py``:
+where your code runs, with twins of the same weights here). Their predictions depend on the
 position and on the tokens on both sides, so filling every mask from one forward pass, filling
 right to left or reading the logits of the wrong position all give other tokens. The expected
 fills come from the algorithm as the handout states it (``_oracle`` below) on the same model.
@@ -12,78 +13,26 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from compare import assert_equal
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import masked_lm_prompts
-from torch import nn
 
 from coursekit import a3_finetune as kit
-from grader.deliverables import deliverable
+from coursekit.a3_models import CONTEXT_VOCAB as V
+from coursekit.a3_models import MASK, SPECIAL, ContextLM, CountingLM
+from grader.deliverables import build, deliverable
 
 mf = deliverable("a3_attention_bert.mask_fill")
-pytestmark = pytest.mark.in_process("not yet behind the boundary")
-
-PAD, CLS, SEP, MASK = 0, 1, 2, 3  # the ids masked_lm_prompts uses
-SPECIAL = (PAD, CLS, SEP, MASK)
-V = 12  # vocabulary of the context model: 4 special tokens and 8 words
+# The masked LMs (coursekit/a3_models.py) are built where your code runs, with the state of the
+# twins the oracle runs here: ContextLM (vocabulary of masked_lm_prompts: [PAD], [CLS], [SEP],
+# [MASK] = 0-3 and 8 words), CountingLM, and a small random BERT.
 
 
-def _output(logits):
-    from transformers.modeling_outputs import MaskedLMOutput
-
-    return MaskedLMOutput(logits=logits)
-
-
-class ContextLM(nn.Module):
-    """A tiny masked LM: logits[t] = L[ids[t-1]] + R[ids[t+1]] + P[t] + a pull to special tokens.
-
-    Each prediction depends on both neighbours and on the position; the pull makes a special
-    token the argmax at many positions, so banning them matters.
-    """
-
-    def __init__(self, seed: int, vocab: int = V, positions: int = 16):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.left = nn.Parameter(2 * torch.randn(vocab, vocab, generator=g))
-        self.right = nn.Parameter(2 * torch.randn(vocab, vocab, generator=g))
-        self.pos = nn.Parameter(torch.randn(positions, vocab, generator=g))
-        pull = torch.zeros(vocab)
-        pull[list(SPECIAL)] = 2.0
-        self.register_buffer("pull", pull)
-
-    def forward(self, input_ids, attention_mask=None):
-        B, T = input_ids.size()
-        padded = F.pad(input_ids, (1, 1), value=PAD)  # (B, T + 2)
-        logits = self.left[padded[:, :-2]] + self.right[padded[:, 2:]]  # (B, T, V)
-        return _output(logits + self.pos[:T] + self.pull)
-
-
-class CountingLM(nn.Module):
-    """Predicts the number word after the one on the left ("two" -> "three"), else "the", with a
-    pull towards the special tokens (which must never be chosen)."""
-
-    WORDS = "one two three four five six seven eight nine ten".split()
-
-    def __init__(self, tokenizer):
-        super().__init__()
-        ids = tokenizer.convert_tokens_to_ids(self.WORDS)
-        self.vocab = len(tokenizer)
-        self.successor = torch.full((self.vocab,), -1, dtype=torch.long)
-        self.successor[ids[:-1]] = torch.tensor(ids[1:])
-        self.base = torch.zeros(self.vocab)
-        self.base[tokenizer.convert_tokens_to_ids("the")] = 1.0
-        self.base[tokenizer.all_special_ids] = 5.0
-
-    def forward(self, input_ids, attention_mask=None):
-        B, T = input_ids.size()
-        logits = self.base.repeat(B, T, 1)  # (B, T, V)
-        left = F.pad(input_ids, (1, 0), value=0)[:, :-1]  # (B, T): the token on the left
-        nxt = self.successor[left]
-        b, t = (nxt >= 0).nonzero(as_tuple=True)
-        logits[b, t, nxt[b, t]] = 10.0
-        return _output(logits)
+def _context_lm(seed: int):
+    """(ContextLM(seed) where your code runs, its twin here)."""
+    twin = ContextLM(seed)
+    return build("coursekit.a3_models.context_lm", seed, state=twin.state_dict()), twin
 
 
 @torch.no_grad()
@@ -133,10 +82,10 @@ def _greedy_anywhere(prompt, seed):
 
 
 def _check_greedy(prompt, seed):
-    model = ContextLM(seed)
+    model, twin = _context_lm(seed)
     ids = torch.tensor(prompt)
     got = mf.fill_masks(model, ids, MASK, strategy="greedy", banned_ids=SPECIAL)
-    assert_equal(_ids(got), lambda: _oracle(ContextLM(seed), ids, MASK).tolist(),
+    assert_equal(_ids(got), lambda: _oracle(twin, ids, MASK).tolist(),
                  what=f"greedy fill_masks of ids {prompt} (model seed {seed}, [MASK] = {MASK})",
                  hint=f"{HINT_ORDER}; greedy takes the argmax; {HINT_BANNED}")  # fmt: skip
 
@@ -154,24 +103,23 @@ def test_greedy_fills_left_to_right(check):
 @given(prompt=masked_lm_prompts(V, anywhere=True), seed=st.integers(0, 50),
        k=st.integers(2, 6), sample_seed=st.integers(0, 2**16))  # fmt: skip
 def _top_k(prompt, seed, k, sample_seed):
-    model = ContextLM(seed)
+    model, twin = _context_lm(seed)
     ids = torch.tensor(prompt)
     torch.manual_seed(sample_seed + 1)  # the global generator must not be the one that decides
     got = mf.fill_masks(model, ids, MASK, strategy="top_k", k=k, seed=sample_seed,
                         banned_ids=SPECIAL)  # fmt: skip
-    oracle = ContextLM(seed)
     assert_equal(_ids(got),
-                 lambda: _oracle(oracle, ids, MASK, strategy="top_k", k=k, seed=sample_seed).tolist(),
+                 lambda: _oracle(twin, ids, MASK, strategy="top_k", k=k, seed=sample_seed).tolist(),
                  what=f"top-k fill_masks of ids {prompt}, k={k}, seed={sample_seed} (model seed {seed})",
                  hint=HINT_TOP_K)  # fmt: skip
 
 
 @given(prompt=masked_lm_prompts(V, anywhere=True), seed=st.integers(0, 50))
 def _top_1(prompt, seed):
-    model = ContextLM(seed)
+    model, twin = _context_lm(seed)
     ids = torch.tensor(prompt)
     got = mf.fill_masks(model, ids, MASK, strategy="top_k", k=1, seed=0, banned_ids=SPECIAL)
-    assert_equal(_ids(got), lambda: _oracle(ContextLM(seed), ids, MASK).tolist(),
+    assert_equal(_ids(got), lambda: _oracle(twin, ids, MASK).tolist(),
                  what=f"top-k fill_masks with k=1 of ids {prompt} (model seed {seed}): greedy's fills",
                  hint="with k=1 the only candidate is the argmax")  # fmt: skip
 
@@ -193,15 +141,26 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(kit.model_path())  # BERT's uncased WordPiece vocabulary
 
 
+def _remote_tokenizer():
+    """The same tokenizer where your code runs (a fresh one in each test)."""
+    return build("transformers.AutoTokenizer.from_pretrained", kit.model_path())
+
+
+TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "intermediate_size": 64, "max_position_embeddings": 32, "hidden_dropout_prob": 0.3,
+             "attention_probs_dropout_prob": 0.0}  # fmt: skip
+
+
 def _tiny_bert(tokenizer):
-    """A small random BERT masked LM, in training mode with dropout on (as built)."""
+    """A small random BERT masked LM, in training mode with dropout on (as built): its twin here
+    (seeded), and a second twin where your code runs (same state)."""
     from transformers import BertConfig, BertForMaskedLM
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=32,
-                        hidden_dropout_prob=0.3, attention_probs_dropout_prob=0.0)  # fmt: skip
-    return BertForMaskedLM(config)
+    twin = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), **TINY_BERT))
+    model = build("coursekit.a3_models.bert", "masked_lm", state=twin.state_dict(),
+                  vocab_size=len(tokenizer), **TINY_BERT)  # fmt: skip
+    return model, twin
 
 
 def _expected_text(model, tokenizer, prompt, n, **options):
@@ -222,14 +181,17 @@ HINT_COMPLETE = (
 @pytest.mark.number("3.3")
 def test_complete(check, tokenizer):
     """complete(model, tokenizer, prompt, n): the prompt and n generated tokens, as text"""
+    theirs = _remote_tokenizer()
+    counting = CountingLM(tokenizer)
     counting_cases = [
         ("one two", 3, "a counting model: 'one two' + 3 masks"),
         ("eight nine", 3, "a counting model past 'ten', where its favourite is a special token"),
     ]
     for prompt, n, label in counting_cases:
         with check(label):
-            got = mf.complete(CountingLM(tokenizer), tokenizer, prompt, n)
-            assert_equal(got, lambda: _expected_text(CountingLM(tokenizer), tokenizer, prompt, n),  # noqa: B023
+            model = build("coursekit.a3_models.counting_lm", theirs, state=counting.state_dict())
+            got = mf.complete(model, theirs, prompt, n)
+            assert_equal(got, lambda: _expected_text(counting, tokenizer, prompt, n),  # noqa: B023
                          what=f"complete(counting model, {prompt!r}, {n})",
                          hint=f"{HINT_COMPLETE}; {HINT_ORDER}; {HINT_BANNED}")  # fmt: skip
     cases = [("the movie was", 3, {}), ("i think that", 4, {}),
@@ -238,8 +200,9 @@ def test_complete(check, tokenizer):
     for prompt, n, options in cases:
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "greedy"
         with check(f"a small random BertForMaskedLM: {prompt!r} + {n} masks, {shown}"):
-            got = mf.complete(_tiny_bert(tokenizer), tokenizer, prompt, n, **options)
-            assert_equal(got, lambda: _expected_text(_tiny_bert(tokenizer), tokenizer, prompt, n, **options),  # noqa: B023
+            model, twin = _tiny_bert(tokenizer)
+            got = mf.complete(model, theirs, prompt, n, **options)
+            assert_equal(got, lambda: _expected_text(twin, tokenizer, prompt, n, **options),  # noqa: B023
                          what=f"complete(BertForMaskedLM, {prompt!r}, {n}, {shown})",
                          hint=f"{HINT_COMPLETE}; put the model in eval mode (dropout off)"
                          + (f"; {HINT_TOP_K}" if options else ""))  # fmt: skip

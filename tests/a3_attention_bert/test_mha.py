@@ -2,8 +2,9 @@
 
 The oracle is PyTorch's module (float64, dropout 0) with the same weights, on sizes Hypothesis
 draws: batch, query and key lengths, head count and head size (C = nh · hs). Every call of your
-forward runs with the built-in attention functions replaced by functions that raise (test 1.7
-grades that rule by itself).
+forward runs with the built-in attention functions replaced by functions that raise (the guard
+``no_builtin_attention``, applied where your code runs); test 1.7 grades that rule by itself, by
+reading mha.py (``rules.toml``) as well as by running your forward.
 
 Fully masked query rows are not graded: when every key is masked for a query (all True in a
 boolean mask, all -inf in a float one, in some head), softmax over nothing has no value. PyTorch
@@ -14,91 +15,29 @@ your output and the expected one before comparing; every other row must match.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 import torch
-import torch.nn.functional as F
 from compare import assert_close, assert_equal
 from hypothesis import given
 from strategies import attention_cases
-from torch.overrides import TorchFunctionMode
 
-from grader.deliverables import deliverable
+from grader import audit
+from grader.boundary.guards import HINT_BUILTIN_ATTENTION as HINT_FORBIDDEN
+from grader.deliverables import build, deliverable, guarded
 
 mha = deliverable("a3_attention_bert.mha")
-pytestmark = pytest.mark.in_process("not yet behind the boundary")
+ASSIGNMENT = "a3_attention_bert"
+RULE = "mha-from-scratch"  # tests/a3_attention_bert/rules.toml
 
 # --------------------------------------------------------------------------- the forbidden functions
-
-SDPA = "torch.nn.functional.scaled_dot_product_attention"
-FORBIDDEN = [  # (the name students see, where it lives, attribute)
-    ("torch.nn.MultiheadAttention.forward", torch.nn.MultiheadAttention, "forward"),
-    (SDPA, F, "scaled_dot_product_attention"),
-    ("torch.nn.functional.multi_head_attention_forward", F, "multi_head_attention_forward"),
-    (f"{SDPA} (as torch._C._nn.scaled_dot_product_attention)", torch._C._nn,
-     "scaled_dot_product_attention"),
-    ("torch._native_multi_head_attention", torch, "_native_multi_head_attention"),
-]  # fmt: skip
-HINT_FORBIDDEN = (
-    "H4.1 asks for attention written out: projections, q @ kᵀ / √hs, masking, softmax, weights @ v "
-    "— not nn.MultiheadAttention, F.scaled_dot_product_attention or F.multi_head_attention_forward"
-)
-
-
-class ForbiddenFunctionError(RuntimeError):
-    """Your forward called a built-in attention function."""
-
-
-def _refuse(name: str, calls: list[str]):
-    message = f"your forward called {name}, which this assignment forbids"
-    calls.append(message)
-    raise ForbiddenFunctionError(f"{message}. {HINT_FORBIDDEN}.")
-
-
-class _RefuseBuiltinAttention(TorchFunctionMode):
-    """Catches the built-ins however they are reached: a name imported before the test replaced
-    them (``from torch.nn.functional import scaled_dot_product_attention``), ``torch.ops.aten``."""
-
-    def __init__(self, calls: list[str], originals: dict[int, str]):
-        super().__init__()
-        self.calls, self.originals = calls, originals
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        if id(func) in self.originals or "scaled_dot_product" in name or "multi_head_att" in name:
-            _refuse(self.originals.get(id(func), f"torch's {name}"), self.calls)
-        return func(*args, **(kwargs or {}))
-
-
-@contextmanager
-def forbidding_builtin_attention(calls: list[str]):
-    """Within: the FORBIDDEN functions raise ForbiddenFunctionError and are listed in ``calls``.
-
-    The originals are put back in ``finally``, so the oracle (PyTorch's module, which uses them)
-    always runs unpatched, outside this block.
-    """
-    saved = [(owner, attr, getattr(owner, attr)) for _, owner, attr in FORBIDDEN]
-    originals: dict[int, str] = {}  # F.scaled_dot_product_attention is torch._C._nn's: 1st name
-    for (name, _, _), (_, _, original) in zip(FORBIDDEN, saved, strict=True):
-        originals.setdefault(id(original), name)
-    try:
-        for name, owner, attr in FORBIDDEN:
-
-            def stand_in(*args, _name=name, **kwargs):
-                _refuse(_name, calls)
-
-            setattr(owner, attr, stand_in)
-        with _RefuseBuiltinAttention(calls, originals):
-            yield
-    finally:
-        for owner, attr, original in saved:
-            setattr(owner, attr, original)
+# Every call of the student's forward runs with the guard "no_builtin_attention" (in the process
+# where that code runs: grader/boundary/guards.py), which makes the built-ins raise
+# ForbiddenFunctionError with the handout's rule. Test 1.7 grades the rule by reading mha.py.
 
 
 def _forward(module, *args, **kwargs):
     """The student's forward, with the built-ins refused; (out, weights)."""
-    with forbidding_builtin_attention([]):
+    with guarded("no_builtin_attention"):
         result = module(*args, **kwargs)
     if not (isinstance(result, tuple) and len(result) == 2):
         raise TypeError(f"forward must return a tuple (out, weights), got {type(result).__name__}")
@@ -122,9 +61,13 @@ def _torch_mha(case) -> torch.nn.MultiheadAttention:
 
 
 def _ours(case, ref):
+    """The student's module with ``ref``'s weights, copied by its ``load_from`` from an
+    ``nn.MultiheadAttention`` built where the student's code runs, with ``ref``'s state."""
+    source = build("coursekit.a3_models.multihead_attention", case["C"], case["nh"],
+                   bias=case["bias"], batch_first=case["batch_first"], state=ref.state_dict())  # fmt: skip
     module = mha.MultiHeadAttention(case["C"], case["nh"], bias=case["bias"],
                                     batch_first=case["batch_first"], dtype=torch.float64)  # fmt: skip
-    module.load_from(ref)
+    module.load_from(source)
     return module
 
 
@@ -425,14 +368,15 @@ def _no_builtins(option, case):
     ours = _ours(case, ref)
     args = (case["query"], case["key"], case["value"])
     need_weights = option == "need_weights=True"
+    described = _describe(case, need_weights=need_weights)
     calls: list[str] = []
     out = None
     try:
-        with forbidding_builtin_attention(calls):
-            out, _ = ours(*args, need_weights=need_weights)
-    except ForbiddenFunctionError:
-        pass  # listed in calls
-    described = _describe(case, need_weights=need_weights)
+        out, _ = _forward(ours, *args, need_weights=need_weights)
+    except Exception as exc:  # the guard's refusal arrives named as the guard's error
+        if type(exc).__name__ != "ForbiddenFunctionError":
+            raise
+        calls.append(str(exc).split(". ")[0])  # "your forward called ..., which ... forbids"
     assert_equal(calls, [], what=f"built-in attention functions called ({described})",
                  hint=HINT_FORBIDDEN)  # fmt: skip
 
@@ -446,8 +390,19 @@ def _no_builtins(option, case):
 
 @pytest.mark.points(2)
 @pytest.mark.number("1.7")
-def test_no_builtin_attention(check):
-    """written from scratch: forward runs with nn.MultiheadAttention and scaled_dot_product_attention refused"""
+def test_no_builtin_attention(check, graded_tree):
+    """written from scratch: mha.py names no built-in attention, and forward runs with them refused"""
+    # The score relies on reading the submitted source here, on the trusted side: code in the
+    # student's process could undo the guard. A use found costs the whole test.
+    rule = audit.rules(ASSIGNMENT)[RULE]
+    found = audit.violations(graded_tree, ASSIGNMENT, rule)
+    if found:
+        listed = "\n".join(f"  {f.describe()}" for f in found[:10])
+        raise AssertionError(
+            f"{ASSIGNMENT}/mha.py uses the built-in attention (read from your source: this counts "
+            f"whether or not the line runs, so none of this test's points):\n{listed}\n"
+            f"Hint: {rule.why}"
+        )
     for option in ("need_weights=True", "need_weights=False"):
         with check(option):
             _no_builtins(option)

@@ -2,16 +2,18 @@
 
 The real data set cannot be fetched on the course machines, so the tests write a small one in the
 archive's own layout (train/<tag>/<n>.txt, test/<tag>/<n>.txt) and train a tiny random BERT.
+Your code reads those files and trains in its own process; the accuracy that counts is computed
+here, from your model's logits, against the tags this test wrote.
 """
 
 import pytest
 import torch
 
 from coursekit import a3_finetune as kit
-from grader.deliverables import deliverable
+from grader.boundary.client import remote_isinstance
+from grader.deliverables import build, deliverable
 
 so = deliverable("a3_attention_bert.stackoverflow")
-pytestmark = pytest.mark.in_process("not yet behind the boundary")
 
 TAGS = ("csharp", "java", "javascript", "python")
 SNIPPETS = {  # one unmistakable phrase per tag, so a tiny model can learn them in seconds
@@ -20,13 +22,24 @@ SNIPPETS = {  # one unmistakable phrase per tag, so a tiny model can learn them 
     "javascript": "const x = document.getElementById('app'); console.log(x); npm install",
     "python": "def f(self): import numpy as np; print(dict.keys()) pip install",
 }
+SIZES = {"train": 10, "test": 3}  # questions per tag
+
+
+def _questions(split: str) -> dict[str, str]:
+    """The questions this test writes for ``split``: {file text: its tag}."""
+    return {
+        f"question {i} in {split}: {SNIPPETS[tag]}": tag
+        for tag in TAGS
+        for i in range(SIZES[split])
+    }
 
 
 @pytest.fixture(scope="module")
-def so_root(tmp_path_factory):
-    """10 train and 3 test questions per tag, in the canonical archive's layout."""
-    root = tmp_path_factory.mktemp("stackoverflow")
-    for split, n in (("train", 10), ("test", 3)):
+def so_root(shared_tmp_path_factory):
+    """10 train and 3 test questions per tag, in the canonical archive's layout, in a folder your
+    code can read (not write)."""
+    root = shared_tmp_path_factory.mktemp("stackoverflow")
+    for split, n in SIZES.items():
         for tag in TAGS:
             folder = root / split / tag
             folder.mkdir(parents=True)
@@ -35,62 +48,71 @@ def so_root(tmp_path_factory):
     return root
 
 
+def _tokenizers():
+    """(the tokenizer here, the same one where your code runs)."""
+    from transformers import AutoTokenizer
+
+    here = AutoTokenizer.from_pretrained(kit.model_path())
+    return here, build("transformers.AutoTokenizer.from_pretrained", kit.model_path())
+
+
 @pytest.mark.points(2)
 @pytest.mark.number("5.1")
 def test_load_stackoverflow(check, so_root):
     """load_stackoverflow: train / validation / test splits with a 4-name ClassLabel"""
-    dsd = so.load_stackoverflow(so_root, validation_fraction=0.25, seed=0)
+    dsd = so.load_stackoverflow(str(so_root), validation_fraction=0.25, seed=0)
     with check("three splits"):
         assert set(dsd) == {"train", "validation", "test"}, sorted(dsd)
     with check("sizes: 25% of train held out, stratified; test as written"):
         assert (len(dsd["train"]), len(dsd["validation"]), len(dsd["test"])) == (30, 10, 12)
-        counts = [dsd["validation"]["label"].count(k) for k in range(4)]
+        labels = list(dsd["validation"]["label"])
+        counts = [labels.count(k) for k in range(4)]
         assert all(c in (2, 3) for c in counts), f"validation tags {counts}: stratify by label"
     with check("label names are the four tags, in order"):
-        assert dsd["train"].features["label"].names == list(TAGS)
+        assert list(dsd["train"].features["label"].names) == list(TAGS)
     with check("each text carries its tag's label"):
         for split in ("train", "test"):
             for row in dsd[split]:
                 assert SNIPPETS[TAGS[row["label"]]] in row["text"], row
     with check("validation and train do not overlap; the split is reproducible"):
         assert not set(dsd["train"]["text"]) & set(dsd["validation"]["text"])
-        again = so.load_stackoverflow(so_root, validation_fraction=0.25, seed=0)
-        assert again["validation"]["text"] == dsd["validation"]["text"]
+        again = so.load_stackoverflow(str(so_root), validation_fraction=0.25, seed=0)
+        assert list(again["validation"]["text"]) == list(dsd["validation"]["text"])
+
+
+@torch.no_grad()
+def _accuracy(model, tokenizer, questions: dict[str, str], max_length: int = 32) -> float:
+    """The share of ``questions`` ({text: tag}, the tags this test wrote) whose argmax of the
+    model's logits is their tag, on inputs encoded here as the Trainer's were."""
+    texts = list(questions)
+    enc = tokenizer(texts, truncation=True, padding="max_length", max_length=max_length,
+                    return_tensors="pt")  # fmt: skip
+    model.eval()
+    logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])["logits"]
+    preds = torch.as_tensor(logits).argmax(dim=-1).tolist()
+    right = sum(p == TAGS.index(questions[t]) for p, t in zip(preds, texts, strict=True))
+    return right / len(texts)
 
 
 @pytest.mark.points(3)
 @pytest.mark.number("5.2")
 @pytest.mark.timeout(120)
-def test_trainer_learns_the_tags(check, so_root, tmp_path):
+def test_trainer_learns_the_tags(check, so_root, student_tmp_path):
     """build_trainer: a Trainer whose training separates the four tags"""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    tokenizer = AutoTokenizer.from_pretrained(kit.model_path())
-    raw = so.load_stackoverflow(so_root, validation_fraction=0.25, seed=0)
-
-    def encode(batch):
-        return tokenizer(batch["text"], truncation=True, padding="max_length", max_length=32)
-
-    tokenized = raw.map(encode, batched=True, remove_columns=["text"])
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=4,
-    )
-    model = BertForSequenceClassification(config)
+    tokenizer, theirs = _tokenizers()
+    raw = so.load_stackoverflow(str(so_root), validation_fraction=0.25, seed=0)
+    tokenized = build("coursekit.a3_stackoverflow.tokenized", raw, theirs, max_length=32)
+    torch.manual_seed(0)  # the model is initialised where your code runs, from this seed
+    model = build("coursekit.a3_models.bert", "sequence_classification",
+                  vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                  num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                  num_labels=4)  # fmt: skip
     epochs, lr, batch_size = 40, 5e-3, 8  # the reference reaches 1.0 validation accuracy in ~2 s
     trainer = so.build_trainer(
-        model, tokenized, tmp_path, epochs=epochs, lr=lr, batch_size=batch_size
+        model, tokenized, str(student_tmp_path), epochs=epochs, lr=lr, batch_size=batch_size
     )
     with check("a transformers Trainer with the asked-for arguments"):
-        from transformers import Trainer
-
-        assert isinstance(trainer, Trainer), type(trainer)
+        assert remote_isinstance(trainer, "transformers.Trainer"), trainer
         a = trainer.args
         assert (a.num_train_epochs, a.learning_rate, a.per_device_train_batch_size) == (
             epochs,
@@ -101,11 +123,25 @@ def test_trainer_learns_the_tags(check, so_root, tmp_path):
     trainer.train()
     metrics = trainer.evaluate()
     with check("validation accuracy reported and above chance after training"):
-        # chance is 0.25; the reference reaches 1.0 on these unmistakable snippets
-        assert metrics.get("eval_accuracy", 0) >= 0.9, metrics
+        # chance is 0.25; the reference reaches 1.0 on these unmistakable snippets. The figure
+        # that counts is measured here; the Trainer's own report must show it too.
+        train_questions = _questions("train")
+        validation = list(raw["validation"]["text"])
+        unknown = [t for t in validation if t not in train_questions]
+        assert not unknown, f"validation questions not from the train folder: {unknown[:2]}"
+        accuracy = _accuracy(model, tokenizer, {t: train_questions[t] for t in validation})
+        assert accuracy >= 0.9, (
+            f"validation accuracy {accuracy:.2f} (from your model's logits) after training; "
+            "the reference reaches 1.0"
+        )
+        assert metrics.get("eval_accuracy", 0) >= 0.9, (
+            f"the Trainer reports {metrics}: compute_metrics must return the accuracy "
+            f"(measured here: {accuracy:.2f})"
+        )
     with check("the model learnt the test questions' tags"):
-        preds = so.predict_tags(model, tokenizer, raw["test"]["text"])
-        want = [TAGS[k] for k in raw["test"]["label"]]
+        questions = _questions("test")
+        preds = so.predict_tags(model, theirs, list(questions))
+        want = list(questions.values())
         right = sum(p == w for p, w in zip(preds, want, strict=True))
         assert right >= 11, f"{right} of 12 test questions tagged right: {preds}"
 
@@ -114,21 +150,23 @@ def test_trainer_learns_the_tags(check, so_root, tmp_path):
 @pytest.mark.number("5.3")
 def test_predict_tags_names_and_order(check):
     """predict_tags returns tag names, in the questions' order"""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import BertConfig, BertForSequenceClassification
 
-    tokenizer = AutoTokenizer.from_pretrained(kit.model_path())
+    tokenizer, theirs = _tokenizers()
+    config = {"vocab_size": tokenizer.vocab_size, "hidden_size": 16, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "intermediate_size": 32, "num_labels": 4}  # fmt: skip
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=32, num_labels=4)  # fmt: skip
-    model = BertForSequenceClassification(config)
+    twin = BertForSequenceClassification(BertConfig(**config))
+    model = build("coursekit.a3_models.bert", "sequence_classification", state=twin.state_dict(),
+                  **config)  # fmt: skip
     questions = [f"question number {i} about {tag}" for i, tag in enumerate(TAGS * 2)]
     with torch.no_grad():
         oracle = [
-            TAGS[int(model.eval()(**tokenizer([q], return_tensors="pt")).logits.argmax())]
+            TAGS[int(twin.eval()(**tokenizer([q], return_tensors="pt")).logits.argmax())]
             for q in questions
         ]
     model.train()
-    got = so.predict_tags(model, tokenizer, questions)
+    got = so.predict_tags(model, theirs, questions)
     with check("tag names from TAGS"):
         assert all(g in TAGS for g in got), got
     with check("the evaluation-mode argmax of each question, in order"):
