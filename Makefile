@@ -7,7 +7,7 @@ export COURSEKIT_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 IMPL    ?= template
 ASSIGN  := $(if $(A),--assignment $(A),)
 
-.PHONY: setup test grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch mask-fill bench lock clean
+.PHONY: setup test hardening-all grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch mask-fill bench lock clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,11 @@ selftest: setup
 # The red-team corpus alone (part of selftest): grader/tests/redteam/corpus.toml.
 redteam: setup
 	$(PY) -m pytest grader/tests/test_redteam.py -q -rs
+
+# The property over the whole mutant catalogue of assignment 1 (make test samples three mutants):
+# an attack that leaves a wrong submission's outputs unchanged never raises its score.
+hardening-all: setup
+	KIT_MUTANT_PROPERTY=all $(PY) -m pytest grader/tests/test_hardening.py -q -k never_raises
 
 # Grade the student's working copy (student_template/, filled in) with the public tests.
 grade: setup

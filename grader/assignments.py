@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import hints, recording
-from grader import verdicts as verdicts_
+from grader import hints
 from grader.records import TestMeta, TestResult
 from grader.runner import KIT_ROOT, Limits, Manifest, run, run_collecting
 
@@ -54,12 +52,6 @@ def resolve_impl(spec: str, assignment: str) -> Path:
 
 def test_paths(assignment: str) -> list[Path]:
     return [TESTS / assignment]
-
-
-def has_in_process_tests(assignment: str) -> bool:
-    """Whether some test file of the assignment still runs student code in its own process (the
-    legacy ``in_process`` marker): only those need the reference's recorded verdicts."""
-    return any("mark.in_process(" in p.read_text() for p in (TESTS / assignment).glob("test_*.py"))
 
 
 @dataclass(frozen=True)
@@ -136,81 +128,32 @@ def grade(
     manifest: Manifest | None = None,
     files: set[str] | None = None,
     user: str | None = None,
-    verdicts: Path | None = None,
 ) -> Grade:
-    """Grade ``impl``. With ``verdicts`` (a folder of the reference's expected-value records, see
-    :func:`reference_records`), every recorded comparison is judged here, in the trusted parent,
-    from what the student's run recorded; a test keeps the lower of that and its in-process score."""
+    """Grade ``impl``: every test that calls student code reaches it through the boundary
+    (``grader.boundary``), in a deliverable process of ``user`` when given; trusted checks, which
+    run no student code, in a child of their own."""
     start = time.monotonic()
     limits = limits_for(assignment, limits)
     paths = test_paths(assignment)
     if files is not None:
         paths = [p / f for p in paths for f in sorted(files)]
-    with tempfile.TemporaryDirectory(prefix="grader-records-") as tmp:
-        records = (Path(tmp, "student"), "actual") if verdicts is not None else None
-        if records is not None:
-            Path(tmp).chmod(0o755)  # the unprivileged child writes its records in there
-        # Each part in a child of its own (grader.records.TestMeta.part): tests that reach
-        # student code through the boundary, in a child of the invoking user with a deliverable
-        # process of the student user beside it; trusted checks, which run no student code, in a
-        # child with no deliverable process (the two never hold their memory at once); legacy
-        # in_process tests in a child that is the student user, judged from what it recorded.
-        if manifest is None:  # learnt from the grading child's own collection: one start saved
-            manifest, results = run_collecting(
-                paths, impl, limits, user=user, visible_only=not hidden, part="boundary"
-            )
-            _raise_on_collect_errors(assignment, manifest)
-            chosen = manifest
-        else:
-            _raise_on_collect_errors(assignment, manifest)
-            chosen = select(manifest, hidden=hidden, files=files)
-            results = {}
-            if any(m.part == "boundary" for m in chosen.tests):
-                results = run(paths, impl, chosen, limits, user=user, part="boundary")
-        if any(m.part == "checks" for m in chosen.tests):
-            results.update(run(paths, impl, chosen, limits, part="checks"))
-        if any(m.part == "legacy" for m in chosen.tests):
-            results.update(
-                run(paths, impl, chosen, limits, user=user, records=records, part="legacy")
-            )
-        if records is not None:
-            apply_verdicts(chosen.tests, results, verdicts, records[0])
+    # Each part in a child of its own (grader.records.TestMeta.part): tests that reach student
+    # code through the boundary, in a child of the invoking user with a deliverable process of
+    # the student user beside it; trusted checks in a child with no deliverable process (the two
+    # never hold their memory at once).
+    if manifest is None:  # learnt from the grading child's own collection: one start saved
+        manifest, results = run_collecting(
+            paths, impl, limits, user=user, visible_only=not hidden, part="boundary"
+        )
+        _raise_on_collect_errors(assignment, manifest)
+        chosen = manifest
+    else:
+        _raise_on_collect_errors(assignment, manifest)
+        chosen = select(manifest, hidden=hidden, files=files)
+        results = {}
+        if any(m.part == "boundary" for m in chosen.tests):
+            results = run(paths, impl, chosen, limits, user=user, part="boundary")
+    if any(m.part == "checks" for m in chosen.tests):
+        results.update(run(paths, impl, chosen, limits, part="checks"))
     hints.attach(assignment, chosen.tests, results)
     return Grade(assignment, impl, chosen.tests, results, time.monotonic() - start)
-
-
-def apply_verdicts(
-    metas: list[TestMeta], results: dict[str, TestResult], reference: Path, student: Path
-) -> None:
-    """Lower each test's score to what its recorded values earn against the reference's records."""
-    for meta in metas:
-        if not meta.in_process:
-            continue  # judged in a process that runs no student code: its own verdict stands
-        expected = recording.read(reference, meta.nodeid)
-        if not expected:
-            continue  # the test compares nothing through the helper: in-process verdict only
-        fraction, messages = verdicts_.judge(expected, recording.read(student, meta.nodeid))
-        res = results[meta.nodeid]
-        res.score = min(res.score, round(meta.max_score * fraction, 4))
-        if res.score < meta.max_score:
-            res.status = "failed"
-        if messages:
-            res.output = "\n\n".join([*messages, res.output]).strip()
-
-
-def reference_records(
-    assignment: str, out: Path, limits: Limits = Limits(), files: set[str] | None = None
-) -> Path:
-    """Run the reference with every test (hidden too), recording expected values into ``out``;
-    ``files``: only those test files."""
-    paths = test_paths(assignment)
-    if files is not None:
-        paths = [p / f for p in paths for f in sorted(files)]
-    manifest, results = run_collecting(
-        paths, REFERENCE, limits, records=(out, "expected"), part="legacy"
-    )
-    _raise_on_collect_errors(assignment, manifest)
-    failing = [n for n, r in results.items() if r.status != "passed"]
-    if failing:
-        raise RuntimeError(f"the reference fails {failing}: its records cannot be trusted")
-    return out

@@ -82,8 +82,7 @@ def grade_all(
 
     Each submission is graded exactly as on Gradescope (``grader.pipeline``): laid over the
     template in a folder of its own, student code running as an unprivileged user — each parallel
-    lane its own user, so one submission's processes can never touch another's — and, for legacy
-    in_process tests, judged against the reference's records.
+    lane its own user, so one submission's processes can never touch another's.
     """
     out.mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
@@ -96,15 +95,6 @@ def grade_all(
         entries = _entries(source, Path(tmp))
         # The uploads, as unpacked here: root's alone (a lane's user reads its own tree only).
         pipeline.private([Path(tmp, "export"), Path(tmp, "files")])
-        verdicts = None
-        if (
-            any(m.in_process for m in manifest.tests)
-            and (assignments.REFERENCE / assignment).is_dir()
-        ):
-            verdicts = assignments.reference_records(
-                assignment, Path(tmp, "verdicts"), limits, files
-            )
-            pipeline.private([Path(tmp, "verdicts")])
 
         def one(entry: tuple[str, Path]) -> Graded:
             name, folder = entry
@@ -112,7 +102,7 @@ def grade_all(
             try:
                 outcome = pipeline.grade_upload(
                     assignment, folder, Path(tmp, "lanes", str(lane), name), user=user,
-                    limits=limits, hidden=hidden, verdicts=verdicts, manifest=manifest, files=files,
+                    limits=limits, hidden=hidden, manifest=manifest, files=files,
                 )  # fmt: skip
             except Exception as exc:  # one broken submission never stops the batch
                 return Graded(name, None, f"could not be graded: {exc}")

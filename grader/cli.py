@@ -67,13 +67,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     for name in _assignments(args.assignment):
         with contextlib.ExitStack() as stack:
             impl = _submitted_tree(args.impl, name, stack)
-            verdicts = None
-            if args.verdicts:  # judge in this process from a trusted run of the reference
-                folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verdicts-")))
-                verdicts = assignments.reference_records(name, folder, _limits(args))
-            g = assignments.grade(
-                name, impl, hidden=args.hidden, limits=_limits(args), verdicts=verdicts
-            )
+            g = assignments.grade(name, impl, hidden=args.hidden, limits=_limits(args))
             summary = f"{name}: {g.score:g} / {g.max_score:g} points"
             data = gradescope.build(g.metas, g.results, execution_time=g.seconds, output=summary)
             if args.results:
@@ -171,11 +165,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results", help="write Gradescope results.json here")
     p.add_argument("--hidden", action="store_true", help="also run tests not visible to students")
     p.add_argument("--json", action="store_true", help="print results.json instead of the report")
-    p.add_argument(
-        "--verdicts",
-        action="store_true",
-        help="judge recorded values against a run of the reference (needs reference/)",
-    )
     p.add_argument("--quiet", "-q", action="store_true", help="no failure details")
     _add_limits(p)
     p.set_defaults(func=cmd_grade)

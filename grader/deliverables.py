@@ -39,7 +39,7 @@ def _path(module: str) -> str:
 
 
 class InProcess:
-    """Deliverables imported into this process (plain pytest runs; legacy grading children)."""
+    """Deliverables imported into this process (plain pytest runs)."""
 
     def module(self, name: str) -> Any:
         try:

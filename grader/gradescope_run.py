@@ -41,23 +41,21 @@ def run(assignment: str, root: Path, user: str | None, limits: Limits = Limits()
     )
     try:
         gradescope.reserve(results_path, data["output"])
-        verdicts = KIT_ROOT / "verdicts" / assignment
         data_dir = KIT_ROOT / "data"
-        secrets = [verdicts.parent]
+        secrets = []
         if data_dir.is_dir():  # the files the tests read, shipped in the zip
             os.environ["COURSEKIT_DATA_DIR"] = str(data_dir)
             secrets += [data_dir / name for name in assignments.data_needs(assignment).heldout]
         packaged = not any((KIT_ROOT / "reference").glob("*/__init__.py"))  # an autograder zip
-        if packaged and not assignments.has_in_process_tests(assignment):
-            secrets.append(KIT_ROOT / "tests")  # run by root alone: hidden tests stay hidden
-        pipeline.private(secrets)  # expected values and held-out labels: root's alone
+        if packaged:  # the tests run in a process of root's: hidden tests stay hidden
+            secrets.append(KIT_ROOT / "tests")
+        pipeline.private(secrets)  # the tests and held-out labels: root's alone
         outcome = pipeline.grade_upload(
             assignment,
             root / "submission",
             root / "work",
             user=user,
             limits=limits,
-            verdicts=verdicts if verdicts.exists() else None,
             note=_metadata_note(root),
         )
         data = outcome.data

@@ -7,7 +7,6 @@ Autograder zip (``python -m grader autograder -a A --out DIR``)::
     run_autograder    # grades /autograder/submission, writes /autograder/results/results.json
     kit/              # grader, coursekit, tests of A (hidden ones too), the template of A,
                       # hints (never the mutant patches), pyproject.toml, constraints.txt,
-                      # verdicts/A: the reference run's records of expected values (root-only),
                       # and data/: the files the tests read (tests/A/data.toml; held-out ones
                       # root-only, read by trusted checks alone)
 
@@ -41,9 +40,10 @@ python3.11 -m venv /autograder/venv
 /autograder/venv/bin/pip install --quiet --extra-index-url https://download.pytorch.org/whl/cpu \\
     -c kit/constraints.txt -e kit
 id -u student >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin student
-# The kit is readable by the student user, never writable; the reference's records are root's.
+# The kit is readable by the student user, never writable; the tests (hidden ones too) are root's:
+# they run in the trusted process, student code in a process of its own (grader.boundary).
 chmod -R a+rX,go-w /autograder/source /autograder/venv
-[ ! -d /autograder/source/kit/verdicts ] || chmod -R go-rwx /autograder/source/kit/verdicts
+chmod -R go-rwx /autograder/source/kit/tests
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -155,10 +155,6 @@ def autograder(assignment: str, out: Path) -> Path:
     stage.mkdir(parents=True)
     _kit(assignment, stage / "kit", test_files=_all_test_files(assignment))
     _data(assignment, stage / "kit" / "data")  # held-out files are made root-only at grading
-    # Legacy in_process tests only: expected values from a run of the reference, against which
-    # the parent judges what the student's run recorded. Tests behind the boundary need none.
-    if assignments.has_in_process_tests(assignment):
-        assignments.reference_records(assignment, stage / "kit" / "verdicts" / assignment)
     for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
         path = stage / name
         path.write_text(text.format(assignment=assignment) if "{" in text else text)

@@ -3,8 +3,7 @@
 ``run_autograder`` (``grader.gradescope_run``), ``batch`` and ``grade`` of a submitted file all go
 through :func:`grade_upload`, so a submission scores the same whichever way it is graded: laid
 over the template in a folder of its own, graded with student code running as ``user`` behind
-the boundary (legacy in_process tests judged against the reference's records when ``verdicts``
-is given), and turned into a valid Gradescope results dict.
+the boundary, and turned into a valid Gradescope results dict.
 """
 
 from __future__ import annotations
@@ -79,7 +78,6 @@ def grade_upload(
     user: str | None,
     limits: Limits = Limits(),
     hidden: bool = True,
-    verdicts: Path | None = None,
     manifest: Manifest | None = None,
     files: set[str] | None = None,
     note: str = "",
@@ -102,7 +100,7 @@ def grade_upload(
     try:
         g = assignments.grade(
             assignment, tree, hidden=hidden, limits=limits, manifest=manifest, files=files,
-            user=user, verdicts=verdicts,
+            user=user,
         )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)  # nothing of a graded tree outlives its grading

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from grader import deliverables, recording
+from grader import deliverables
 from grader.feedback import describe, truncate
 from grader.records import VISIBILITIES, TestMeta, TestResult
 
@@ -41,8 +41,6 @@ MARKERS = (
     "slow(reason): a long test (e.g. an artifact check); mutant runs skip it unless they name it.",
     "trusted(reason): runs no student code at all (it may read submitted files, e.g. weights, "
     "through the graded_tree fixture, and held-out data); importing a deliverable fails in it.",
-    "in_process(reason): (legacy, being retired) the test runs student code in its own process; "
-    "graded in a child that runs as the student user, judged from recorded values.",
 )
 CAPTURED_CHARS = 1500  # of a student's own prints, per stream and test
 
@@ -68,7 +66,6 @@ class Checks:
 
     @contextmanager
     def __call__(self, label: str) -> Iterator[None]:
-        recording.set_label(label)
         try:
             yield
         except (Exception, SystemExit) as exc:
@@ -79,8 +76,6 @@ class Checks:
             raise
         else:
             self.parts.append(Part(label, True))
-        finally:
-            recording.set_label(None)
 
     @property
     def passed(self) -> int:
@@ -145,21 +140,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--grader-events", type=int, default=None, help="(internal) event pipe fd.")
     group.addoption("--grader-only", default=None, help="(internal) JSON list of node ids to run.")
     group.addoption(
-        "--grader-record", default=None, help="(internal) folder for comparison records."
-    )
-    group.addoption(
-        "--grader-record-mode",
-        choices=("actual", "expected"),
-        default="actual",
-        help="(internal) record the student's values only, or expected values too (reference run).",
-    )
-    group.addoption(
         "--grader-part",
-        choices=("all", "boundary", "checks", "legacy"),
+        choices=("all", "boundary", "checks"),
         default="all",
         help="(internal) run every test, or one part (grader.records.TestMeta.part): those that "
-        "reach student code through the boundary, the trusted checks (no student code), or the "
-        "legacy in_process ones (a child that runs as the student user).",
+        "reach student code through the boundary, or the trusted checks (no student code).",
     )
     group.addoption(
         "--grader-boundary",
@@ -249,7 +234,6 @@ def meta_of(item: pytest.Item) -> TestMeta:
         ),
         slow=item.get_closest_marker("slow") is not None,
         trusted=item.get_closest_marker("trusted") is not None,
-        in_process=item.get_closest_marker("in_process") is not None,
     )
 
 
@@ -349,10 +333,6 @@ class GradingSession:
         self.collect_errors: list[dict[str, str]] = []
         fd = config.getoption("grader_events")
         self.events = os.fdopen(fd, "w", buffering=1, encoding="utf-8") if fd is not None else None
-        record = config.getoption("grader_record")
-        self.records = Path(record) if record else None
-        if self.records is not None:
-            recording.mode = config.getoption("grader_record_mode")
         part = config.getoption("grader_part")
         self.boundary_wanted = part == "boundary" or config.getoption("grader_boundary")
         self.refuse_all = part == "checks"  # trusted checks alone: no student code at all
@@ -478,7 +458,6 @@ class GradingSession:
         meta = self.metas.get(nodeid)
         if meta is not None:
             self.running[nodeid] = _Running(meta)
-        recording.start_test()
         if self.boundary_wanted:
             if meta is not None and meta.trusted:
                 deliverables.use(deliverables.Refused("a trusted check runs no student code"))
@@ -558,8 +537,6 @@ class GradingSession:
             leaderboard=run.leaderboard,
         )
         self.results[nodeid] = result
-        if self.records is not None:
-            recording.write(self.records, nodeid)
         self.emit(event="result", **result.to_json())
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

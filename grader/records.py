@@ -30,15 +30,12 @@ class TestMeta:
     leaderboard: dict[str, str] | None = None  # {"name": ..., "order": "asc"|"desc"}
     slow: bool = False  # mutants skip it unless their catalogue entry names it
     trusted: bool = False  # runs no student code at all (deliverables refused)
-    in_process: bool = False  # legacy: runs student code in its own process, as the student user
 
     @property
     def part(self) -> str:
         """Which grading child runs the test: "boundary" (it reaches student code through the
-        boundary), "checks" (a trusted check: no student code at all, so no deliverable process
-        beside it) or "legacy" (in_process: student code in the test's own process)."""
-        if self.in_process:
-            return "legacy"
+        boundary) or "checks" (a trusted check: no student code at all, so no deliverable process
+        beside it)."""
         return "checks" if self.trusted else "boundary"
 
     def to_json(self) -> dict[str, Any]:

@@ -438,26 +438,15 @@ class _Run:
                 only = self.todo()
 
 
-def _record_args(records: tuple[Path, str] | None, user: tuple[int, int] | None) -> tuple[str, ...]:
-    """Options that make the child record its comparisons into a folder it can write."""
-    if records is None:
-        return ()
-    folder, mode = records
-    folder.mkdir(parents=True, exist_ok=True)
-    if user is not None:
-        os.chown(folder, *user)
-    return ("--grader-record", str(folder), "--grader-record-mode", mode)
-
-
 def _part_args(
-    part: str, user: str | None, limits: Limits, records: tuple[Path, str] | None
+    part: str, user: str | None, limits: Limits
 ) -> tuple[tuple[int, int] | None, tuple[str, ...], int | None]:
     """(the user the pytest child runs as, its extra options, the student's uid to sweep).
 
     The tests of the "boundary" part run in a child of the invoking user and only their
     deliverable process runs as ``user``; trusted "checks" run no student code at all, in a child
-    of the invoking user with no deliverable process; "legacy" in_process tests run in a child
-    that is ``user`` itself.
+    of the invoking user with no deliverable process. "all" (the engine's own tests of this
+    runner, never grading) runs every test in one child that is ``user`` itself.
     """
     ids = lookup_user(user)
     sweep = ids[0] if ids is not None else None
@@ -472,7 +461,7 @@ def _part_args(
         if user is not None:
             extra += ("--grader-user", user, "--grader-python", interpreter_for(PYTHON, ids))
         return None, extra, sweep
-    return ids, _record_args(records, ids), sweep
+    return ids, (), sweep
 
 
 def run(
@@ -481,18 +470,15 @@ def run(
     manifest: Manifest,
     limits: Limits = Limits(),
     user: str | None = None,
-    records: tuple[Path, str] | None = None,
     part: str = "all",
 ) -> dict[str, TestResult]:
     """Run every test of ``manifest`` against ``impl``; a result for each, whatever happens.
 
     ``user``: student code runs as this (unprivileged) user; needs root.
-    ``records``: (folder, "actual" | "expected") to record every comparison (``grader.recording``;
-    in_process tests only).
-    ``part``: "boundary", "checks" or "legacy" runs those tests of ``manifest`` (see
-    ``TestMeta.part``); "all" every one in one child, in-process (the reference's records).
+    ``part``: "boundary" or "checks" runs those tests of ``manifest`` (see ``TestMeta.part``);
+    "all" every one in one child, in-process (the engine's tests of this runner only).
     """
-    ids, extra, sweep = _part_args(part, user, limits, records)
+    ids, extra, sweep = _part_args(part, user, limits)
     r = _Run(tests, impl, limits, ids, extra, part, sweep)
     r.metas = {m.nodeid: m for m in manifest.tests if r._mine(m)}
     r.go()
@@ -505,7 +491,6 @@ def run_collecting(
     limits: Limits = Limits(),
     user: str | None = None,
     visible_only: bool = False,
-    records: tuple[Path, str] | None = None,
     part: str = "all",
 ) -> tuple[Manifest, dict[str, TestResult]]:
     """Like :func:`run`, with the manifest taken from the first child's own collection.
@@ -513,7 +498,7 @@ def run_collecting(
     Saves a whole interpreter start; safe because collection never imports student code. The
     manifest lists every collected test, those of the other ``part`` too (not run here).
     """
-    ids, extra, sweep = _part_args(part, user, limits, records)
+    ids, extra, sweep = _part_args(part, user, limits)
     if visible_only:
         extra = ("--grader-visible-only", *extra)
     r = _Run(tests, impl, limits, ids, extra, part, sweep)

@@ -8,10 +8,11 @@ bound, e.g. a perplexity threshold), so that
   values differ most (index), by how much, what was expected there, and an optional hint;
 - tolerances are explicit: dtype defaults of ``torch.testing.assert_close``, or both ``rtol`` and
   ``atol`` with the reason (``why``) — a tolerance without a reason is refused;
-- every comparison is *recorded* (``grader.recording``). When grading, the student's run records
-  only what its code produced and never computes the expected value (pass it as a zero-argument
-  function to keep it out of the student's process); the parent judges those records against a
-  trusted run of the reference, with the same messages (``grader.verdicts``).
+- they run in the trusted test process, never beside student code: when grading, the student's
+  values arrive as plain data from the deliverable process (``grader.boundary``), so nothing a
+  submission patches over there touches a comparison. The messages come from
+  ``grader.messages``. An expected value may be given as a zero-argument function (computed only
+  when the comparison runs).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from grader import recording, verdicts
+from grader import messages
 
 Expected = Any | Callable[[], Any]
 
@@ -49,7 +50,7 @@ def assert_close(
     Args:
         actual: what the student's code returned.
         expected: the oracle's value (a trusted implementation, never a hand-typed number), or a
-            zero-argument function computing it (not called in a student's grading run).
+            zero-argument function computing it.
         what: the quantity, as the student would recognise it, e.g. ``"softmax(x) for x = [[1, 2]]"``.
         rtol, atol: both or neither; when given, ``why`` says why the defaults do not fit.
         hint: the likely mistake when this comparison fails.
@@ -57,24 +58,16 @@ def assert_close(
     """
     _tolerance(what, rtol, atol, why)
     options = {"rtol": rtol, "atol": atol, "why": why, "hint": hint, "check_dtype": check_dtype}
-    if recording.mode == "actual":  # judged by the grading parent, never here
-        recording.record("close", what, actual)
-        return
     expected = expected() if callable(expected) else expected
-    recording.record("close", what, actual, expected, **options)
-    message = verdicts.close_message(actual, expected, what=what, **options)
+    message = messages.close_message(actual, expected, what=what, **options)
     if message:
         raise AssertionError(message)
 
 
 def assert_equal(actual: Any, expected: Expected, *, what: str, hint: str | None = None) -> None:
     """Assert that plain data (ints, strings, lists of them) equals the expected data."""
-    if recording.mode == "actual":
-        recording.record("equal", what, actual)
-        return
     expected = expected() if callable(expected) else expected
-    recording.record("equal", what, actual, expected, hint=hint)
-    message = verdicts.equal_message(actual, expected, what=what, hint=hint)
+    message = messages.equal_message(actual, expected, what=what, hint=hint)
     if message:
         raise AssertionError(message)
 
@@ -89,12 +82,8 @@ def assert_at_most(
         bound: the threshold (or a zero-argument function computing it, e.g. a trivial baseline).
         why: where the bound comes from (the reference's measured figure and the margin).
     """
-    if recording.mode == "actual":
-        recording.record("at_most", what, actual)
-        return
     bound = bound() if callable(bound) else bound
-    recording.record("at_most", what, actual, bound, why=why, hint=hint)
-    message = verdicts.at_most_message(actual, bound, what=what, why=why, hint=hint)
+    message = messages.at_most_message(actual, bound, what=what, why=why, hint=hint)
     if message:
         raise AssertionError(message)
 

@@ -36,9 +36,9 @@ def _no_constants_from_graded_code() -> None:
 
     Hypothesis (6.1xx) mixes numeric constants found in the source of "local" modules — the
     student's modules among them, as soon as they are imported — into the values it draws. Then a
-    student's ``eps = 0.5`` would change the inputs of later examples, and the student's run and
-    the reference's run (whose records the verdicts are judged against) would see different
-    inputs. Inputs must depend on the tests and the seed alone, so that pool stays empty: only the
+    student's ``eps = 0.5`` would change the inputs of later examples (in a plain in-process
+    run, where the student's modules are imported beside the tests), and two runs would see
+    different inputs. Inputs must depend on the tests and the seed alone, so that pool stays empty: only the
     private hook exists for this (hypothesis is pinned; without the hook nothing is changed).
     """
     try:

@@ -101,8 +101,6 @@ def test_the_zip_holds_no_solution(autograder):
     names = zipfile.ZipFile(archive).namelist()
     assert {"setup.sh", "run_autograder"} <= set(names)
     assert not [n for n in names if n.startswith("kit/reference/") or n.endswith("mutants.toml")]
-    # Assignment 1 runs behind the boundary: no reference records are needed, none are shipped.
-    assert not any(n.startswith("kit/verdicts/") for n in names)
     solution_line = "shifted = x - x.amax(dim=dim, keepdim=True)"
     assert solution_line.encode() in reference_file("softmax.py")
     for n in names:

@@ -1,6 +1,6 @@
 """Hardening against hostile submissions, where one graded submission of the red-team corpus
 (``test_redteam.py``) cannot say it all: attacks on the engine's own parts (the event pipe of a
-legacy child, the wire decoder, the records reader, the user sweep), a full disk under
+pytest child, the wire decoder, the user sweep), a full disk under
 ``run_autograder``, grading without a user switch, and a property over the mutant catalogue.
 
 As root, student code runs as unprivileged users of this module's own (``kithard*``: a sweep of
@@ -24,7 +24,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-import torch
 
 from grader import (
     assignments,
@@ -33,10 +32,8 @@ from grader import (
     gradescope_run,
     hints,
     pipeline,
-    recording,
     runner,
     sandbox,
-    verdicts,
 )
 from grader.boundary.wire import Caps, Decoder, WireError
 from grader.runner import Limits, Manifest, collect
@@ -131,7 +128,13 @@ def _manifest_of(mutant: hints.Mutant, manifests: dict) -> tuple[Manifest, set[s
 # A property over the mutant catalogue: an attack that leaves the student's outputs unchanged
 # never raises a wrong submission's score.
 
-SAMPLE = ("softmax-wrong-axis", "relative-error-signed", "dan-divides-by-T")
+# Three mutants in `make test`; KIT_MUTANT_PROPERTY=all runs every mutant of assignment 1's
+# catalogue (`make hardening-all`, about 10 minutes on two cores).
+SAMPLE = (
+    tuple(m.id for m in hints.load(A))
+    if os.environ.get("KIT_MUTANT_PROPERTY") == "all"
+    else ("softmax-wrong-axis", "relative-error-signed", "dan-divides-by-T")
+)
 
 INTROSPECTION = '''
 import functools as _ft, gc as _gc, inspect as _inspect, sys as _sys
@@ -237,13 +240,9 @@ import numpy.testing as _npt
 import torch as _torch
 
 try:
-    import grader.recording as _recording
-    import grader.verdicts as _verdicts
+    import grader.messages as _messages
 
-    _recording.mode = "expected"
-    _recording.record = lambda *a, **k: None
-    _verdicts.close_message = _verdicts.equal_message = _verdicts.at_most_message = lambda *a, **k: None
-    _verdicts.judge = lambda reference, student: (1.0, [])
+    _messages.close_message = _messages.equal_message = _messages.at_most_message = lambda *a, **k: None
 except Exception:
     pass
 _sys.path.append(KIT_TESTS)  # the tests' own helper, imported here to be disabled
@@ -476,8 +475,9 @@ def mul(a, b):
 
 
 def _toy_run(forge_running: bool) -> tuple[dict, dict, float, list[int]]:
-    """The toy suite in a legacy child (student code in the test process, with the event pipe),
-    run as a student user; beta.mul floods every fd and hangs."""
+    """The toy suite run by the runner in one pytest child of the student user that imports the
+    toy package itself (the runner's "all" part, which grading never uses: the worst case for the
+    event pipe); beta.mul floods every fd and hangs."""
     user = pipeline.ensure_user(USERS[0])
     uid = sandbox.lookup_user(user)[0]
     root = _folder("hardening-toy-")
@@ -506,7 +506,7 @@ def _toy_run(forge_running: bool) -> tuple[dict, dict, float, list[int]]:
 
 @needs_root
 @pytest.mark.timeout(300)
-def test_a_flood_of_forged_events_from_a_legacy_child_changes_nothing(kit_python):
+def test_a_flood_of_forged_events_from_the_pytest_child_changes_nothing(kit_python):
     """Re-sent starts, results of other tests (NaN scores, 30,000 leaderboard entries, a
     leaderboard on a test without one), garbage and a 2 MB line, on every fd, from a process of its
     own session, while the test hangs ignoring SIGALRM: the run ends in time, the hanging tests
@@ -522,28 +522,9 @@ def test_a_flood_of_forged_events_from_a_legacy_child_changes_nothing(kit_python
     assert data["score"] == 5
 
 
-@needs_root
-@pytest.mark.timeout(300)
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: a legacy (in_process) child runs student code in the test process, which "
-    "holds the event pipe; a forged result for the running test is taken as its result "
-    "(grader/runner.py _Run.attempt) — apply_verdicts lowers it only where the reference recorded "
-    "comparisons for that test. Fix: finish the migration behind the boundary; meanwhile zero an "
-    "in_process test whose reference recorded nothing unless it is trusted",
-)
-def test_a_legacy_child_cannot_forge_the_result_of_the_running_test(kit_python):
-    results, data, seconds, left = _toy_run(forge_running=True)
-    assert seconds < 60 and not left
-    assert "leaderboard" not in data or data["leaderboard"] == [
-        {"name": "negated", "value": 5, "order": "asc"}
-    ]
-    assert results["test_mul"].score == 0, "the hanging test was scored from a forged event"
-
-
 @pytest.mark.timeout(120)
 def test_a_session_that_ends_early_costs_only_the_tests_it_ran(tmp_path):
-    """Legacy child, the toy suite: beta.mul raises KeyboardInterrupt, which ends the pytest
+    """The toy suite in one pytest child: beta.mul raises KeyboardInterrupt, which ends the pytest
     session. Only beta's two tests may lose their points; gamma's must still run."""
     impl = tmp_path / "impl"
     shutil.copytree(TOY / "good", impl)
@@ -557,7 +538,7 @@ def test_a_session_that_ends_early_costs_only_the_tests_it_ran(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# The wire and the records: what a hostile process writes is bounded before it is built.
+# The wire: what a hostile process writes is bounded before it is built.
 
 
 def test_a_reply_cannot_make_the_trusted_side_build_more_than_it_sent():
@@ -579,28 +560,6 @@ def test_wire_caps_refuse_deep_long_and_numerous_values():
                        (list(range(10_001)), "more than 10,000 values")):  # fmt: skip
         with pytest.raises(WireError, match=why):
             Decoder(bytearray(), None, caps).decode(value)
-
-
-def test_records_a_student_wrote_are_read_with_bounds(tmp_path):
-    """``recording.read`` refuses a records file that is too large, nested past any parser, or
-    holds NaN; a record whose tensor lies about its shape is judged wrong, never built."""
-    nodeid = "tests/a1_lm_basics/test_x.py::test_y"
-    path = tmp_path / recording.file_name(nodeid)
-    head = json.dumps({"nodeid": nodeid, "records": []})[:-2]
-    path.write_text(head + "[" * 200_000 + "]" * 200_000 + "]}")
-    assert recording.read(tmp_path, nodeid) is None
-    path.write_text(json.dumps({"nodeid": nodeid, "records": [{"actual": {"kind": "json"}}]})
-                    .replace('"json"}', '"json", "value": NaN}'))  # fmt: skip
-    assert recording.read(tmp_path, nodeid) is None
-    with open(path, "wb") as f:  # sparse: no disk used
-        f.truncate(recording.MAX_RECORD_BYTES + 10)
-    assert recording.read(tmp_path, nodeid) is None
-    ref = [{"kind": "close", "what": "w", "label": None, "options": {},
-            "actual": recording.encode(1.0), "expected": recording.encode(torch.ones(2))}]  # fmt: skip
-    lying = {"kind": "tensor", "dtype": "torch.float64", "shape": [1 << 40], "data": ""}
-    fraction, messages = verdicts.judge(ref, [{"kind": "close", "what": "w", "label": None,
-                                               "actual": lying}])  # fmt: skip
-    assert fraction == 0 and "could not be read" in messages[0]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -70,7 +70,6 @@ def test_manifest_carries_every_marker(pytester: pytest.Pytester):
         "leaderboard": None,
         "slow": False,
         "trusted": False,
-        "in_process": False,
     }
     assert tests["test_param[2]"]["name"] == "parametrized[2]"
     assert manifest["errors"] == []

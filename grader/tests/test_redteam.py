@@ -1,10 +1,10 @@
 """The red-team corpus (``redteam/corpus.toml``): every submission there tries to break or fool
 the grader, and must get exactly the score and message its entry says.
 
-Each is graded as Gradescope grades: legacy in_process tests (where an assignment still has some)
-judged by the parent against a run of the reference (``--verdicts``), and — when these tests run
-as root — student code running as an unprivileged user of its own, with the verdict records and a
-held-out file readable by root alone. Entries that need that user switch are skipped, saying so,
+Each is graded as Gradescope grades: the tests in a trusted process, student code behind the
+boundary, and — when these tests run as root — running as an unprivileged user of its own, with a
+folder of secrets (``{verdicts}``: as the tests are on Gradescope) and a held-out file readable by
+root alone. Entries that need that user switch are skipped, saying so,
 when not root. Two lanes grade in parallel, each with its own user (the grader kills every process
 of the student user after a run, so two runs must not share one).
 
@@ -142,21 +142,14 @@ class Harness:
         self.heldout_text = "held-out sentence no submission may see\t1"
         self.heldout.write_text(f"sentence\tlabel\n{self.heldout_text}\n")
         self.manifests: dict[tuple, Manifest] = {}
-        self.records: dict[tuple, Path | None] = {}
-        self.verdicts = root / "verdicts" / "records"  # {verdicts}: root's alone, as on Gradescope
+        self.verdicts = root / "verdicts" / "records"  # {verdicts}: secrets, root's alone
         self.verdicts.mkdir(parents=True)
         (self.verdicts / "expected.json").write_text('{"records": []}')
         for key in sorted({_key(e) for e in entries} | {(A1, ("test_softmax.py",))}):
             assignment, files = key
             paths = [assignments.TESTS / assignment / f for f in files]
             self.manifests[key] = collect(paths, LIMITS)  # the limits the tests run under
-            self.records[key] = None  # no legacy in_process test: nothing to judge from records
-            if assignments.has_in_process_tests(assignment):
-                folder = root / "verdicts" / f"{assignment}-{len(self.records)}"
-                self.records[key] = assignments.reference_records(
-                    assignment, folder, files=set(files)
-                )
-        if AS_ROOT:  # what gradescope_run does: expected values and held-out data are root's alone
+        if AS_ROOT:  # what gradescope_run does: secrets and held-out data are root's alone
             for path in [root / "verdicts", *(root / "verdicts").rglob("*")]:
                 path.chmod(0o700 if path.is_dir() else 0o600)
             self.heldout.chmod(0o600)
@@ -259,8 +252,8 @@ class Harness:
     def _grade(self, entry: dict, tree: Path, user: str | None) -> assignments.Grade:
         key = _key(entry)
         return assignments.grade(key[0], tree, hidden=True, limits=LIMITS,
-                                 manifest=self._manifest(entry), files=set(key[1]), user=user,
-                                 verdicts=self.records[key])  # fmt: skip
+                                 manifest=self._manifest(entry), files=set(key[1]),
+                                 user=user)  # fmt: skip
 
     def grade(self, entry: dict) -> Outcome:
         if entry.get("needs_user") and not AS_ROOT:

@@ -1,10 +1,9 @@
-"""Verdicts: is a value right, and if not, what should the student be told?
+"""Is a value right, and if not, what should the student be told?
 
-Used twice with the same code: inside a test by the comparison helper (``tests/compare.py``), and
-in the trusted grading parent, which compares what the student's run *recorded* with what a run of
-the reference recorded as expected (``grader.recording``). There, tampering inside the student's
-process — patched ``torch.testing``, an ``__eq__`` that is always true, a rewritten pytest report —
-changes nothing: only the recorded values count, and they must be right.
+The comparison helper (``tests/compare.py``) asks these functions in the trusted test process,
+where the student's values arrive as plain data from the deliverable process
+(``grader.boundary``): a patched ``torch.testing`` or an ``__eq__`` that is always true over there
+changes nothing here. Each returns None when the value is right, else the message.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ import json
 from typing import Any
 
 import torch
-
-from grader import recording
 
 
 def _fmt_index(flat: int, shape: torch.Size) -> tuple[int, ...]:
@@ -136,69 +133,3 @@ def at_most_message(
     if not got <= limit:  # also catches nan
         return f"{what}: {got:.6g}, needs to be at most {limit:.6g} ({why}).{tail}"
     return None
-
-
-def _message(ref: dict[str, Any], got: dict[str, Any]) -> str | None:
-    options = dict(ref.get("options") or {})
-    actual = recording.decode(got["actual"])
-    expected = recording.decode(ref["expected"])
-    if got["actual"].get("kind") == "unreadable":
-        return (
-            f"{ref['what']}: a tensor on device {got['actual'].get('device')} whose values cannot "
-            f"be read ({got['actual'].get('error')}); expected one on the cpu."
-        )
-    if ref["kind"] == "close":
-        if got["actual"].get("kind") == "too_large":
-            return f"{ref['what']}: too large to compare ({got['actual']['shape']})."
-        return close_message(actual, expected, what=ref["what"], **options)
-    if ref["kind"] == "at_most":
-        return at_most_message(actual, expected, what=ref["what"], **options)
-    return equal_message(actual, expected, what=ref["what"], hint=options.get("hint"))
-
-
-def judge(
-    reference: list[dict[str, Any]], student: list[dict[str, Any]] | None
-) -> tuple[float, list[str]]:
-    """The fraction of the reference's check groups whose every comparison the student matched.
-
-    Records are grouped by check label; within a group they pair up in order and must name the
-    same quantity (``what``: it includes the inputs' shapes, so diverging inputs show up).
-    A test whose reference records nothing is not judged here: (1.0, []).
-    """
-    if not reference:
-        return 1.0, []
-    if student is None:
-        return 0.0, [
-            "No record of the values this test compared was found (the run did not write it)."
-        ]
-    groups: dict[Any, list[dict]] = {}
-    for r in reference:
-        groups.setdefault(r.get("label"), []).append(r)
-    theirs: dict[Any, list[dict]] = {}
-    for r in student:
-        if isinstance(r, dict) and isinstance(r.get("actual"), dict):
-            theirs.setdefault(r.get("label"), []).append(r)
-    passed, messages = 0, []
-    for label, refs in groups.items():
-        got = theirs.get(label, [])
-        problem = None
-        for i, ref in enumerate(refs):
-            if i >= len(got):
-                problem = f"{ref['what']}: not reached (the test stopped before this comparison)."
-                break
-            if got[i].get("what") != ref["what"]:
-                problem = f"expected to compare {ref['what']!r} next, but the run compared {got[i].get('what')!r}."
-                break
-            try:
-                problem = _message(ref, got[i])
-            except Exception as exc:  # a record the student's run wrote: anything can be in it
-                problem = (
-                    f"{ref['what']}: the recorded value could not be read ({type(exc).__name__})."
-                )
-            if problem:
-                break
-        if problem is None:
-            passed += 1
-        else:
-            messages.append(f"✗ {label}:\n{problem}" if label is not None else problem)
-    return passed / len(groups), messages
