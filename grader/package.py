@@ -102,6 +102,9 @@ def _data(assignment: str, dest: Path) -> None:
         _copy(data_file(dataset, filename), dest / dataset / filename)
 
 
+SETTINGS_FILES = ("data.toml", "rules.toml", "assignment.toml")
+
+
 def _kit(assignment: str, dest: Path, *, test_files: list[Path]) -> None:
     for name in ("pyproject.toml", "constraints.txt"):
         _copy(KIT_ROOT / name, dest / name)
@@ -112,10 +115,9 @@ def _kit(assignment: str, dest: Path, *, test_files: list[Path]) -> None:
     for f in test_files:
         _copy(f, dest / "tests" / assignment / f.name)
     _hints_json(assignment, dest / "tests" / assignment / "hints.json")
-    if (assignments.TESTS / assignment / "data.toml").exists():
-        _copy(
-            assignments.TESTS / assignment / "data.toml", dest / "tests" / assignment / "data.toml"
-        )
+    for name in SETTINGS_FILES:  # data the tests read, the handout's rules, grading settings
+        if (assignments.TESTS / assignment / name).exists():
+            _copy(assignments.TESTS / assignment / name, dest / "tests" / assignment / name)
     template = dest / "student_template" / assignment
     _copy(assignments.TEMPLATE / assignment, template)
     (dest / "reference").mkdir()  # the ini's default tree; empty on purpose

@@ -231,6 +231,7 @@ class Boundary:
         self.shared = self.workdir / "shared"  # the tests' files that student code reads
         self.shared.mkdir(mode=0o755)
         self.shared.chmod(0o755)
+        self.published: dict[Path, int | None] = {}  # shared folders -> listing stamp made readable
         self.student_dirs = 0
         self.scratch = self.workdir / "scratch"
         self.log_path = self.workdir / "output.log"
@@ -288,6 +289,8 @@ class Boundary:
         self._ready()
 
     def _ready(self) -> None:
+        if self.published:
+            self._publish_shared()
         if self.proc is None:
             if self.broken is not None and self.restarts >= self.limits.restarts_per_test:
                 raise errors.DeliverableCrashed(
@@ -351,7 +354,26 @@ class Boundary:
         user, never writable by it (the test can trust what it wrote there)."""
         path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.shared))
         path.chmod(0o755)
+        self.published[path] = None
         return path
+
+    def _publish_shared(self) -> None:
+        """Make what the tests wrote in shared folders readable by student code before a call.
+        Libraries write through private temporary files (a saved model's ``model.safetensors``
+        comes out 0600): fixed here, once per change of a folder's listing."""
+        for folder, seen in self.published.items():
+            try:
+                stamp = folder.stat().st_mtime_ns
+            except OSError:
+                continue
+            if stamp == seen:
+                continue
+            for root, dirs, files in os.walk(folder):
+                for name in dirs + files:
+                    path = os.path.join(root, name)
+                    if not os.path.islink(path):
+                        os.chmod(path, 0o755 if name in dirs else 0o644)
+            self.published[folder] = stamp
 
     def student_dir(self) -> Path:
         """A new folder student code may write (a Trainer's output_dir): its contents are data
@@ -676,6 +698,7 @@ def _fork_server(theirs, log, env: dict[str, str], boundary: Boundary, processes
     """Fork the deliverable process from this one. The copy keeps only what it needs: the socket
     and the log as its output, default signal handlers, the student user's identity, the kit's
     paths off ``sys.path``; then it runs the server loop and never returns here."""
+    import importlib
     import signal
     import sys
 
@@ -700,7 +723,11 @@ def _fork_server(theirs, log, env: dict[str, str], boundary: Boundary, processes
         os.chdir(boundary.scratch)
         os.environ.clear()
         os.environ.update(env)
-        kit = Path(server.__file__).resolve().parents[2]  # the kit's root and its tests: off
+        tempfile.tempdir = None  # cached by this process from its own TMPDIR: now the scratch's
+        # The kit's root and its tests go off sys.path; coursekit, imported before that, still
+        # serves the factories of build() through its package path.
+        importlib.import_module("coursekit")
+        kit = Path(server.__file__).resolve().parents[2]
         sys.path[:] = [p for p in sys.path if p and Path(p).resolve() not in (kit, kit / "tests")]
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)

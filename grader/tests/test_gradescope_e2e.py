@@ -28,9 +28,13 @@ pytestmark = pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="needs /usr/b
 
 @pytest.fixture(scope="module")
 def autograder():
+    yield from _autograder(A)
+
+
+def _autograder(assignment: str):
     root = Path(tempfile.mkdtemp(prefix="autograder-"))
     root.chmod(0o755)  # pytest's own tmp folders are private to root; the student user needs in
-    archive = package.autograder(A, root / "build")
+    archive = package.autograder(assignment, root / "build")
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(root / "source")
     (root / "source" / "run_autograder").chmod(0o755)
@@ -176,3 +180,27 @@ def test_forged_events_gain_nothing_on_gradescope(autograder):
     )
     attacked = run_autograder(root, user, reference_files(softmax=forge + wrong))
     assert attacked["score"] <= honest["score"] < sum(t["max_score"] for t in honest["tests"])
+
+
+@pytest.mark.timeout(600)
+def test_assignment_3_scores_full_marks_on_gradescope():
+    """The reference of assignment 3, every file of its package uploaded (the SST-2 artifact
+    too), graded from the zip as Gradescope grades it: full marks. Its tests need what the zip
+    must carry beside the test files (rules.toml, assignment.toml, the data), files the tests
+    save for student code to read (a tiny BERT: safetensors writes them 0600), and coursekit's
+    factories in a deliverable process of the student user."""
+    a3 = "a3_attention_bert"
+    for root, archive, user in _autograder(a3):
+        names = zipfile.ZipFile(archive).namelist()
+        for name in ("rules.toml", "assignment.toml", "data.toml"):
+            assert f"kit/tests/{a3}/{name}" in names
+        package_dir = assignments.REFERENCE / a3
+        files = {
+            f"{a3}/{p.relative_to(package_dir)}": p.read_bytes()
+            for p in package_dir.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts
+        }
+        data = run_autograder(root, user, files)
+        lost = {t["name"]: t.get("output", "")[:300] for t in data["tests"]
+                if t["score"] != t["max_score"]}  # fmt: skip
+        assert not lost, lost
