@@ -239,19 +239,15 @@ class _Names(ast.NodeVisitor):
         self._docstring(node.body)
         self.generic_visit(node)
 
-    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
+    def _visit_foldable(self, node: ast.JoinedStr | ast.BinOp) -> None:
+        """An f-string or a sum of strings that folds to a constant counts as that string."""
         folded = _const_str(node)
         if folded is not None:
             self.strings.append((folded, node.lineno))
             return
         self.generic_visit(node)
 
-    def visit_BinOp(self, node: ast.BinOp) -> None:
-        folded = _const_str(node)
-        if folded is not None:
-            self.strings.append((folded, node.lineno))
-            return
-        self.generic_visit(node)
+    visit_JoinedStr = visit_BinOp = _visit_foldable
 
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str) and id(node) not in self.docstrings:

@@ -401,4 +401,4 @@ def test_attack(graded, entry):
     if entry.get("message"):
         first = entry.get("lost", [None])[0]
         texts = [out.outputs[first]] if first else [out.report, *out.outputs.values()]
-        assert any(entry["message"] in t for t in texts), texts[0][:2000]
+        assert any(entry["message"] in t for t in texts), "\n----\n".join(t[:1500] for t in texts)
