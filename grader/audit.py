@@ -292,19 +292,23 @@ def _line(lines: list[str], n: int) -> str:
     return lines[n - 1] if 0 < n <= len(lines) else ""
 
 
+def _sources(tree: Path, paths: list[Path]):
+    """(path relative to ``tree``, names used, source lines) of each regular file that parses;
+    links are never followed."""
+    for path in paths:
+        if path.is_symlink() or not path.is_file():
+            continue
+        walked = _walk(path)
+        if walked is not None:
+            yield (str(path.relative_to(tree)), *walked)
+
+
 def violations(tree: Path, assignment: str, rule: Rule) -> list[Finding]:
     """Where the submission in ``tree`` (the folder holding the package) breaks ``rule``."""
     package = tree / assignment
     found: list[Finding] = []
     for pattern in rule.files or ("*.py",):
-        for path in sorted(package.glob(pattern)):
-            if path.is_symlink() or not path.is_file():
-                continue
-            walked = _walk(path)
-            if walked is None:
-                continue
-            names, lines = walked
-            rel = str(path.relative_to(tree))
+        for rel, names, lines in _sources(tree, sorted(package.glob(pattern))):
             seen: set[tuple[int, str]] = set()
             for used, line in names.uses:
                 for forbidden in rule.forbid:
@@ -326,14 +330,7 @@ def flags(tree: Path, assignment: str) -> list[Finding]:
     """Code in the submission that reaches for the grader rather than the assignment."""
     package = tree / assignment
     found: list[Finding] = []
-    for path in sorted(package.rglob("*.py")):
-        if path.is_symlink() or not path.is_file():
-            continue
-        walked = _walk(path)
-        if walked is None:
-            continue
-        names, lines = walked
-        rel = str(path.relative_to(tree))
+    for rel, names, lines in _sources(tree, sorted(package.rglob("*.py"))):
         seen: set[tuple[int, str]] = set()
         for used, line in names.uses:
             root = used.split(".")[0]
