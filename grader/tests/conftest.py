@@ -43,3 +43,31 @@ def processes_of_user(uid: int) -> list[int]:
             if fields.get("State", "").strip()[:1] not in ("Z", "X"):
                 found.add(int(entry.name))
     return sorted(found)
+
+
+_DISK_FILLER = """
+import os as _os, threading as _threading, time as _time
+
+
+def _fill():
+    \"\"\"Fill the disk, then keep taking whatever space is freed, for as long as the run lasts.\"\"\"
+    chunk, n = b"\\0" * (1 << 20), 0
+    while True:
+        n += 1
+        try:
+            with open(_os.path.join(FOLDER, f"fill-{_os.getpid()}-{n}"), "wb") as f:
+                while True:
+                    f.write(chunk)
+                    f.flush()
+        except OSError:
+            _time.sleep(0.01)
+
+
+_threading.Thread(target=_fill, daemon=True).start()
+"""
+
+
+def disk_filler(folder: Path | str) -> str:
+    """Student code (to put at the top of a module) that fills ``folder``'s disk from a thread
+    and keeps it full for as long as its process lives."""
+    return _DISK_FILLER.replace("FOLDER", repr(str(folder)))

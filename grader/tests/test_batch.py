@@ -14,7 +14,7 @@ import pytest
 
 from grader import assignments, batch, hints, runner
 from grader.runner import Limits
-from grader.tests.conftest import SYSTEM_PYTHON, standin_python
+from grader.tests.conftest import SYSTEM_PYTHON, disk_filler, standin_python
 
 A = "a1_lm_basics"
 SOFTMAX = {"test_softmax.py"}  # one test file keeps the batch quick; every file works alike
@@ -238,30 +238,6 @@ def test_a_submission_cannot_copy_another_submission(lane_users, tmp_path):
     assert by["submission_1"].score == 0, "a submission scored with a classmate's code"
 
 
-FILLER = '''
-import os, threading, time
-
-FOLDER = {folder!r}
-
-
-def _fill():
-    """Fill the disk, and keep it full for as long as this grading lasts."""
-    chunk, n = b"\\0" * (1 << 20), 0
-    while True:
-        n += 1
-        try:
-            with open(os.path.join(FOLDER, f"fill-{{os.getpid()}}-{{n}}"), "wb") as f:
-                while True:
-                    f.write(chunk)
-                    f.flush()
-        except OSError:
-            time.sleep(0.01)
-
-
-threading.Thread(target=_fill, daemon=True).start()
-'''
-
-
 @pytest.fixture
 def small_tmp(monkeypatch):
     """A 16 MiB tmpfs as the machine's /tmp (world-writable) for the batch's own folders."""
@@ -291,8 +267,7 @@ def test_a_disk_filled_by_one_submission_does_not_cost_the_next_one(lane_users, 
     try:
         (subs / "a-filler").mkdir()
         (subs / "a-filler" / "softmax.py").write_text(
-            FILLER.format(folder=str(small_tmp))
-            + (assignments.REFERENCE / A / "softmax.py").read_text()
+            disk_filler(small_tmp) + (assignments.REFERENCE / A / "softmax.py").read_text()
         )
         reference_files(subs / "b-alice")
         graded = batch.grade_all(subs, A, out, jobs=1, limits=LIMITS, files=SOFTMAX)

@@ -37,7 +37,7 @@ from grader import (
 )
 from grader.boundary.wire import Caps, Decoder, WireError
 from grader.runner import Limits, Manifest, collect
-from grader.tests.conftest import SYSTEM_PYTHON, processes_of_user, standin_python
+from grader.tests.conftest import SYSTEM_PYTHON, disk_filler, processes_of_user, standin_python
 
 A = "a1_lm_basics"
 AS_ROOT = os.geteuid() == 0 and SYSTEM_PYTHON.exists()
@@ -617,27 +617,6 @@ def test_the_sweep_kills_a_moving_non_dumpable_daemon():
 # ----------------------------------------------------------------------------------------------
 # A full disk: run_autograder still leaves a valid results.json.
 
-FILL = '''
-import os as _os, threading as _threading, time as _time
-
-
-def _fill():
-    """Fill the disk, then keep taking whatever space is freed, for as long as the run lasts."""
-    chunk, n = b"\\0" * (1 << 20), 0
-    while True:
-        n += 1
-        try:
-            with open(_os.path.join(FOLDER, f"fill-{_os.getpid()}-{n}"), "wb") as f:
-                while True:
-                    f.write(chunk)
-                    f.flush()
-        except OSError:
-            _time.sleep(0.01)
-
-
-_threading.Thread(target=_fill, daemon=True).start()
-'''
-
 
 @pytest.fixture
 def small_disk():
@@ -675,9 +654,7 @@ def test_a_disk_filled_by_student_code_still_gets_a_valid_results_json(
     source = (
         (assignments.REFERENCE / A / "softmax.py").read_text().replace(wrong.find, wrong.replace)
     )
-    (root / "submission" / "softmax.py").write_text(
-        FILL.replace("FOLDER", repr(str(shared))) + source
-    )
+    (root / "submission" / "softmax.py").write_text(disk_filler(shared) + source)
     monkeypatch.setattr(tempfile, "tempdir", str(shared))  # the grader's own temporary files too
     monkeypatch.setattr(pipeline, "grade_upload",
                         partial(pipeline.grade_upload, files={"test_softmax.py"}))  # fmt: skip
