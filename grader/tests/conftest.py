@@ -1,6 +1,9 @@
 """The kit's own tests: the grading engine, its schema, isolation, and every assignment's
 validate and mutants checks."""
 
+import contextlib
+import os
+import shutil
 import subprocess
 import sysconfig
 from pathlib import Path
@@ -71,3 +74,25 @@ def disk_filler(folder: Path | str) -> str:
     """Student code (to put at the top of a module) that fills ``folder``'s disk from a thread
     and keeps it full for as long as its process lives."""
     return _DISK_FILLER.replace("FOLDER", repr(str(folder)))
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount: Path, mode: str):
+    """A 16 MiB tmpfs mounted on the empty folder ``mount`` (``mode`` its permissions, e.g.
+    "1777"), unmounted and removed afterwards; the test is skipped where that cannot be done."""
+    import pytest
+
+    if os.geteuid() != 0:
+        mount.rmdir()
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=16m,mode={mode}", "tmpfs",
+                           str(mount)], capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        mount.rmdir()
+        pytest.skip(f"this machine cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        shutil.rmtree(mount, ignore_errors=True)

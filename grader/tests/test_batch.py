@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from grader import assignments, batch, hints, runner
 from grader.runner import Limits
-from grader.tests.conftest import SYSTEM_PYTHON, disk_filler, standin_python
+from grader.tests.conftest import SYSTEM_PYTHON, disk_filler, small_tmpfs, standin_python
 
 A = "a1_lm_basics"
 SOFTMAX = {"test_softmax.py"}  # one test file keeps the batch quick; every file works alike
@@ -243,20 +242,12 @@ def small_tmp(monkeypatch):
     """A 16 MiB tmpfs as the machine's /tmp (world-writable) for the batch's own folders."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    mount = _reachable("batch-disk-")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=1777", "tmpfs", str(mount)],
-                          capture_output=True, text=True)  # fmt: skip
-    if done.returncode != 0:
-        mount.rmdir()
-        pytest.skip(f"this machine cannot mount a tmpfs: {done.stderr.strip()}")
-    monkeypatch.setattr(tempfile, "tempdir", str(mount))
-    try:
-        yield mount
-    finally:
-        monkeypatch.undo()
-        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-        shutil.rmtree(mount, ignore_errors=True)
+    with small_tmpfs(_reachable("batch-disk-"), "1777") as mount:
+        monkeypatch.setattr(tempfile, "tempdir", str(mount))
+        try:
+            yield mount
+        finally:
+            monkeypatch.undo()
 
 
 @needs_root

@@ -37,7 +37,13 @@ from grader import (
 )
 from grader.boundary.wire import Caps, Decoder, WireError
 from grader.runner import Limits, Manifest, collect
-from grader.tests.conftest import SYSTEM_PYTHON, disk_filler, processes_of_user, standin_python
+from grader.tests.conftest import (
+    SYSTEM_PYTHON,
+    disk_filler,
+    processes_of_user,
+    small_tmpfs,
+    standin_python,
+)
 
 A = "a1_lm_basics"
 AS_ROOT = os.geteuid() == 0 and SYSTEM_PYTHON.exists()
@@ -623,18 +629,8 @@ def small_disk():
     """A 16 MiB tmpfs, unmounted afterwards."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    mount = _folder("hardening-disk-")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", str(mount)],
-                          capture_output=True, text=True)  # fmt: skip
-    if done.returncode != 0:
-        mount.rmdir()
-        pytest.skip(f"this machine cannot mount a tmpfs: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(_folder("hardening-disk-"), "0755") as mount:
         yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-        shutil.rmtree(mount, ignore_errors=True)
 
 
 @needs_root
