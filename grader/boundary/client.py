@@ -755,19 +755,16 @@ class Mutable:
 def _unwrap_mutable(args: tuple, kwargs: dict) -> tuple[tuple, dict, list[list]]:
     """The arguments without their Mutable wrappers, and the paths of the wrapped ones."""
     paths: list[list] = []
-    plain_args = []
-    for i, a in enumerate(args):
-        if isinstance(a, Mutable):
-            paths.append([0, i])
-            a = a.value
-        plain_args.append(a)
-    plain_kwargs = {}
-    for k, v in kwargs.items():
-        if isinstance(v, Mutable):
-            paths.append([1, k])
-            v = v.value
-        plain_kwargs[k] = v
-    return tuple(plain_args), plain_kwargs, paths
+
+    def plain(where: int, key: int | str, value: Any) -> Any:
+        if isinstance(value, Mutable):
+            paths.append([where, key])
+            return value.value
+        return value
+
+    plain_args = tuple(plain(0, i, a) for i, a in enumerate(args))
+    plain_kwargs = {k: plain(1, k, v) for k, v in kwargs.items()}
+    return plain_args, plain_kwargs, paths
 
 
 def _tensors_in(value: Any) -> dict[int, torch.Tensor]:
