@@ -3,8 +3,14 @@
     ∂f/∂x_i ≈ (f(x + h e_i) - f(x - h e_i)) / 2h
 
 The truncation error is O(h²) and the rounding error O(ε / h) with ε ≈ 1e-16 in float64, so
-h = 1e-6 gives about 1e-9 relative accuracy on smooth functions: enough to tell a right analytic
-gradient (relative error ~1e-9) from a wrong one (~1e-1).
+h = 1e-6 gives an absolute error of about 1e-10 on smooth functions of order one: enough to tell a
+right analytic gradient (error ~1e-10) from a wrong one (~1e-1).
+
+The comparison (CS224n's criterion) divides each difference by max(1, |a_i|, |b_i|): a relative error
+where the gradient is large and an absolute one where it is below 1. Dividing by |a_i| + |b_i| alone
+rejects correct gradients with near-zero entries — an entry of 7.8e-7 with the finite difference's
+~1e-10 absolute error is already 1e-5 "relative" — while a wrong gradient still differs by far more
+than the tolerance in either scale.
 """
 
 from collections.abc import Callable
@@ -29,8 +35,14 @@ def numerical_gradient(f: Callable[[Tensor], Tensor], x: Tensor, h: float = 1e-6
 
 
 def relative_error(a: Tensor, b: Tensor) -> float:
-    """max |a - b| / max(|a| + |b|), with a tiny floor so that two zero tensors give 0."""
-    # TODO: elementwise |a - b| over (|a| + |b|); the largest value; guard the division by zero.
+    """The largest elementwise error |a_i - b_i| / max(1, |a_i|, |b_i|).
+
+    Inputs:
+        a, b: tensors of the same shape (any), float64.
+    Returns:
+        A Python float ≥ 0: relative where an entry is above 1 in size, absolute below.
+    """
+    # TODO: elementwise |a - b| over the largest of 1, |a| and |b|; return the largest value.
     raise NotImplementedError("relative_error: fill in the TODO above")
 
 

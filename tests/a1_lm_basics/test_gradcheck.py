@@ -1,5 +1,7 @@
 """H1.2 — a centred finite-difference gradient checker. Oracle: autograd in float64."""
 
+from functools import partial
+
 import pytest
 import torch
 from compare import assert_close, assert_equal
@@ -17,6 +19,17 @@ FUNCTIONS = {
 
 def _x() -> torch.Tensor:
     return torch.randn(3, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+
+def _quartic(x):
+    """(Σx)⁴: every entry coupled to every other, so a perturbation left in place shows."""
+    return x.sum() ** 4
+
+
+def _quartic_centred(x, h):
+    """The exact centred difference of (Σx)⁴ with step h: ((s+h)⁴ - (s-h)⁴) / 2h = 4s³ + 4sh²."""
+    s = x.sum()
+    return torch.full_like(x, float(4 * s**3 + 4 * s * h**2))
 
 
 def _autograd(f, x):
@@ -44,27 +57,38 @@ def test_numerical_gradient_matches_autograd(check):
             )
             assert_close(x, before, what="x after numerical_gradient (must be left unchanged)",
                          hint="restore each element after moving it")  # fmt: skip
+    with check("uses the step h it is given, and restores each element (h = 0.01 on (Σx)⁴)"):
+        x = _x()
+        assert_close(gc.numerical_gradient(_quartic, x, h=0.01), lambda x=x: _quartic_centred(x, 0.01),
+                     what="numerical gradient of (Σx)⁴ with h = 0.01", rtol=1e-8, atol=1e-8,
+                     why="the exact centred difference 4s³ + 4sh²; rounding is ~1e-12 at this h",
+                     hint="move element i by +h and -h with the h argument (not a fixed step), and put it "
+                          "back before moving the next one: (Σx)⁴ couples every entry")  # fmt: skip
 
 
 @pytest.mark.points(1)
 @pytest.mark.number("2.2")
 def test_relative_error(check):
-    """relative_error is max |a - b| / (|a| + |b|)"""
+    """relative_error is max |a - b| / max(1, |a|, |b|), elementwise"""
     a = torch.tensor([1.0, -2.0, 0.0], dtype=torch.float64)
     b = torch.tensor([1.1, -2.0, 0.0], dtype=torch.float64)
-    with check("[1, -2, 0] vs [1.1, -2, 0]"):
-        assert_close(torch.tensor(gc.relative_error(a, b), dtype=torch.float64),
-                     lambda: (a - b).abs().max() / 2.1, what="relative_error(a, b)",
-                     hint="divide |a - b| by |a| + |b| elementwise; zeros over zeros count as 0")  # fmt: skip
-    with check("values of opposite signs: [0.5] vs [-0.5] is 1"):
-        pos = torch.tensor([0.5], dtype=torch.float64)
-        assert_close(torch.tensor(gc.relative_error(pos, -pos), dtype=torch.float64),
-                     torch.tensor(1.0, dtype=torch.float64), what="relative_error([0.5], [-0.5])",
-                     hint="the denominator is |a| + |b|, not |a + b|")  # fmt: skip
-    with check("sign does not matter"):
-        assert_close(torch.tensor(gc.relative_error(-a, -b), dtype=torch.float64),
-                     lambda: (a - b).abs().max() / 2.1, what="relative_error(-a, -b)",
-                     hint="take absolute values of a and b in the denominator")  # fmt: skip
+    t = partial(torch.tensor, dtype=torch.float64)
+    cases = {
+        "[1, -2, 0] vs [1.1, -2, 0]: 0.1 / 1.1": (a, b, 0.1 / 1.1, "divide |a - b| by the larger of |a| and |b| elementwise"),
+        "[-3] vs [1]: 4 / 3": (t([-3.0]), t([1.0]), 4 / 3,
+                                "take absolute values before the larger one: max(|a|, |b|), not |max(a, b)|"),
+        "[0.5] vs [-0.5]: below 1 the error is absolute, 1": (t([0.5]), t([-0.5]), 1.0,
+                                "the denominator is max(1, |a|, |b|): below 1 it is 1"),
+        "[1e-7] vs [2e-7]: 1e-7 (absolute), not 1/3": (t([1e-7]), t([2e-7]), 1e-7,
+                                "floor the denominator at 1, else near-zero entries of a right gradient fail"),
+        "[5, 0.01] vs [5, 0.5]: the largest error, 0.49": (t([5.0, 0.01]), t([5.0, 0.5]), 0.49,
+                                "take the largest elementwise error, not the mean"),
+    }  # fmt: skip
+    for label, (u, v, want, hint) in cases.items():
+        with check(label):
+            assert_close(torch.tensor(gc.relative_error(u, v), dtype=torch.float64),
+                         torch.tensor(want, dtype=torch.float64), what="relative_error(a, b)",
+                         rtol=1e-9, atol=0.0, why="one division in float64", hint=hint)  # fmt: skip
 
 
 @pytest.mark.points(2)
@@ -81,3 +105,50 @@ def test_gradient_check_tells_right_from_wrong(check):
         ok, err = gc.gradient_check(f, x, 2 * x**2)
         assert_equal(bool(ok), False, what=f"gradient_check on 2x² (error {err:.2e})",
                      hint="compare the relative error with the tolerance")  # fmt: skip
+    with check("passes h on: 3x² + h² is the exact centred difference with h = 0.1"):
+        ok, err = gc.gradient_check(f, x, right + 0.01, h=0.1, tol=1e-8)
+        assert_equal(bool(ok), True, what=f"gradient_check(..., h=0.1, tol=1e-8) on 3x² + 0.01 (error {err:.2e})",
+                     hint="pass h on to numerical_gradient")  # fmt: skip
+    with check("honours tol: a 1e-4 error passes at tol=1e-3 and fails at the default 1e-5"):
+        off = right + 1e-4
+        ok_loose, err = gc.gradient_check(f, x, off, tol=1e-3)
+        ok_strict, _ = gc.gradient_check(f, x, off)
+        assert_equal((bool(ok_loose), bool(ok_strict)), (True, False),
+                     what=f"gradient_check at tol=1e-3 and at the default (error {err:.2e})",
+                     hint="compare the error with the tol argument, default 1e-5")  # fmt: skip
+
+
+def _sigmoid_network_seed_19():
+    """The case that rejected a right gradient under |a - b| / (|a| + |b|): ∂J/∂x has an entry of
+    7.8e-7, where the finite difference's ~1e-10 absolute error is 1.1e-5 relative."""
+    g = torch.Generator().manual_seed(19)
+    x = torch.randn(20, 2, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (20,), generator=g)
+    W1, b1 = (
+        torch.randn(2, 4, generator=g, dtype=torch.float64),
+        torch.randn(4, generator=g, dtype=torch.float64),
+    )
+    W2, b2 = (
+        torch.randn(4, 3, generator=g, dtype=torch.float64),
+        torch.randn(3, generator=g, dtype=torch.float64),
+    )
+    return (lambda x: torch.nn.functional.cross_entropy(torch.sigmoid(x @ W1 + b1) @ W2 + b2, y)), x
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("2.4")
+def test_gradient_check_accepts_near_zero_entries(check):
+    """gradient_check accepts a right gradient with near-zero entries (sigmoid network, seed 19)"""
+    loss, x = _sigmoid_network_seed_19()
+    right = _autograd(loss, x)
+    with check(f"∂J/∂x (smallest entry {float(right.abs().min()):.1e}) passes"):
+        ok, err = gc.gradient_check(loss, x, right)
+        assert_equal(bool(ok), True, what=f"gradient_check on autograd's ∂J/∂x (error {err:.2e})",
+                     hint="divide by max(1, |a|, |b|): |a| + |b| alone makes the finite difference's "
+                          "1e-10 absolute error look large next to an entry of 1e-6")  # fmt: skip
+    with check("the same gradient with one entry off by 1e-3 fails"):
+        wrong = right.clone()
+        wrong[0, 0] += 1e-3
+        ok, err = gc.gradient_check(loss, x, wrong)
+        assert_equal(bool(ok), False, what=f"gradient_check on a gradient off by 1e-3 (error {err:.2e})",
+                     hint="the floor is 1, not larger: an absolute error of 1e-3 must fail")  # fmt: skip
