@@ -77,20 +77,59 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tenso
     return ids, mask
 
 
-@torch.no_grad()
+# bfloat16 logits differ from float32 ones by at most 0.075 on SST-2 test (reference artifact;
+# measured by bench/run.py's sst2-check); sentences whose bfloat16 margin is below this are
+# classified again in float32, so the predictions are float32's (7x the largest difference seen).
+RECHECK_MARGIN = 0.5
+
+
+def bf16_is_fast() -> bool:
+    """True on CPUs with bfloat16 matrix units (AMX or AVX-512 BF16), where it is ~3x faster."""
+    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+
+
+def _logits(model, encoded: Sequence[Sequence[int]], pad_id: int, batch_size: int, bf16: bool):
+    """(N, num_labels) float32 logits, batches of similar length (no padding waste)."""
+    out = None
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for idx in length_buckets([len(e) for e in encoded], batch_size, shuffle=False):
+            ids, mask = pad_batch([encoded[i] for i in idx], pad_id)
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()  # (B, num_labels)
+            if out is None:
+                out = torch.empty(len(encoded), logits.shape[-1])
+            out[idx] = logits
+    return out
+
+
+@torch.inference_mode()
 def classify(
-    model, tokenizer, sentences: Sequence[str], *, batch_size: int = 64, max_length: int = 128
-):
-    """Predicted labels, in the order of ``sentences`` (batches run sorted by length)."""
+    model,
+    tokenizer,
+    sentences: Sequence[str],
+    *,
+    batch_size: int = 64,
+    max_length: int = 128,
+    bf16: bool | None = None,
+) -> list[int]:
+    """Predicted labels, in the order of ``sentences``; the same as a float32 pass gives.
+
+    Each sentence is tokenised once; batches run sorted by length. With ``bf16`` (default: where
+    it is fast) the pass runs under bfloat16 autocast and every sentence whose top-two logit
+    margin is below ``RECHECK_MARGIN`` is classified again in float32.
+    """
     model.eval()
     encoded = tokenizer(list(sentences), truncation=True, max_length=max_length)["input_ids"]
-    preds = [0] * len(sentences)
-    for idx in length_buckets([len(e) for e in encoded], batch_size, shuffle=False):
-        ids, mask = pad_batch([encoded[i] for i in idx], tokenizer.pad_token_id)
-        logits = model(input_ids=ids, attention_mask=mask).logits  # (B, num_labels)
-        for i, p in zip(idx, logits.argmax(dim=-1).tolist(), strict=True):
-            preds[i] = p
-    return preds
+    bf16 = bf16_is_fast() if bf16 is None else bf16
+    logits = _logits(model, encoded, tokenizer.pad_token_id, batch_size, bf16)
+    if bf16 and logits.shape[-1] > 1:
+        top2 = logits.topk(2, dim=-1).values
+        close = (top2[:, 0] - top2[:, 1] < RECHECK_MARGIN).nonzero().flatten().tolist()
+        if close:
+            again = _logits(
+                model, [encoded[i] for i in close], tokenizer.pad_token_id, batch_size, False
+            )
+            logits[close] = again
+    return logits.argmax(dim=-1).tolist()
 
 
 def accuracy(preds: Sequence[int], labels: Sequence[int]) -> float:
