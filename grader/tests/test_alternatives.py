@@ -1,0 +1,42 @@
+"""Fairness: correct solutions written differently from the reference score full marks.
+
+Each entry of ``alternatives.toml`` is the reference with one region rewritten another correct way
+(logsumexp instead of a max shift, a loop instead of a vectorised formula, base 2 instead of e …).
+It is graded, as students are, on the test files it names, hidden tests included.
+"""
+
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from grader import assignments, checks, hints
+from grader.runner import collect
+
+CATALOGUE = Path(__file__).with_name("alternatives.toml")
+ALTERNATIVES = tomllib.loads(CATALOGUE.read_text())["alternative"]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("alt", ALTERNATIVES, ids=[a["id"] for a in ALTERNATIVES])
+def test_alternative_scores_full_marks(alt, tmp_path):
+    a = alt["assignment"]
+    root = tmp_path / "impl"
+    shutil.copytree(
+        assignments.REFERENCE / a, root / a, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    patch = hints.Mutant(alt["id"], alt["file"], alt["find"], alt["replace"], (), "")
+    checks.apply(patch, root / a)  # the region must still be in the reference, exactly once
+    files = set(alt["tests"])
+    manifest = collect(assignments.test_paths(a))
+    graded = assignments.grade(a, root, hidden=True, manifest=manifest, files=files)
+    lost = {
+        m.nodeid: graded.results[m.nodeid].output[-600:]
+        for m in graded.metas
+        if graded.results[m.nodeid].score < m.max_score
+    }
+    assert graded.max_score > 0, f"no graded test in {sorted(files)}"
+    assert not lost, f"{alt['id']} ({alt['why']}) lost points:\n" + "\n\n".join(
+        f"{k}:\n{v}" for k, v in lost.items()
+    )
