@@ -61,6 +61,24 @@ def test_forward_and_padding(idx):
                      hint="padding must not enter the mean, whatever its embedding holds")  # fmt: skip
 
 
+@pytest.mark.points(1)
+@pytest.mark.number("8.4")
+def test_pad_id_is_honoured(check):
+    """with pad_id=3, token 3 is padding and token 0 a real word"""
+    torch.manual_seed(4)
+    model = dan.DAN(V, 4, 5, 3, pad_id=3).double()
+    idx = torch.tensor([[0, 5, 3, 3], [2, 0, 0, 3]])
+    with torch.no_grad(), check("logits of [[0, 5, pad, pad], [2, 0, 0, pad]]"):
+        model.embed.weight[3] = torch.linspace(-1.0, 1.0, 4, dtype=torch.float64)
+
+        def expected():
+            a = _oracle_mean(model.embed(idx), idx != 3)
+            return model.out(torch.relu(model.hidden(a)))
+
+        assert_close(model(idx), expected, what="DAN(pad_id=3) logits",
+                     hint="mask with the pad_id argument (idx != self.pad_id), not a fixed 0")  # fmt: skip
+
+
 # The fast run: 5 epochs of Adam (lr 3e-3, batch 32) on the 2,000 reviews of IMDB's small_train
 # (vocabulary 10,000, the first 200 tokens, C = H = 32), accuracy on the 1,000 of small_test.
 # The reference reaches 0.780 with seed 0 (seed 1: 0.774; the majority class: 0.5); the

@@ -67,6 +67,24 @@ def test_uniform_and_perfect_models(check):
         perfect[keep.nonzero(as_tuple=True) + (targets[keep],)] = 50.0
         assert_close(pp.perplexity(perfect, targets, ignore_index=PAD),
                      torch.tensor(1.0, dtype=torch.float64), what="perplexity of a perfect model")  # fmt: skip
+    with check("ignore_index=0 (a class id) is honoured, by perplexity and corpus_perplexity"):
+        g = torch.Generator().manual_seed(3)
+        logits = torch.randn(2, 4, 5, generator=g, dtype=torch.float64)
+        zero_pad = torch.tensor(
+            [[1, 3, 0, 0], [4, 0, 2, 0]]
+        )  # 0 marks padding here, -100 is absent
+
+        def oracle():
+            return torch.exp(
+                F.cross_entropy(logits.reshape(-1, 5), zero_pad.reshape(-1), ignore_index=0)
+            )
+
+        hint = "use the ignore_index argument (not a fixed -100) to choose the scored positions"
+        assert_close(pp.perplexity(logits, zero_pad, ignore_index=0), oracle,
+                     what="perplexity with ignore_index=0", hint=hint)  # fmt: skip
+        assert_close(pp.corpus_perplexity([(logits, zero_pad)], ignore_index=0), oracle,
+                     what="corpus_perplexity of one batch with ignore_index=0",
+                     hint="pass ignore_index on to nll_sum_and_count")  # fmt: skip
 
 
 @pytest.mark.points(2)
