@@ -7,7 +7,7 @@ export COURSEKIT_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 IMPL    ?= template
 ASSIGN  := $(if $(A),--assignment $(A),)
 
-.PHONY: setup test hardening-all grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch mask-fill bench lock clean
+.PHONY: setup test hardening-all grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch mask-fill bench so-spread lock clean
 
 setup: $(STAMP)
 
@@ -103,6 +103,12 @@ mask-fill: setup
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(PY) bench/run.py $(BENCH)
+
+# The spread of the Stack Overflow Trainer test's accuracy over valid splits and Trainer seeds
+# (the figures quoted in tests/a3_attention_bert/test_stackoverflow.py); RUNS per kind.
+RUNS ?= 40
+so-spread: setup
+	HF_HUB_OFFLINE=1 $(PY) bench/so_spread.py --runs $(RUNS)
 
 # Re-pin every transitive dependency after changing pyproject.toml.
 lock: setup

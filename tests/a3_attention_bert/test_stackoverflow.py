@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from coursekit import a3_finetune as kit
+from coursekit import a3_stackoverflow as kso
 from grader.boundary.client import remote_isinstance
 from grader.deliverables import build, deliverable
 
@@ -37,13 +38,14 @@ def _questions(split: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def so_root(shared_tmp_path_factory):
     """10 train and 3 test questions per tag, in the canonical archive's layout, in a folder your
-    code can read (not write)."""
+    code can read (not write). Files are created out of name order (1, 2, …, 0), so a folder
+    listing is not sorted on file systems that list by creation time, either way round."""
     root = shared_tmp_path_factory.mktemp("stackoverflow")
     for split, n in SIZES.items():
         for tag in TAGS:
             folder = root / split / tag
             folder.mkdir(parents=True)
-            for i in range(n):
+            for i in [*range(1, n), 0]:
                 (folder / f"{i}.txt").write_text(f"question {i} in {split}: {SNIPPETS[tag]}")
     return root
 
@@ -64,16 +66,33 @@ def test_load_stackoverflow(check, so_root):
     with check("three splits"):
         assert set(dsd) == {"train", "validation", "test"}, sorted(dsd)
     with check("sizes: 25% of train held out, stratified; test as written"):
-        assert (len(dsd["train"]), len(dsd["validation"]), len(dsd["test"])) == (30, 10, 12)
+        # 25% of 10 questions per tag is 2.5: a split of the whole (10 of 40) and one per tag that
+        # rounds (2 or 3 each) are both right, so each tag may give 2 or 3.
+        assert len(dsd["train"]) + len(dsd["validation"]) == 40, (
+            len(dsd["train"]),
+            len(dsd["validation"]),
+        )
+        assert len(dsd["test"]) == 12, len(dsd["test"])
         labels = list(dsd["validation"]["label"])
         counts = [labels.count(k) for k in range(4)]
-        assert all(c in (2, 3) for c in counts), f"validation tags {counts}: stratify by label"
+        assert all(c in (2, 3) for c in counts), (
+            f"validation tags {counts}: hold out 25% of each tag"
+        )
     with check("label names are the four tags, in order"):
         assert list(dsd["train"].features["label"].names) == list(TAGS)
     with check("each text carries its tag's label"):
         for split in ("train", "test"):
             for row in dsd[split]:
                 assert SNIPPETS[TAGS[row["label"]]] in row["text"], row
+    with check("test rows in file order: tags in TAGS order, file names sorted"):
+        want = [
+            f"question {i} in test: {SNIPPETS[tag]}" for tag in TAGS for i in range(SIZES["test"])
+        ]
+        got = list(dsd["test"]["text"])
+        assert got == want, (
+            f"test rows {[t.split(':')[0] for t in got]}: read each folder's files in sorted order "
+            "(a folder listing comes in whatever order the file system keeps)"
+        )
     with check("validation and train do not overlap; the split is reproducible"):
         assert not set(dsd["train"]["text"]) & set(dsd["validation"]["text"])
         again = so.load_stackoverflow(str(so_root), validation_fraction=0.25, seed=0)
@@ -94,30 +113,40 @@ def _accuracy(model, tokenizer, questions: dict[str, str], max_length: int = 32)
     return right / len(texts)
 
 
+# The Trainer test trains on a split of its own (coursekit.a3_stackoverflow.fixed_splits), the
+# same for every submission: which questions a valid stratified split holds out is the student's
+# choice, and on the first tiny model (hidden size 32) 3 of 27 valid splits trained to a
+# validation accuracy of 0.40 or 0.70. With hidden size 64 the reference reached 1.0 on 40 of 40
+# random stratified splits and Trainer seeds at lr 5e-3 (and at 2e-3); on the fixed split, 1.0 for
+# each of 40 Trainer seeds (`make so-spread` measures both). The threshold of 0.9 is one
+# question below the least seen.
+EPOCHS, LR, BATCH_SIZE, HIDDEN = 40, 5e-3, 8, 64
+
+
 @pytest.mark.points(3)
 @pytest.mark.number("5.2")
 @pytest.mark.timeout(120)
 def test_trainer_learns_the_tags(check, so_root, student_tmp_path):
     """build_trainer: a Trainer whose training separates the four tags"""
     tokenizer, theirs = _tokenizers()
-    raw = so.load_stackoverflow(str(so_root), validation_fraction=0.25, seed=0)
+    splits = kso.fixed_splits(so_root)  # here, for the held-out tags
+    raw = build("coursekit.a3_stackoverflow.fixed_splits", str(so_root))
     tokenized = build("coursekit.a3_stackoverflow.tokenized", raw, theirs, max_length=32)
     torch.manual_seed(0)  # the model is initialised where your code runs, from this seed
     model = build("coursekit.a3_models.bert", "sequence_classification",
-                  vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-                  num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                  vocab_size=tokenizer.vocab_size, hidden_size=HIDDEN, num_hidden_layers=1,
+                  num_attention_heads=2, intermediate_size=2 * HIDDEN, max_position_embeddings=64,
                   num_labels=4)  # fmt: skip
-    epochs, lr, batch_size = 40, 5e-3, 8  # the reference reaches 1.0 validation accuracy in ~2 s
     trainer = so.build_trainer(
-        model, tokenized, str(student_tmp_path), epochs=epochs, lr=lr, batch_size=batch_size
+        model, tokenized, str(student_tmp_path), epochs=EPOCHS, lr=LR, batch_size=BATCH_SIZE
     )
     with check("a transformers Trainer with the asked-for arguments"):
         assert remote_isinstance(trainer, "transformers.Trainer"), trainer
         a = trainer.args
         assert (a.num_train_epochs, a.learning_rate, a.per_device_train_batch_size) == (
-            epochs,
-            lr,
-            batch_size,
+            EPOCHS,
+            LR,
+            BATCH_SIZE,
         ), "pass epochs, lr and batch_size through to TrainingArguments"
         assert str(a.save_strategy).lower().endswith("no"), "save no checkpoints"
     trainer.train()
@@ -125,11 +154,11 @@ def test_trainer_learns_the_tags(check, so_root, student_tmp_path):
     with check("validation accuracy reported and above chance after training"):
         # chance is 0.25; the reference reaches 1.0 on these unmistakable snippets. The figure
         # that counts is measured here; the Trainer's own report must show it too.
-        train_questions = _questions("train")
-        validation = list(raw["validation"]["text"])
-        unknown = [t for t in validation if t not in train_questions]
-        assert not unknown, f"validation questions not from the train folder: {unknown[:2]}"
-        accuracy = _accuracy(model, tokenizer, {t: train_questions[t] for t in validation})
+        validation = splits["validation"]
+        questions = {
+            t: TAGS[y] for t, y in zip(validation["text"], validation["label"], strict=True)
+        }
+        accuracy = _accuracy(model, tokenizer, questions)
         assert accuracy >= 0.9, (
             f"validation accuracy {accuracy:.2f} (from your model's logits) after training; "
             "the reference reaches 1.0"
