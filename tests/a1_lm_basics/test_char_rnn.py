@@ -65,6 +65,11 @@ def test_model_continues_from_a_state(idx, t):
                      what=f"logits of idx[:, :{t + 1}] then idx[:, {t + 1}:] from the state, T={T}",
                      hint="forward(idx, state) must start the LSTM from `state` and return the "
                           "state after the last step")  # fmt: skip
+        h, c = state
+        assert tuple(h.shape) == tuple(c.shape) == (2, B, 6), (
+            f"the state of a 2-layer model: h {tuple(h.shape)}, c {tuple(c.shape)}, expected "
+            f"(2, {B}, 6) each (layers, batch, hidden): pass num_layers on to nn.LSTM"
+        )
 
 
 @pytest.mark.points(1)
