@@ -7,7 +7,7 @@ export COURSEKIT_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 IMPL    ?= template
 ASSIGN  := $(if $(A),--assignment $(A),)
 
-.PHONY: setup test hardening-all grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch mask-fill bench so-spread lock clean
+.PHONY: setup test hardening-all grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch mask-fill bench so-spread mutation lock clean
 
 setup: $(STAMP)
 
@@ -109,6 +109,14 @@ bench: setup
 RUNS ?= 40
 so-spread: setup
 	HF_HUB_OFFLINE=1 $(PY) bench/so_spread.py --runs $(RUNS)
+
+# Mutation score of one assignment's graded suite (mutmut over reference/$(A)/*.py, each mutant
+# against the tests that call the mutated function): out/mutation/$(A).md lists the survivors.
+# Installs the `mutation` extra on demand; not part of `make test`. SKIP_SLOW=1 leaves out @slow.
+mutation: setup
+	@test -n "$(A)" || { echo "usage: make mutation A=a1_lm_basics"; exit 2; }
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutation]'
+	HF_HUB_OFFLINE=1 $(PY) bench/mutation.py $(A) $(if $(SKIP_SLOW),--skip-slow,)
 
 # Re-pin every transitive dependency after changing pyproject.toml.
 lock: setup
