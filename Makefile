@@ -7,7 +7,7 @@ export COURSEKIT_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 IMPL    ?= template
 ASSIGN  := $(if $(A),--assignment $(A),)
 
-.PHONY: setup test hardening-all grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch mask-fill bench so-spread mutation lock clean
+.PHONY: setup test hardening-all grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch mask-fill bench so-spread train-spread mutation lock clean
 
 setup: $(STAMP)
 
@@ -109,6 +109,12 @@ bench: setup
 RUNS ?= 40
 so-spread: setup
 	HF_HUB_OFFLINE=1 $(PY) bench/so_spread.py --runs $(RUNS)
+
+# Each training test's figure over seeds 0..SEEDS-1 with the reference, against its threshold
+# (the margins table in the README).
+SEEDS ?= 10
+train-spread: setup
+	HF_HUB_OFFLINE=1 $(PY) bench/train_spread.py --seeds $(SEEDS)
 
 # Mutation score of one assignment's graded suite (mutmut over reference/$(A)/*.py, each mutant
 # against the tests that call the mutated function): out/mutation/$(A).md lists the survivors.

@@ -25,12 +25,15 @@ TRANSFORMER = {"model": "transformer", "train_limit": 2000, "epochs": 3, "lr": 3
                "hidden_dim": 32, "num_heads": 2, "dim_k": 16, "dim_feedforward": 64}  # fmt: skip
 TRANSFORMER_THRESHOLD = 26.0
 
-# 2 epochs on the first 1,500 pairs (94 steps), LSTM with cosine attention, C = H = 32, lr 1e-2,
-# teacher forcing. The reference reaches 32.0 (seeds 0-1: 32.0, 33.7; unigram 77.1); the threshold
-# is 20% above it (the seeds spread wider than the Transformer's).
+# 3 epochs on the first 1,500 pairs (141 steps), LSTM with cosine attention, C = H = 32, lr 1e-2,
+# teacher forcing. The reference reaches 27.1 with seed 0; over seeds 0-9 the median is 28.5 and
+# the worst 39.9 (seed 8; `make train-spread`); unigram 77.1. The threshold keeps 15% over the
+# worst seed: an honest solution draws its random numbers in its own order, which moves the figure
+# as a new seed would. (With 2 epochs, seed 8 reached 45.9, above the 38.5 this test had then.)
+# A decoder fed the word it must predict scores 400-600.
 SEQ2SEQ = {"model": "seq2seq-attn", "teacher_forcing": True, "model_type": "LSTM",
-           "train_limit": 1500, "epochs": 2, "lr": 1e-2, "emb_size": 32, "hidden_size": 32}  # fmt: skip
-SEQ2SEQ_THRESHOLD = 38.5
+           "train_limit": 1500, "epochs": 3, "lr": 1e-2, "emb_size": 32, "hidden_size": 32}  # fmt: skip
+SEQ2SEQ_THRESHOLD = 46.0
 
 
 def _check_run(check, module, options, threshold, reference, hint):
@@ -60,7 +63,7 @@ def test_transformer_learns(check):
 @pytest.mark.points(2)
 @pytest.mark.number("6.2")
 def test_seq2seq_learns(check):
-    """94 steps on 1,500 pairs bring teacher-forced Seq2Seq (LSTM, attention) to 38.5 or less (unigram: 77.1)"""
-    _check_run(check, seq2seq.module(), SEQ2SEQ, SEQ2SEQ_THRESHOLD, 32.0,
+    """141 steps on 1,500 pairs bring teacher-forced Seq2Seq (LSTM, attention) to 46.0 or less (unigram: 77.1)"""
+    _check_run(check, seq2seq.module(), SEQ2SEQ, SEQ2SEQ_THRESHOLD, 27.1,
                "does the decoder carry its hidden state from step to step, and does step t "
                "feed target[:, t] (so that output t predicts word t + 1)?")  # fmt: skip
