@@ -11,7 +11,7 @@ from compare import assert_close, numerical_gradient
 from hypothesis import given
 from strategies import bptt_cases, rnn_step_cases
 
-from grader.deliverables import deliverable
+from grader.deliverables import deliverable, mutable
 
 bptt = deliverable("a2_seq2seq.bptt")
 STEP = ("x", "prev_h", "U", "W", "b")
@@ -165,3 +165,37 @@ def test_backward_matches_finite_differences(check):
                          rtol=1e-6, atol=1e-9,
                          why="finite differences with h=1e-6 carry ~1e-10 error",
                          hint=HINTS[name])  # fmt: skip
+
+
+IN_PLACE_HINT = ("work on new tensors (da = dnext_h * (1 - next_h**2), do = (y_hat - onehot) / B): "
+                 "an in-place operation (*=, -=, mul_, sub_, x[...] = ...) on an argument or on the "
+                 "cache changes the caller's tensors")  # fmt: skip
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("1.8")
+def test_arguments_left_unchanged(check, unchanged):
+    """the four functions leave their arguments, and the cache, as they found them"""
+    case = _handout_case()
+    step = {"x": case["x"][:, 0], "prev_h": case["h0"], "U": case["U"], "W": case["W"],
+            "b": case["b"]}  # fmt: skip
+    with check("rnn_step_forward"):
+        before = unchanged.copy(step)
+        bptt.rnn_step_forward(**{k: mutable(v) for k, v in step.items()})
+        unchanged.check(step, before, what="rnn_step_forward's arguments", hint=IN_PLACE_HINT)
+    with check("rnn_step_backward: dnext_h and the cache"):
+        _, cache = bptt.rnn_step_forward(**step)
+        dnext_h = torch.ones_like(case["h0"])
+        before = unchanged.copy((dnext_h, cache))
+        bptt.rnn_step_backward(mutable(dnext_h), mutable(cache))
+        unchanged.check((dnext_h, cache), before, what="rnn_step_backward's dnext_h and cache",
+                        hint=IN_PLACE_HINT)  # fmt: skip
+    with check("rnn_forward"):
+        before = unchanged.copy(case)
+        bptt.rnn_forward(**{k: mutable(v) for k, v in case.items()})
+        unchanged.check(case, before, what="rnn_forward's arguments", hint=IN_PLACE_HINT)
+    with check("rnn_backward: the cache"):
+        _, cache = bptt.rnn_forward(**case)
+        before = unchanged.copy(cache)
+        bptt.rnn_backward(mutable(cache))
+        unchanged.check(cache, before, what="rnn_backward's cache", hint=IN_PLACE_HINT)

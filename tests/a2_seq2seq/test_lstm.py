@@ -11,7 +11,7 @@ from compare import assert_close, assert_equal
 from hypothesis import given
 from strategies import recurrent_cases
 
-from grader.deliverables import deliverable
+from grader.deliverables import deliverable, mutable
 
 lstm = deliverable("a2_seq2seq.lstm")
 GATES = "ifgo"  # torch.nn.LSTM's order: input, forget, cell (g), output
@@ -48,8 +48,8 @@ def _sizes(case) -> str:
 
 @pytest.mark.points(1)
 @pytest.mark.number("3.1")
-def test_parameters(weights):
-    """LSTM(C, H) holds W_i*, W_h*, b_i*, b_h* for each gate i, f, g, o"""
+def test_parameters(check, weights):
+    """LSTM(C, H) holds W_i*, W_h*, b_i*, b_h* for each gate i, f, g, o, drawn by init_hidden"""
     C, H = 3, 4
     expected = sorted(
         [name, shape]
@@ -61,10 +61,26 @@ def test_parameters(weights):
             (f"b_h{k}", [H]),
         )
     )
-    assert_equal(weights.layout(lstm.LSTM(C, H)), expected,
-                 what="LSTM(3, 4)'s parameters [name, shape]",
-                 hint="nn.Parameter attributes W_ik (C, H), W_hk (H, H), b_ik (H,), b_hk (H,) for "
-                      "k in i, f, g, o — x multiplies from the left: x @ W_ii")  # fmt: skip
+    with check("names and shapes"):
+        assert_equal(weights.layout(lstm.LSTM(C, H)), expected,
+                     what="LSTM(3, 4)'s parameters [name, shape]",
+                     hint="nn.Parameter attributes W_ik (C, H), W_hk (H, H), b_ik (H,), b_hk (H,) "
+                          "for k in i, f, g, o — x multiplies from the left: x @ W_ii")  # fmt: skip
+    with check("the constructor draws them with init_hidden: uniform in ±1/√H"):
+        C, H = 8, 16
+        torch.manual_seed(0)  # the draw happens where your code runs, from this seed
+        model = lstm.LSTM(C, H)
+        values = torch.cat([p.detach().reshape(-1).double() for _, p in model.named_parameters()])
+        bound = 1 / H**0.5
+        # 4·(C·H + H·H + 2H) = 1,664 draws: a uniform's std is bound/√3 ± 2% (~1e-9 to miss 10%).
+        got = torch.stack([values.abs().max(), values.std()])
+        want = torch.tensor([bound, bound / 3**0.5], dtype=torch.float64)
+        assert_close(got, want, what=f"[largest |value|, std] of LSTM({C}, {H})'s 1,664 parameters",
+                     rtol=0.1, atol=0.0,
+                     why="uniform draws: the largest is within 0.5% of the bound, the std within "
+                         "~2% of bound/√3",
+                     hint="call self.init_hidden() at the end of __init__: torch.empty leaves the "
+                          "parameters uninitialised (zeros or garbage)")  # fmt: skip
 
 
 @pytest.mark.points(3)
@@ -135,3 +151,20 @@ def test_gradients_match_torch_lstm(weights, case):
     assert_close(model.W_if.grad, lambda: expected()[1],
                  what=f"∂(Σh_t + ½Σc_t)/∂W_if for {_sizes(case)}",
                  hint=f"the forget gate must use W_if and W_hf. {HINT}")  # fmt: skip
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("3.5")
+def test_arguments_left_unchanged(weights, unchanged):
+    """forward leaves x and init_states as it found them"""
+    case = {"B": 2, "T": 3, "C": 3, "H": 4, "seed": 5}
+    model, _ = _model(weights, case)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 3, generator=g, dtype=torch.float64)
+    h0, c0 = (torch.randn(2, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    before = unchanged.copy((x, h0, c0))
+    with torch.no_grad():
+        model(mutable(x), mutable((h0, c0)))
+    unchanged.check((x, h0, c0), before, what="LSTM.forward's x, h_0 and c_0 (x (2, 3, 3), H=4)",
+                    hint="compute each new state as a new tensor (c_t = f_t * c_t + i_t * g_t): "
+                         "c_t.mul_(...) or h_t[:] = ... writes into the caller's init_states")  # fmt: skip

@@ -11,7 +11,7 @@ from compare import assert_close, assert_equal
 from hypothesis import given
 from strategies import recurrent_cases
 
-from grader.deliverables import deliverable
+from grader.deliverables import deliverable, mutable
 
 rnn = deliverable("a2_seq2seq.rnn")
 
@@ -92,3 +92,20 @@ def test_unrolled_equals_torch_rnn(weights, case):
                  what=f"the hidden states of {case['T']} steps for {_sizes(case)}",
                  hint="the returned hidden state must be the one the next step reads: "
                       "tanh(i2h([x_t ; h_{t-1}]))")  # fmt: skip
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("2.4")
+def test_arguments_left_unchanged(weights, unchanged):
+    """forward leaves its input and hidden tensors as it found them"""
+    case = {"B": 2, "C": 3, "H": 4, "V": 5, "seed": 7}
+    model, _ = _model(weights, case)
+    g = torch.Generator().manual_seed(7)
+    x, h = (torch.randn(2, n, generator=g, dtype=torch.float64) for n in (3, 4))
+    before = unchanged.copy((x, h))
+    with torch.no_grad():
+        model(mutable(x), mutable(h))
+    unchanged.check((x, h), before, what=f"VanillaRNN.forward's input and hidden, {_sizes(case)}",
+                    hint="return the new hidden state as a new tensor: writing it into the hidden "
+                         "tensor given (hidden.copy_(...), hidden[:] = ...) changes the caller's "
+                         "state")  # fmt: skip

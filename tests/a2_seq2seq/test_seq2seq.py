@@ -17,7 +17,7 @@ from strategies import cosine_attention_cases, seq2seq_cases
 from torch import nn
 
 from coursekit.a2_builders import ToyDecoder, ToyEncoder
-from grader.deliverables import build, deliverable
+from grader.deliverables import build, deliverable, mutable
 
 s2s = deliverable("a2_seq2seq.seq2seq")
 RNN_WEIGHTS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
@@ -63,9 +63,11 @@ def test_encoder_layers(check, weights):
                               "(H_enc → H_dec)")  # fmt: skip
 
 
-def _encoder_oracle(w, case, source):
+def _encoder_oracle(w, case, source, drop_all: bool = False):
+    """``drop_all``: dropout with p = 1 zeroes the embeddings (and nothing else)."""
     rnn = _torch_rnn(w.rnn, case["model_type"], case["C"], case["H_enc"])
-    out, hidden = rnn(F.embedding(source, w.embedding.weight))
+    embedded = F.embedding(source, w.embedding.weight)  # (B, T, C)
+    out, hidden = rnn(torch.zeros_like(embedded) if drop_all else embedded)
     h = hidden[0] if case["model_type"] == "LSTM" else hidden
     h = torch.relu(F.linear(h, w.linear1.weight, w.linear1.bias))
     h = torch.tanh(F.linear(h, w.linear2.weight, w.linear2.bias))
@@ -179,8 +181,11 @@ def test_decoder_layers(check, weights):
                               "attn (C + H_enc → C)")  # fmt: skip
 
 
-def _decoder_oracle(w, case, input, hidden, enc):
+def _decoder_oracle(w, case, input, hidden, enc, drop_all: bool = False):
+    """``drop_all``: dropout with p = 1 zeroes the word's embedding (and nothing else)."""
     x = F.embedding(input, w.embedding.weight)  # (B, 1, C)
+    if drop_all:
+        x = torch.zeros_like(x)
     if case["attention"]:
         query = hidden[0] if case["model_type"] == "LSTM" else hidden
         context = _cosine_oracle(query, enc) @ enc  # (B, 1, H_enc)
@@ -333,3 +338,250 @@ def test_teacher_forcing_on_greedy_words_is_greedy(case):
                       f"({case['model_type']}, attention={case['attention']})",
                  hint="the two paths differ only in the word fed at each step: the gold "
                       "target[:, t] or the previous step's argmax")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- training mode
+# Dropout acts on the embeddings only (README: e = dropout(embedding(input)), in the encoder and
+# in the decoder). Exact properties, whatever order a correct solution draws its masks in: with
+# p = 0 train() equals eval(); with p = 1 the embeddings are zeroed and nothing else; with the
+# default p = 0.2 each embedding entry is either dropped (0) or kept and scaled by 1 / (1 - p),
+# read back through a recurrent layer set to h_t = tanh(S e_t) (weight_ih = S·I, the rest 0).
+
+S = 0.2  # small enough that atanh reads tanh(S e) back accurately
+IDENTITY_RNN = f"weight_ih_l0 = {S}·I, weight_hh_l0 = 0, biases 0, so that h_t = tanh({S}·e_t)"
+DROPOUT_HINT = ("dropout (nn.Dropout(dropout), the constructor's p) on the embedded words only — "
+                "e = dropout(embedding(input)) — before the recurrent layer (and, in the decoder, "
+                "before attn); nn.Dropout is active in train() and off in eval()")  # fmt: skip
+
+
+def _identity_rnn(model, C: int) -> None:
+    """Set the module's ``rnn`` (an nn.RNN, C → C) to h_t = tanh(S e_t)."""
+    eye, zeros = torch.eye(C, dtype=torch.float64) * S, torch.zeros(C, dtype=torch.float64)
+    model.load_state_dict({"rnn.weight_ih_l0": eye, "rnn.weight_hh_l0": torch.zeros(C, C, dtype=torch.float64),
+                           "rnn.bias_ih_l0": zeros, "rnn.bias_hh_l0": zeros}, strict=False)  # fmt: skip
+
+
+def _dropped_or_scaled(got_h, embedded, p: float, what: str) -> None:
+    """``got_h`` = tanh(S · dropout(embedded)): each entry of the dropout's output is 0 or the
+    entry of ``embedded`` times 1 / (1 - p) (whichever is nearer is what it should equal)."""
+    e = torch.atanh(got_h) / S  # the recurrent layer's input, read back
+    kept = embedded / (1 - p)
+    nearest = torch.where((e - kept).abs() < e.abs(), kept, torch.zeros_like(kept))
+    assert_close(e, nearest, what=what, rtol=1e-9, atol=1e-9,
+                 why="atanh of a float64 tanh gives its argument back to ~1e-14",
+                 hint=f"{DROPOUT_HINT}; kept entries are scaled by 1 / (1 - p), p = 0.2 by "
+                      "default (nn.Dropout does both)")  # fmt: skip
+
+
+def _dropout_case(model_type: str, attention: bool) -> dict:
+    g = torch.Generator().manual_seed(11)
+    B, T, H = 2, 4, 3
+    H_dec = H if model_type == "LSTM" or attention else 2
+    return {"model_type": model_type, "attention": attention, "B": B, "T": T, "T_tgt": 3,
+            "V_src": 6, "V_tgt": 5, "C": 3, "H_enc": H, "H_dec": H_dec, "seed": 3,
+            "source": torch.randint(0, 6, (B, T), generator=g),
+            "target": torch.randint(0, 5, (B, 3), generator=g)}  # fmt: skip
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("4.10")
+def test_encoder_dropout(check, weights):
+    """in train() mode the Encoder drops embedding entries only, with the p it is given (default 0.2)"""
+    for model_type in ("RNN", "LSTM"):
+        case = _dropout_case(model_type, False)
+        source = case["source"]
+        for p in (0.0, 1.0):
+            with check(f"{model_type}, dropout={p}"):
+                model = s2s.Encoder(case["V_src"], case["C"], case["H_enc"], case["H_dec"], p,
+                                    model_type)  # fmt: skip
+                model, w = weights.filled(model, case["seed"])
+                model.train()
+                torch.manual_seed(0)  # the draws happen where your code runs, from this seed
+                with torch.no_grad():
+                    output, hidden = model(source)
+                hidden = hidden[0] if model_type == "LSTM" else hidden
+
+                def oracle(i, p=p, w=w, case=case, source=source):
+                    def value():
+                        with torch.no_grad():
+                            return _encoder_oracle(w, case, source, drop_all=p == 1.0)[i]
+
+                    return value
+
+                meaning = ("train() must equal eval()" if p == 0.0
+                           else "every embedding entry dropped: the RNN reads zeros")  # fmt: skip
+                for got, i, name in ((output, 0, "output"), (hidden, 1, "hidden")):
+                    assert_close(got, oracle(i),
+                                 what=f"Encoder {name} in train() with dropout={p} ({meaning}), "
+                                      f"{_sizes(case)}",
+                                 hint=DROPOUT_HINT)  # fmt: skip
+    with check("default dropout (0.2): each embedding entry is 0 or scaled by 1 / 0.8"):
+        case = _dropout_case("RNN", False)
+        C = case["C"]
+        model, w = weights.filled(s2s.Encoder(case["V_src"], C, C, case["H_dec"]), case["seed"])
+        _identity_rnn(model, C)
+        model.train()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            output, _ = model(case["source"])
+        _dropped_or_scaled(output, F.embedding(case["source"], w.embedding.weight), 0.2,
+                           what=f"the dropped-out embeddings, read back through an RNN with "
+                                f"{IDENTITY_RNN}, Encoder({case['V_src']}, {C}, {C}, "
+                                f"{case['H_dec']}) with the default dropout, train()")  # fmt: skip
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("4.11")
+def test_decoder_dropout(check, weights):
+    """in train() mode the Decoder drops entries of the word's embedding only, with the p it is given (default 0.2)"""
+    for model_type, attention in (("RNN", False), ("RNN", True), ("LSTM", True)):
+        case = _dropout_case(model_type, attention)
+        for p in (0.0, 1.0):
+            with check(f"{model_type}, attention={attention}, dropout={p}"):
+                model = s2s.Decoder(case["C"], case["H_enc"], case["H_dec"], case["V_tgt"], p,
+                                    model_type, attention)  # fmt: skip
+                model, w = weights.filled(model, case["seed"])
+                model.train()
+                input, hidden, enc = _decoder_inputs(case)
+                torch.manual_seed(0)
+                with torch.no_grad():
+                    output, new_hidden = model(input, hidden, enc)
+                new_h = new_hidden[0] if model_type == "LSTM" else new_hidden
+
+                def oracle(*index, p=p, w=w, case=case, input=input, hidden=hidden, enc=enc):
+                    def value():
+                        with torch.no_grad():
+                            v = _decoder_oracle(w, case, input, hidden, enc, drop_all=p == 1.0)
+                        for i in index:
+                            v = v[i]
+                        return v
+
+                    return value
+
+                meaning = ("train() must equal eval()" if p == 0.0
+                           else "the word's embedding dropped: zeros, before attn")  # fmt: skip
+                h_index = (1, 0) if model_type == "LSTM" else (1,)
+                for got, index, name in ((output, (0,), "output"), (new_h, h_index, "new h")):
+                    assert_close(got, oracle(*index),
+                                 what=f"Decoder {name} in train() with dropout={p} ({meaning}), "
+                                      f"{_sizes(case)}",
+                                 hint=DROPOUT_HINT)  # fmt: skip
+    with check("default dropout (0.2): each embedding entry is 0 or scaled by 1 / 0.8"):
+        case = _dropout_case("RNN", False)
+        C = case["C"]
+        model, w = weights.filled(s2s.Decoder(C, C, C, case["V_tgt"]), case["seed"])
+        _identity_rnn(model, C)
+        model.train()
+        input = case["target"][:, :1]  # (B, 1)
+        hidden = torch.zeros(1, case["B"], C, dtype=torch.float64)
+        enc = torch.ones(case["B"], case["T"], C, dtype=torch.float64)  # unused: no attention
+        torch.manual_seed(0)
+        with torch.no_grad():
+            _, new_hidden = model(input, hidden, enc)
+        _dropped_or_scaled(new_hidden[0], F.embedding(input[:, 0], w.embedding.weight), 0.2,
+                           what=f"the dropped-out embedding, read back through an RNN with "
+                                f"{IDENTITY_RNN}, Decoder({C}, {C}, {C}, {case['V_tgt']}) with the "
+                                f"default dropout, train()")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- modes and defaults
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("4.12")
+def test_seq2seq_modes_and_defaults(check, weights):
+    """Seq2Seq decodes the same in eval() as in train(); out_seq_len with a target; a decoder without attention needs no encoder_outputs"""
+    case = _dropout_case("LSTM", True)
+    model, encoder, decoder = _toy_seq2seq(case)
+    source, target = _sos(case)
+    steps = target.shape[1] - 1
+    tf_hint = ("with a target, step t feeds target[:, t] whatever the mode: train() and eval() "
+               "change dropout, never the decoding")  # fmt: skip
+    with check("eval(): teacher forcing"):
+        model.eval()
+        with torch.no_grad():
+            got = model(source, target=target)
+        assert_close(got, lambda: _loop(encoder, decoder, source, steps, target),
+                     what=f"Seq2Seq.eval()(source {tuple(source.shape)}, target={tuple(target.shape)})",
+                     hint=tf_hint)  # fmt: skip
+    with check("eval(): greedy"):
+        model.eval()
+        with torch.no_grad():
+            got = model(source)
+        assert_close(got, lambda: _loop(encoder, decoder, source, source.shape[1]),
+                     what=f"Seq2Seq.eval()(source {tuple(source.shape)}) greedy",
+                     hint="without a target, greedy decoding in every mode")  # fmt: skip
+    with check("out_seq_len = T_tgt - 1 given with a target: teacher forcing"):
+        model.train()
+        with torch.no_grad():
+            got = model(source, out_seq_len=steps, target=target)
+        assert_close(got, lambda: _loop(encoder, decoder, source, steps, target),
+                     what=f"Seq2Seq(source {tuple(source.shape)}, out_seq_len={steps}, "
+                          f"target={tuple(target.shape)})",
+                     hint="a target means teacher forcing, also when out_seq_len (its length "
+                          "minus 1) is given as well")  # fmt: skip
+    with check("Decoder(attention=False) called without encoder_outputs"):
+        case = _dropout_case("RNN", False)
+        model = s2s.Decoder(case["C"], case["H_enc"], case["H_dec"], case["V_tgt"], 0.2, "RNN")
+        model, w = weights.filled(model, case["seed"])
+        model.eval()
+        input, hidden, enc = _decoder_inputs(case)
+        with torch.no_grad():
+            output, _ = model(input, hidden)
+
+        def expected():
+            with torch.no_grad():
+                return _decoder_oracle(w, case, input, hidden, enc)[0]
+
+        assert_close(output, expected,
+                     what=f"Decoder(..., attention=False)(input, hidden) without encoder_outputs, "
+                          f"{_sizes(case)}",
+                     hint="encoder_outputs defaults to None: only a decoder built with attention "
+                          "reads (or asks for) them")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- in place
+
+
+IN_PLACE_HINT = ("compute on new tensors: an in-place operation (x /= ..., x.div_(...), "
+                 "x[...] = ...) on an argument changes the caller's tensor")  # fmt: skip
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("4.13")
+def test_arguments_left_unchanged(check, weights, unchanged):
+    """Encoder, compute_attention, Decoder and Seq2Seq leave their input tensors as they found them"""
+    case = _dropout_case("LSTM", True)
+    source, target = _sos(case)
+    input, hidden, enc = _decoder_inputs(case)
+    with check("Encoder.forward(input)"):
+        model = weights.fill(s2s.Encoder(case["V_src"], case["C"], case["H_enc"], case["H_dec"],
+                                         0.0, "LSTM"), case["seed"])  # fmt: skip
+        before = unchanged.copy(source)
+        with torch.no_grad():
+            model(mutable(source))
+        unchanged.check(source, before, what="Encoder.forward's input", hint=IN_PLACE_HINT)
+    decoder = weights.fill(s2s.Decoder(case["C"], case["H_enc"], case["H_dec"], case["V_tgt"],
+                                       0.0, "LSTM", True), case["seed"])  # fmt: skip
+    with check("Decoder.compute_attention(hidden, encoder_outputs)"):
+        before = unchanged.copy((hidden[0], enc))
+        with torch.no_grad():
+            decoder.compute_attention(mutable(hidden[0]), mutable(enc))
+        unchanged.check((hidden[0], enc), before,
+                        what="compute_attention's hidden and encoder_outputs",
+                        hint=f"{IN_PLACE_HINT} (divide by the norms out of place)")  # fmt: skip
+    with check("Decoder.forward(input, (h, c), encoder_outputs)"):
+        before = unchanged.copy((input, hidden, enc))
+        with torch.no_grad():
+            decoder(mutable(input), mutable(hidden), mutable(enc))
+        unchanged.check((input, hidden, enc), before,
+                        what="Decoder.forward's input, hidden (h, c) and encoder_outputs",
+                        hint=IN_PLACE_HINT)  # fmt: skip
+    with check("Seq2Seq.forward(source, target=...) and greedy"):
+        model, _, _ = _toy_seq2seq(case)
+        before = unchanged.copy((source, target))
+        with torch.no_grad():
+            model(mutable(source), target=mutable(target))
+            model(mutable(source))
+        unchanged.check((source, target), before, what="Seq2Seq.forward's source and target",
+                        hint=f"{IN_PLACE_HINT}: keep the words to feed in a new tensor")  # fmt: skip

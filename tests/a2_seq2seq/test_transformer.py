@@ -16,7 +16,7 @@ from compare import assert_close, assert_equal
 from hypothesis import given
 from strategies import translator_cases
 
-from grader.deliverables import deliverable
+from grader.deliverables import deliverable, mutable
 
 tr = deliverable("a2_seq2seq.transformer")
 EPS = 1e-5  # nn.LayerNorm's default
@@ -266,3 +266,56 @@ def test_matches_torch_encoder_layer(weights, case):
                  what=f"forward vs torch.nn.TransformerEncoderLayer, {_sizes(case, mask=True)}",
                  hint="post-norm as in 'Attention is all you need': LayerNorm(x + sublayer(x)) "
                       "after attention and after the feed-forward layer")  # fmt: skip
+
+
+def _fixed_case() -> dict:
+    """B = 2 sentences of T = 5 positions, the second with 2 padded; H = 6, 2 heads of d = 3."""
+    g = torch.Generator().manual_seed(9)
+    mask = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    return {"B": 2, "T": 5, "nh": 2, "d_k": 3, "d_v": 3, "H": 6, "F": 7, "V_src": 8, "V_tgt": 9,
+            "max_length": 6, "inputs": torch.randint(0, 8, (2, 5), generator=g),
+            "padding_mask": mask, "seed": 9}  # fmt: skip
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("5.11")
+def test_default_padding_mask(weights):
+    """forward(inputs) without a padding_mask attends to every position"""
+    case = _fixed_case()
+    (model, w), inputs = _model(weights, case), case["inputs"]
+    with torch.no_grad():
+        got = model(inputs)
+    assert_close(got, _no_grad(lambda: _forward(w, case, inputs, None)),
+                 what=f"forward(inputs) without a padding_mask, {_sizes(case)}",
+                 hint="padding_mask=None means no padding: every query attends to every key "
+                      "(pass None on to multi_head_attention; do not index or convert it)")  # fmt: skip
+
+
+IN_PLACE_HINT = ("compute on new tensors: x = norm(inputs + sublayer(inputs)); an in-place "
+                 "inputs += ... (or add_, masked_fill_ on the mask) changes the caller's tensor")  # fmt: skip
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("5.12")
+def test_arguments_left_unchanged(check, weights, unchanged):
+    """embed, multi_head_attention, feedforward_layer, final_layer and forward leave their inputs and the mask as they found them"""
+    case = _fixed_case()
+    (model, _), inputs, mask, x = (
+        _model(weights, case),
+        case["inputs"],
+        case["padding_mask"],
+        _x(case),
+    )
+    calls = {
+        "embed(inputs)": (model.embed, (inputs,)),
+        "multi_head_attention(inputs, padding_mask)": (model.multi_head_attention, (x, mask)),
+        "feedforward_layer(inputs)": (model.feedforward_layer, (x,)),
+        "final_layer(inputs)": (model.final_layer, (x,)),
+        "forward(inputs, padding_mask)": (model, (inputs, mask)),
+    }
+    for label, (method, args) in calls.items():
+        with check(label):
+            before = unchanged.copy(args)
+            with torch.no_grad():
+                method(*(mutable(a) for a in args))
+            unchanged.check(args, before, what=f"the arguments of {label}", hint=IN_PLACE_HINT)
