@@ -97,18 +97,31 @@ def tiny(shared_tmp_path_factory):
     return str(path), tokenizer
 
 
+@pytest.fixture(scope="module")
+def tiny_encoder(shared_tmp_path_factory, tiny):
+    """The tiny BERT's encoder alone (no classification head), saved like the real base model:
+    ``from_pretrained(..., num_labels=V)`` gives it a new V-way head for any V."""
+    from transformers import AutoModelForSequenceClassification
+
+    path = shared_tmp_path_factory.mktemp("tiny-encoder")
+    AutoModelForSequenceClassification.from_pretrained(tiny[0]).bert.save_pretrained(path)
+    tiny[1].save_pretrained(path)
+    return str(path)
+
+
 def _tokenizer(path: str):
     """The tiny model's tokenizer where your code runs (a fresh one in each test)."""
     return build("transformers.AutoTokenizer.from_pretrained", path)
 
 
-def _classifier(path: str, **options):
+def _classifier(path: str, num_labels: int = 2, **options):
     """(the tiny classifier loaded where your code runs, its twin loaded here)."""
     from transformers import AutoModelForSequenceClassification
 
-    twin = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, **options)
+    twin = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels,
+                                                              **options)  # fmt: skip
     model = build("transformers.AutoModelForSequenceClassification.from_pretrained", path,
-                  num_labels=2, **options)  # fmt: skip
+                  num_labels=num_labels, **options)  # fmt: skip
     model.load_state_dict(twin.state_dict())  # the same weights, whatever loading did there
     return model, twin
 
@@ -156,6 +169,24 @@ def test_tokenize_dataset(check, tiny):
         )
     with check("labels unchanged"):
         assert _rows(out["label"]) == [1, 0, 1, 0, 1, 0]
+    short = ["so good", "not for me", "fine"]
+    with check("short sentences only: still padded to max_length (not to the longest)"):
+        ds = build("datasets.Dataset.from_dict", {"sentence": short, "label": [1, 0, 1]})
+        out = ft.tokenize_dataset(ds, _tokenizer(path), max_length=12)
+        assert_close(torch.tensor(_rows(out["input_ids"])),
+                     torch.tensor(tokenizer(short, truncation=True, padding="max_length",
+                                            max_length=12)["input_ids"]),
+                     what="input_ids of three short sentences, max_length=12",
+                     hint="padding='max_length' (padding=True pads only to the longest row)")  # fmt: skip
+    with check("text_column names the text (here 'text')"):
+        ds = build("datasets.Dataset.from_dict", {"text": short, "label": [1, 0, 1]})
+        out = ft.tokenize_dataset(ds, _tokenizer(path), max_length=12, text_column="text")
+        assert "text" not in list(out.column_names), "remove the text column (text_column)"
+        assert_close(torch.tensor(_rows(out["input_ids"])),
+                     torch.tensor(tokenizer(short, truncation=True, padding="max_length",
+                                            max_length=12)["input_ids"]),
+                     what="input_ids with text_column='text'",
+                     hint="read batch[text_column], not a fixed column name")  # fmt: skip
 
 
 def _lora_count(model, r: int) -> int:
@@ -196,6 +227,37 @@ def test_build_model_with_lora(check, tiny):
             f"{n_trainable} trainable parameters, expected {_lora_count(base, 4)} (LoRA r=4 on "
             f"query and value) + {head} (classifier)"
         )
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("4.8")
+def test_build_model_options(check, tiny, tiny_encoder):
+    """build_model: num_labels=3 (LoRA and from scratch), other target_modules, lora_r=None"""
+    path, tokenizer = tiny
+    enc = _batch(tokenizer)
+    inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    for pretrained in (True, False):
+        with check(f"num_labels=3, pretrained={pretrained}: logits (B, 3)"):
+            model = ft.build_model(tiny_encoder, 3, pretrained=pretrained, lora_r=4, lora_alpha=8)
+            logits = model.eval()(**inputs)["logits"]
+            assert list(logits.shape) == [5, 3], (
+                f"logits of shape {list(logits.shape)} for 5 sentences, expected [5, 3]: pass "
+                "num_labels on to from_pretrained / the config"
+            )
+    with check("target_modules=('key',): LoRA on key only"):
+        model = ft.build_model(path, 2, pretrained=True, lora_r=4, lora_alpha=8,
+                               target_modules=("key",))  # fmt: skip
+        lora_names = sorted({n.rsplit(".lora_", 1)[0] for n, _ in model.named_parameters()
+                             if ".lora_" in n})  # fmt: skip
+        want = [f"bert.encoder.layer.{i}.attention.self.key" for i in range(2)]
+        assert lora_names == want, f"LoRA on {lora_names}, expected {want}: pass target_modules on"
+    with check("lora_r=None: full fine-tuning, every parameter trains, no LoRA"):
+        model = ft.build_model(path, 2, pretrained=True, lora_r=None)
+        parameters = list(model.named_parameters())
+        frozen = [n for n, p in parameters if not p.requires_grad]
+        assert not frozen, f"frozen with lora_r=None: {frozen[:3]} ({len(frozen)} in all)"
+        lora_names = [n for n, _ in parameters if "lora_" in n]
+        assert not lora_names, f"LoRA parameters with lora_r=None: {lora_names[:3]}"
 
 
 @pytest.mark.points(1)
@@ -265,9 +327,11 @@ def test_train_step(check, tiny):
 
 @pytest.mark.points(2)
 @pytest.mark.number("4.5")
-def test_predict(check, tiny):
-    """predict: evaluation mode, labels in the sentences' order across batches"""
+def test_predict(check, tiny, tiny_encoder):
+    """predict: evaluation mode, labels in the sentences' order across batches, any number of classes"""
     path, tokenizer = tiny
+    with check("three classes: the argmax over all of them"):
+        _predict_three_labels(tiny_encoder, tokenizer)
     torch.manual_seed(0)
     model, twin = _classifier(path)
     # Make the two classes well separated, so dropout would flip some (written over there too).
@@ -296,11 +360,43 @@ def test_predict(check, tiny):
         )
 
 
+def _predict_three_labels(encoder: str, tokenizer) -> None:
+    torch.manual_seed(0)
+    model, twin = _classifier(encoder, num_labels=3)
+    with torch.no_grad():
+        twin.classifier.weight.mul_(50)
+        twin.classifier.bias.copy_(torch.tensor([0.0, 0.0, 0.5]))
+    model.load_state_dict({n: p.detach() for n, p in twin.classifier.named_parameters(
+        prefix="classifier")}, strict=False)  # fmt: skip
+    twin.eval()
+    with torch.no_grad():
+        expected = [int(twin(**tokenizer([s], return_tensors="pt")).logits.argmax(-1))
+                    for s in SENTENCES]  # fmt: skip
+    got = ft.predict(model, _tokenizer(encoder), SENTENCES, batch_size=2)
+    assert 2 in expected, "test set-up: the 3-way head should predict label 2 somewhere"
+    assert got == expected, (
+        f"predicted {got}, expected {expected} with a 3-way head: take the argmax over every "
+        "class (logits.argmax(dim=-1)), not a comparison of two logits"
+    )
+
+
 @pytest.mark.points(2)
 @pytest.mark.number("4.6")
-def test_artifact_round_trip(check, tiny, student_tmp_path):
+def test_artifact_round_trip(check, tiny, tiny_encoder, student_tmp_path):
     """save_artifact keeps only trained tensors and metadata; load_artifact reads them back"""
     path, tokenizer = tiny
+    with check("no LoRA, 3 labels: lora_scaling '1.0', num_labels '3', the head's tensors"):
+        model, twin = _classifier(tiny_encoder, num_labels=3)
+        model.bert.requires_grad_(False)  # a trained head on a frozen encoder: no LoRA layers
+        target = ft.save_artifact(model, str(student_tmp_path / "head.safetensors"),
+                                  base_model=tiny_encoder, num_labels=3)  # fmt: skip
+        state, meta = ft.load_artifact(target)
+        assert sorted(state) == ["classifier.bias", "classifier.weight"], sorted(state)[:5]
+        assert list(state["classifier.weight"].shape) == [3, 32], state["classifier.weight"].shape
+        assert float(meta.get("lora_scaling", "nan")) == 1.0, (
+            f"{meta}: without LoRA layers lora_scaling is '1.0'"
+        )
+        assert meta.get("num_labels") == "3", f"{meta}: num_labels is the argument, here '3'"
     model = ft.build_model(path, 2, pretrained=True, lora_r=4, lora_alpha=8)
     g = torch.Generator().manual_seed(0)
     trained = {  # as after training (B no longer zero): written into the model

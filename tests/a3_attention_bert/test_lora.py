@@ -12,7 +12,7 @@ import pytest
 import torch
 from compare import assert_close, assert_equal
 
-from grader.deliverables import build, deliverable
+from grader.deliverables import build, deliverable, mutable
 
 lora = deliverable("a3_attention_bert.lora")
 
@@ -140,6 +140,36 @@ def test_merge_and_unmerge(check):
                      hint="unmerge subtracts the same update")  # fmt: skip
     with check("same outputs after unmerging"):
         assert_close(layer(x), before, what="LoRALinear(x) after unmerge()")
+    with check("delta_weight() = B A · alpha/r"):
+        assert_close(layer.delta_weight(), delta, what="delta_weight() (C_out, C_in)",
+                     hint="lora_B.weight @ lora_A.weight * scaling")  # fmt: skip
+    # A second merge() (unmerge()) must not fold the update in (take it out) again. The contract
+    # is "once": doing nothing is what the handout asks, and refusing with an error is accepted.
+    base, _ = _base()
+    layer = lora.LoRALinear(base, r=3, lora_alpha=6)
+    _randomise(layer)
+    layer.merge()
+    with check("merge() twice adds the update once"):
+        _again(layer.merge)
+        assert_close(base.weight.detach(), w0 + delta, what="base.weight after merge() twice",
+                     hint="remember that the layer is merged (self.merged) and do nothing the "
+                          "second time")  # fmt: skip
+        assert_close(layer(x), before, what="LoRALinear(x) after merge() twice")
+    layer.unmerge()
+    with check("unmerge() twice subtracts the update once"):
+        _again(layer.unmerge)
+        assert_close(base.weight.detach(), w0, what="base.weight after merge() twice then unmerge() "
+                     "twice", hint="unmerge only a merged layer (self.merged), once")  # fmt: skip
+        assert_close(layer(x), before, what="LoRALinear(x) after unmerge() twice")
+
+
+def _again(method) -> None:
+    """A repeated merge() / unmerge(): doing nothing is the contract; an error refusing it is
+    accepted too (the weight is checked after either)."""
+    try:
+        method()
+    except Exception:  # noqa: BLE001 - any refusal is fine; folding in twice is not
+        pass
 
 
 @pytest.mark.points(1)
@@ -150,6 +180,58 @@ def test_a_bad_rank_is_refused(r):
     base, _ = _base()
     with pytest.raises(ValueError, match=str(r)):
         lora.LoRALinear(base, r=r, lora_alpha=1.0)
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("2.8")
+def test_dropout_on_the_adapter_input(check):
+    """lora_dropout: in train() the adapter reads dropout(x), the base layer x; eval() drops nothing"""
+    p, r, alpha = 0.5, 6, 3.0
+    base, twin = _base(c_in=6, c_out=8)
+    layer = lora.LoRALinear(base, r=r, lora_alpha=alpha, lora_dropout=p)
+    a, b = _randomise(layer)  # A (6, 6), B (8, 6): B A has full column rank, so x is recoverable
+    x = _x()
+    scaling = alpha / r
+
+    def no_dropout():
+        return twin(x) + x @ a.T @ b.T * scaling
+
+    with check("eval(): no dropout"):
+        layer.eval()
+        assert_close(layer(x), no_dropout, what=f"LoRALinear(x) in eval() with lora_dropout={p}",
+                     hint="nn.Dropout is off in eval(); F.dropout needs training=self.training")  # fmt: skip
+    layer.train()
+    with check("train() with B = 0: exactly the base layer (no dropout on the base path)"):
+        _load(layer, {"lora_B.weight": torch.zeros_like(b)})
+        torch.manual_seed(0)
+        assert_close(layer(x), lambda: twin(x), what=f"LoRALinear(x) in train() with B = 0, "
+                     f"lora_dropout={p}", hint="dropout applies to the adapter's input only: "
+                     "base(x) + lora_B(lora_A(dropout(x))) * scaling")  # fmt: skip
+        _load(layer, {"lora_B.weight": b})
+    with check("train(): the adapter reads x with each entry dropped (0) or kept and scaled"):
+        torch.manual_seed(0)  # the dropout mask is drawn where your code runs, from this seed
+        got = layer(x)
+        # Solve (B A · scaling) z = y - base(x) for the adapter's input z (exact up to rounding):
+        # every entry of z must be 0 or x / (1 - p). No dropout, dropout on the output, or on
+        # lora_A's output mix the entries and give other values.
+        assert_equal(list(got.shape), list(x.shape[:-1]) + [8], what="LoRALinear(x).shape")
+        update = (got - twin(x)).detach().reshape(-1, 8)  # (N, C_out)
+        z = torch.linalg.lstsq(b @ a * scaling, update.T).solution.T.reshape(x.shape)  # (.., C_in)
+        kept = x / (1 - p)
+        nearest = torch.where((z - kept).abs() < z.abs(), kept, torch.zeros_like(x))
+        assert_close(z, nearest, what=f"the adapter's input recovered from LoRALinear(x) in "
+                     f"train() (lora_dropout={p}): each entry 0 or x / (1 - p)", rtol=1e-7,
+                     atol=1e-9, why="a float64 least-squares solve through a well-conditioned "
+                     "(8, 6) matrix", hint="base(x) + lora_B(lora_A(dropout(x))) * scaling, "
+                     "with nn.Dropout(lora_dropout) on the input x")  # fmt: skip
+        dropped = int((nearest == 0).sum())
+        assert_equal(0 < dropped < x.numel(), True, what=f"some but not all of the {x.numel()} "
+                     f"entries dropped ({dropped} were)", hint="apply dropout in train()")  # fmt: skip
+    with check("x is left unchanged"):
+        before = x.clone()
+        layer(mutable(x))  # changes to x come back here
+        assert_close(x, before, what="x after LoRALinear(x) in train()",
+                     hint="no in-place dropout (inplace=True) or other in-place change of x")  # fmt: skip
 
 
 TINY_BERT = {"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2,
@@ -166,6 +248,21 @@ def _tiny_bert():
     model = build("coursekit.a3_models.bert", "sequence_classification", state=twin.state_dict(),
                   train=False, **TINY_BERT)  # fmt: skip
     return model, twin
+
+
+def _same_random_adapters(ours, oracle, wrapped, g: torch.Generator) -> None:
+    """Random A and B (B non-zero, so the adapters show) for every wrapped module of ``ours``
+    and the same in peft's ``oracle``."""
+    adapters = {}
+    for name, module in wrapped:
+        a = torch.randn(module.lora_A.weight.shape, generator=g)
+        b = torch.randn(module.lora_B.weight.shape, generator=g)
+        adapters[f"{name}.lora_A.weight"], adapters[f"{name}.lora_B.weight"] = a, b
+        peft_module = oracle.base_model.model.get_submodule(name)
+        with torch.no_grad():
+            peft_module.lora_A["default"].weight.copy_(a)
+            peft_module.lora_B["default"].weight.copy_(b)
+    _load(ours, adapters)
 
 
 @pytest.mark.points(3)
@@ -202,16 +299,7 @@ def test_inject_lora_matches_peft(check):
             what="the wrapped modules",
             hint="match nn.Linear modules whose name ends with a target (query, value)",
         )
-    adapters = {}
-    for name, module in wrapped:
-        a = torch.randn(module.lora_A.weight.shape, generator=g)
-        b = torch.randn(module.lora_B.weight.shape, generator=g)
-        adapters[f"{name}.lora_A.weight"], adapters[f"{name}.lora_B.weight"] = a, b
-        peft_module = oracle.base_model.model.get_submodule(name)
-        with torch.no_grad():
-            peft_module.lora_A["default"].weight.copy_(a)
-            peft_module.lora_B["default"].weight.copy_(b)
-    _load(ours, adapters)
+    _same_random_adapters(ours, oracle, wrapped, g)
     ids = torch.randint(0, 50, (3, 7), generator=g)
     with check("logits equal peft's"):
         assert_close(ours.eval()(input_ids=ids)["logits"], lambda: oracle(input_ids=ids).logits,
@@ -223,6 +311,47 @@ def test_inject_lora_matches_peft(check):
                      and "original_module" not in n)  # fmt: skip
         assert_equal(ours_trainable, theirs, what="trainable parameters (adapters + classifier)",
                      hint="freeze everything but A, B and the modules_to_save")  # fmt: skip
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("2.9")
+def test_inject_lora_options(check):
+    """inject_lora with other target_modules (key, dense), lora_dropout and no modules_to_save"""
+    from peft import LoraConfig, get_peft_model
+
+    targets = ("key", "dense")
+    model, twin = _tiny_bert()
+    config = LoraConfig(r=2, lora_alpha=4, target_modules=list(targets), lora_dropout=0.5)
+    oracle = get_peft_model(copy.deepcopy(twin), config).eval()
+    ours = lora.inject_lora(model, target_modules=targets, r=2, lora_alpha=4, lora_dropout=0.5)
+    expected = sorted(n for n, m in twin.named_modules()
+                      if isinstance(m, torch.nn.Linear) and n.split(".")[-1] in targets)  # fmt: skip
+    wrapped = [
+        (n, m) for n, m in ours.named_modules() if hasattr(m, "lora_A") and hasattr(m, "lora_B")
+    ]
+    with check("every nn.Linear named key or dense is wrapped, nothing else"):
+        assert_equal(sorted(n for n, _ in wrapped), expected, what="the wrapped modules with "
+                     "target_modules=('key', 'dense')", hint="wrap the modules whose name ends with "
+                     "one of target_modules (the argument, not the default)")  # fmt: skip
+    g = torch.Generator().manual_seed(4)
+    _same_random_adapters(ours, oracle, wrapped, g)
+    ids = torch.randint(0, 50, (3, 7), generator=g)
+    with check("eval(): logits equal peft's; the adapters and nothing else train"):
+        assert_close(ours.eval()(input_ids=ids)["logits"], lambda: oracle(input_ids=ids).logits,
+                     what="BERT logits with LoRA on key/dense, eval()", rtol=1e-5, atol=1e-6,
+                     why="float32 attention through the same weights, summed in another order")  # fmt: skip
+        assert_equal(lora.count_parameters(ours)[0], sum(p.numel() for p in
+                     oracle.parameters() if p.requires_grad), what="trainable parameters "
+                     "(adapters only: no modules_to_save)")  # fmt: skip
+    with check("lora_dropout reaches the adapters: train() differs from eval()"):
+        # The BERT's own dropout is 0: only the adapters' can make train() differ. The chance
+        # that dropout p=0.5 keeps every entry of every adapter input is below 2^-1000.
+        torch.manual_seed(0)
+        trained = ours.train()(input_ids=ids)["logits"].detach()
+        evaluated = ours.eval()(input_ids=ids)["logits"].detach()
+        assert_equal(bool((trained - evaluated).abs().max() > 1e-4), True,
+                     what="logits in train() differ from eval() with lora_dropout=0.5",
+                     hint="pass lora_dropout on to every LoRALinear")  # fmt: skip
 
 
 @pytest.mark.points(1)

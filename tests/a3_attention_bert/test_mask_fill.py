@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compare import assert_equal
+from compare import assert_close, assert_equal
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import masked_lm_prompts
@@ -21,7 +21,7 @@ from strategies import masked_lm_prompts
 from coursekit import a3_finetune as kit
 from coursekit.a3_models import CONTEXT_VOCAB as V
 from coursekit.a3_models import MASK, SPECIAL, ContextLM, CountingLM
-from grader.deliverables import build, deliverable
+from grader.deliverables import build, deliverable, mutable
 
 mf = deliverable("a3_attention_bert.mask_fill")
 # The masked LMs (coursekit/a3_models.py) are built where your code runs, with the state of the
@@ -98,6 +98,13 @@ def test_greedy_fills_left_to_right(check):
         _greedy_appended()
     with check("masks among the prompt's words"):
         _greedy_anywhere()
+    with check("input_ids left unchanged (the fills in a new tensor)"):
+        model, _ = _context_lm(0)
+        ids = torch.tensor([1, 5, 3, 7, 3, 2])
+        before = ids.clone()
+        mf.fill_masks(model, mutable(ids), MASK, banned_ids=SPECIAL)  # changes to ids come back
+        assert_equal(ids.tolist(), before.tolist(), what="input_ids after fill_masks",
+                     hint="fill a copy (input_ids.clone()), not the caller's tensor")  # fmt: skip
 
 
 @given(prompt=masked_lm_prompts(V, anywhere=True), seed=st.integers(0, 50),
@@ -183,17 +190,31 @@ def test_complete(check, tokenizer):
     """complete(model, tokenizer, prompt, n): the prompt and n generated tokens, as text"""
     theirs = _remote_tokenizer()
     counting = CountingLM(tokenizer)
-    counting_cases = [
-        ("one two", 3, "a counting model: 'one two' + 3 masks"),
-        ("eight nine", 3, "a counting model past 'ten', where its favourite is a special token"),
-    ]
-    for prompt, n, label in counting_cases:
+    # The counting model's favourite word (the successor) has logit 10, the next candidates 1 and
+    # 0: top-k draws take it almost surely, so they depend on the context as greedy fills do.
+    top_k = {"strategy": "top_k", "k": 3}
+    counting_cases = {
+        "a counting model: 'one two' + 3 masks": [("one two", 3, {})],
+        "a counting model past 'ten', where its favourite is a special token": [
+            ("eight nine", 3, {})
+        ],
+        "a counting model, top_k k=3: the draws follow the context": [
+            ("one two", 3, {**top_k, "seed": 0}),
+            ("four", 4, {**top_k, "seed": 1}),
+        ],
+    }
+    for label, runs in counting_cases.items():
         with check(label):
-            model = build("coursekit.a3_models.counting_lm", theirs, state=counting.state_dict())
-            got = mf.complete(model, theirs, prompt, n)
-            assert_equal(got, lambda: _expected_text(counting, tokenizer, prompt, n),  # noqa: B023
-                         what=f"complete(counting model, {prompt!r}, {n})",
-                         hint=f"{HINT_COMPLETE}; {HINT_ORDER}; {HINT_BANNED}")  # fmt: skip
+            for prompt, n, options in runs:
+                model = build(
+                    "coursekit.a3_models.counting_lm", theirs, state=counting.state_dict()
+                )
+                got = mf.complete(model, theirs, prompt, n, **options)
+                shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "greedy"
+                assert_equal(got, lambda: _expected_text(counting, tokenizer, prompt, n, **options),  # noqa: B023
+                             what=f"complete(counting model, {prompt!r}, {n}, {shown})",
+                             hint=f"{HINT_COMPLETE}; {HINT_ORDER}; {HINT_BANNED}"
+                             + (f"; {HINT_TOP_K}" if options else ""))  # fmt: skip
     cases = [("the movie was", 3, {}), ("i think that", 4, {}),
              ("the movie was", 3, {"strategy": "top_k", "k": 5, "seed": 7}),
              ("once upon a time", 5, {"strategy": "top_k", "k": 3, "seed": 0})]  # fmt: skip
@@ -206,3 +227,48 @@ def test_complete(check, tokenizer):
                          what=f"complete(BertForMaskedLM, {prompt!r}, {n}, {shown})",
                          hint=f"{HINT_COMPLETE}; put the model in eval mode (dropout off)"
                          + (f"; {HINT_TOP_K}" if options else ""))  # fmt: skip
+
+
+def _draw(logits, k, seed):
+    """The oracle of one top-k draw: torch.topk, softmax of its values, one seeded multinomial."""
+    top = torch.topk(logits, k)
+    g = torch.Generator().manual_seed(seed)
+    return int(top.indices[torch.multinomial(torch.softmax(top.values, -1), 1, generator=g)])
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("3.4")
+def test_choose(check):
+    """choose(logits): greedy's argmax, top-k draws that follow the logits, a bad strategy refused"""
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(10, generator=g) * 2  # (V,)
+    with check("greedy: the argmax"):
+        assert_equal(mf.choose(logits, strategy="greedy"), int(logits.argmax()),
+                     what=f"choose(logits, strategy='greedy') for logits {logits.tolist()}")  # fmt: skip
+    with check("top_k: one seeded draw among the k largest"):
+        for seed in range(6):
+            got = mf.choose(logits, strategy="top_k", k=4,
+                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
+            assert_equal(got, lambda seed=seed: _draw(logits, 4, seed),
+                         what=f"choose(logits, strategy='top_k', k=4, generator seeded {seed})",
+                         hint=HINT_TOP_K)  # fmt: skip
+    with check("top_k follows the logits: a candidate 30 above the others is drawn"):
+        # softmax gives each other candidate about e^-30: a draw that ignores the values misses
+        for favourite in (2, 7):
+            peaked = logits.clone()
+            peaked[favourite] = logits.max() + 30
+            got = mf.choose(
+                peaked, strategy="top_k", k=3, generator=torch.Generator().manual_seed(0)
+            )
+            assert_equal(got, favourite, what=f"choose(logits with token {favourite} 30 above the "
+                         "rest, strategy='top_k', k=3)", hint="the probabilities are "
+                         "softmax(top-k values): draw with them, not uniformly")  # fmt: skip
+    with check("another strategy raises ValueError naming it"):
+        with pytest.raises(ValueError, match="nucleus"):
+            mf.choose(logits, strategy="nucleus")
+    with check("the logits are left unchanged"):
+        for options in ({"strategy": "greedy"}, {"strategy": "top_k", "k": 3}):
+            x = logits.clone()
+            mf.choose(mutable(x), generator=torch.Generator().manual_seed(0), **options)
+            assert_close(x, logits, what=f"logits after choose(logits, {options})",
+                         hint="work on new tensors (logits - logits.max(), not -=)")  # fmt: skip

@@ -23,7 +23,7 @@ from strategies import attention_cases
 
 from grader import audit
 from grader.boundary.guards import HINT_BUILTIN_ATTENTION as HINT_FORBIDDEN
-from grader.deliverables import build, deliverable, guarded
+from grader.deliverables import build, deliverable, guarded, mutable
 
 mha = deliverable("a3_attention_bert.mha")
 ASSIGNMENT = "a3_attention_bert"
@@ -239,6 +239,12 @@ def _float_mask_3d(case):
     _compare(case, f"{HINT_PER_HEAD}; {HINT_ADDITIVE}", attn_mask=case["attn_mask"])
 
 
+@given(case=attention_cases(attn_mask="float", padding="bool"))
+def _both_masks(case):
+    _compare(case, f"{HINT_ADDITIVE}; attn_mask and key_padding_mask together: apply both",
+             attn_mask=case["attn_mask"], key_padding_mask=case["key_padding_mask"])  # fmt: skip
+
+
 HINT_CAUSAL = (
     "causal: query i may attend to keys 0..i only — forbid the keys above the diagonal "
     "(torch.ones(T, T, dtype=torch.bool).triu(1) is True where attention is not allowed)"
@@ -312,6 +318,8 @@ def test_attn_mask(check):
         _bool_mask_3d()
     with check("additive per head (B·nh, Tq, Tk)"):
         _float_mask_3d()
+    with check("additive attn_mask and boolean key_padding_mask together"):
+        _both_masks()
 
 
 @pytest.mark.points(2)
@@ -406,3 +414,31 @@ def test_no_builtin_attention(check, graded_tree):
     for option in ("need_weights=True", "need_weights=False"):
         with check(option):
             _no_builtins(option)
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("1.8")
+def test_arguments_left_unchanged(check):
+    """forward leaves query, key, value and both masks as it found them (no in-place changes)"""
+    g = torch.Generator().manual_seed(3)
+    B, Tq, Tk, C, nh = 2, 3, 4, 6, 2
+    for batch_first in (True, False):
+        with check(f"batch_first={batch_first}, float masks with -inf entries"):
+            case = {"B": B, "Tq": Tq, "Tk": Tk, "C": C, "nh": nh, "bias": True,
+                    "batch_first": batch_first, "seed": 1}  # fmt: skip
+            ours = _ours(case, _torch_mha(case))
+            shapes = [(B, Tq, C), (B, Tk, C), (B, Tk, C)]
+            if not batch_first:
+                shapes = [(T, B_, C_) for B_, T, C_ in shapes]
+            args = {name: torch.randn(shape, generator=g, dtype=torch.float64)
+                    for name, shape in zip(("query", "key", "value"), shapes, strict=True)}  # fmt: skip
+            args["key_padding_mask"] = torch.tensor([[0.0, -1.0, float("-inf"), 0.5]] * B,
+                                                    dtype=torch.float64)  # fmt: skip
+            args["attn_mask"] = torch.zeros(Tq, Tk, dtype=torch.float64)
+            args["attn_mask"][0, 1] = float("-inf")  # no row fully masked
+            before = {name: t.clone() for name, t in args.items()}
+            _forward(ours, **{name: mutable(t) for name, t in args.items()})  # changes come back
+            for name, t in args.items():
+                assert_close(t, before[name], what=f"{name} after forward (must be unchanged)",
+                             hint="compute new tensors (t = t + ..., masked_fill, transpose) instead "
+                             "of changing the caller's in place (+=, masked_fill_, clamp_ ...)")  # fmt: skip
