@@ -34,10 +34,11 @@ def test_softmax_rows(check):
     with check("float32 input stays float32"):
         x = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float32)
         assert_close(sm.softmax(x), torch.softmax(x, dim=-1), what="softmax of a float32 row")
-    with check("the input is left unchanged"):
+    with check("the input is left unchanged (and the rows right)"):
         x = torch.tensor(ROWS["three rows at once"], dtype=torch.float64)
         before = x.clone()
-        sm.softmax(mutable(x))  # changes to x come back: there must be none
+        got = sm.softmax(mutable(x))  # changes to x come back: there must be none
+        assert_close(got, torch.softmax(before, dim=-1), what="softmax of three rows")
         assert_close(x, before, what="x after softmax(x) (must be left unchanged)",
                      hint="x - max makes a new tensor; x -= max (or x.sub_) overwrites the caller's")  # fmt: skip
 
@@ -74,10 +75,12 @@ def test_cross_entropy_values(check):
                 F.cross_entropy(logits, y),
                 what=f"cross_entropy({rows}, {targets})",
             )
-    with check("the logits are left unchanged"):
+    with check("the logits are left unchanged (and the loss right)"):
         logits = torch.tensor(cases["batch of three"][0], dtype=torch.float64)
         before = logits.clone()
-        sm.cross_entropy(mutable(logits), torch.tensor([2, 0, 1]))
+        y = torch.tensor([2, 0, 1])
+        got = sm.cross_entropy(mutable(logits), y)
+        assert_close(got, F.cross_entropy(before, y), what="cross_entropy of a batch of three")
         assert_close(logits, before, what="logits after cross_entropy(logits, y) (must be left unchanged)",
                      hint="logits - max makes a new tensor; an in-place shift overwrites the caller's")  # fmt: skip
 
