@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections.abc
 import copy
+import gc
 import importlib
 import itertools
 import os
@@ -440,6 +441,10 @@ def serve(fd: int, impl: str, caps: Caps, memory: int, file_bytes: int, processe
         # The graded tree goes last on sys.path: a submission cannot shadow torch or the kit.
         sys.path.append(str(Path(impl).resolve()))
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+        # torch and the kit live as long as this process: frozen, the collection after every
+        # test (op_reset) skips them (a forked process has inherited its parent's frozen heap).
+        gc.collect()
+        gc.freeze()
         sock = socket.socket(fileno=fd)
         server = Server(sock, impl, caps)
         server.channel.serve_forever()
