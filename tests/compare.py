@@ -88,6 +88,67 @@ def assert_at_most(
         raise AssertionError(message)
 
 
+def snapshot(value: Any) -> Any:
+    """A copy of every tensor in ``value`` (a tensor, or tuples, lists and dicts of them), taken
+    before a call that must leave its arguments as it found them (see :func:`assert_unchanged`)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, dict):
+        return {k: snapshot(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(snapshot(v) for v in value)
+    return value
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def assert_unchanged(
+    given: Any,
+    before: Any,
+    *,
+    what: str,
+    hint: str,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    why: str = "an argument is read, never written in place",
+) -> None:
+    """Assert that a call left its arguments as it found them: every tensor in ``given`` equals
+    its :func:`snapshot` ``before``, exactly unless a tolerance (with its reason) is given.
+
+    The test hands the arguments over with ``grader.deliverables.mutable``, so that a change
+    student code makes in place (``x -= x.max()``, ``masked_fill_``) comes back to ``given``.
+    """
+    now, then = _tensors(given), _tensors(before)
+    if len(now) != len(then):
+        raise ValueError(f"{what}: {len(now)} tensors given, {len(then)} in the snapshot")
+    for i, (a, b) in enumerate(zip(now, then, strict=True)):
+        where = what if len(now) == 1 else f"{what} (tensor {i} of {len(now)})"
+        assert_close(a, b, what=f"{where} after the call (it must be left as it was)",
+                     rtol=rtol, atol=atol, why=why, hint=hint)  # fmt: skip
+
+
+def call_leaving_unchanged(
+    function: Callable, *args: Any, what: str, hint: str, **kwargs: Any
+) -> Any:
+    """``function(*args, **kwargs)`` with every argument handed over with
+    ``grader.deliverables.mutable`` (a change made in place comes back), then
+    :func:`assert_unchanged` on all of them; returns what the call returned."""
+    from grader.deliverables import mutable
+
+    before = snapshot((args, kwargs))
+    result = function(*map(mutable, args), **{k: mutable(v) for k, v in kwargs.items()})
+    assert_unchanged((args, kwargs), before, what=what, hint=hint)
+    return result
+
+
 def numerical_gradient(
     f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float = 1e-6
 ):

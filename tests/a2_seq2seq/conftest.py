@@ -15,7 +15,6 @@ import zlib
 
 import pytest
 import torch
-from compare import assert_close
 from torch import nn
 
 
@@ -73,44 +72,3 @@ class Weights:
 def weights() -> Weights:
     # Session scope: Hypothesis refuses function-scoped fixtures in @given tests.
     return Weights()
-
-
-class Unchanged:
-    """Arguments student code must leave as it found them. The test hands them over with
-    ``grader.deliverables.mutable`` (so that a change made in place comes back) and compares them
-    with the copy taken before: ``before = unchanged.copy(args)`` ... ``unchanged.check(args,
-    before, what=..., hint=...)``. Works on a tensor or any nesting of tuples, lists and dicts."""
-
-    @classmethod
-    def tensors(cls, value) -> list[torch.Tensor]:
-        if isinstance(value, torch.Tensor):
-            return [value]
-        if isinstance(value, dict):
-            value = list(value.values())
-        if isinstance(value, list | tuple):
-            return [t for v in value for t in cls.tensors(v)]
-        return []
-
-    @classmethod
-    def copy(cls, value):
-        if isinstance(value, torch.Tensor):
-            return value.clone()
-        if isinstance(value, dict):
-            return {k: cls.copy(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return type(value)(cls.copy(v) for v in value)
-        return value
-
-    @classmethod
-    def check(cls, given, before, *, what: str, hint: str) -> None:
-        now, then = cls.tensors(given), cls.tensors(before)
-        for i, (a, b) in enumerate(zip(now, then, strict=True)):
-            where = what if len(now) == 1 else f"{what} (tensor {i} of {len(now)})"
-            assert_close(a, b, what=f"{where} after the call (it must be left as it was)",
-                         rtol=0.0, atol=0.0, why="an argument is read, never written in place",
-                         hint=hint)  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def unchanged() -> Unchanged:
-    return Unchanged()

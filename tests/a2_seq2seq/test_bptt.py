@@ -7,11 +7,11 @@ Oracles: the same RNN in torch float64 with autograd, and the kit's centred fini
 import pytest
 import torch
 import torch.nn.functional as F
-from compare import assert_close, numerical_gradient
+from compare import assert_close, call_leaving_unchanged, numerical_gradient
 from hypothesis import given
 from strategies import bptt_cases, rnn_step_cases
 
-from grader.deliverables import deliverable, mutable
+from grader.deliverables import deliverable
 
 bptt = deliverable("a2_seq2seq.bptt")
 STEP = ("x", "prev_h", "U", "W", "b")
@@ -174,28 +174,22 @@ IN_PLACE_HINT = ("work on new tensors (da = dnext_h * (1 - next_h**2), do = (y_h
 
 @pytest.mark.points(1)
 @pytest.mark.number("1.8")
-def test_arguments_left_unchanged(check, unchanged):
+def test_arguments_left_unchanged(check):
     """the four functions leave their arguments, and the cache, as they found them"""
     case = _handout_case()
     step = {"x": case["x"][:, 0], "prev_h": case["h0"], "U": case["U"], "W": case["W"],
             "b": case["b"]}  # fmt: skip
     with check("rnn_step_forward"):
-        before = unchanged.copy(step)
-        bptt.rnn_step_forward(**{k: mutable(v) for k, v in step.items()})
-        unchanged.check(step, before, what="rnn_step_forward's arguments", hint=IN_PLACE_HINT)
+        call_leaving_unchanged(bptt.rnn_step_forward, **step, what="rnn_step_forward's arguments",
+                               hint=IN_PLACE_HINT)  # fmt: skip
     with check("rnn_step_backward: dnext_h and the cache"):
         _, cache = bptt.rnn_step_forward(**step)
-        dnext_h = torch.ones_like(case["h0"])
-        before = unchanged.copy((dnext_h, cache))
-        bptt.rnn_step_backward(mutable(dnext_h), mutable(cache))
-        unchanged.check((dnext_h, cache), before, what="rnn_step_backward's dnext_h and cache",
-                        hint=IN_PLACE_HINT)  # fmt: skip
+        call_leaving_unchanged(bptt.rnn_step_backward, torch.ones_like(case["h0"]), cache,
+                               what="rnn_step_backward's dnext_h and cache", hint=IN_PLACE_HINT)  # fmt: skip
     with check("rnn_forward"):
-        before = unchanged.copy(case)
-        bptt.rnn_forward(**{k: mutable(v) for k, v in case.items()})
-        unchanged.check(case, before, what="rnn_forward's arguments", hint=IN_PLACE_HINT)
+        call_leaving_unchanged(bptt.rnn_forward, **case, what="rnn_forward's arguments",
+                               hint=IN_PLACE_HINT)  # fmt: skip
     with check("rnn_backward: the cache"):
         _, cache = bptt.rnn_forward(**case)
-        before = unchanged.copy(cache)
-        bptt.rnn_backward(mutable(cache))
-        unchanged.check(cache, before, what="rnn_backward's cache", hint=IN_PLACE_HINT)
+        call_leaving_unchanged(bptt.rnn_backward, cache, what="rnn_backward's cache",
+                               hint=IN_PLACE_HINT)  # fmt: skip

@@ -7,7 +7,7 @@ stacks the four gates in the order i, f, g, o and stores weights (out, in), so
 
 import pytest
 import torch
-from compare import assert_close, assert_equal
+from compare import assert_close, assert_equal, assert_unchanged, snapshot
 from hypothesis import given
 from strategies import recurrent_cases
 
@@ -155,16 +155,16 @@ def test_gradients_match_torch_lstm(weights, case):
 
 @pytest.mark.points(1)
 @pytest.mark.number("3.5")
-def test_arguments_left_unchanged(weights, unchanged):
+def test_arguments_left_unchanged(weights):
     """forward leaves x and init_states as it found them"""
     case = {"B": 2, "T": 3, "C": 3, "H": 4, "seed": 5}
     model, _ = _model(weights, case)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(2, 3, 3, generator=g, dtype=torch.float64)
     h0, c0 = (torch.randn(2, 4, generator=g, dtype=torch.float64) for _ in range(2))
-    before = unchanged.copy((x, h0, c0))
+    before = snapshot((x, h0, c0))
     with torch.no_grad():
         model(mutable(x), mutable((h0, c0)))
-    unchanged.check((x, h0, c0), before, what="LSTM.forward's x, h_0 and c_0 (x (2, 3, 3), H=4)",
+    assert_unchanged((x, h0, c0), before, what="LSTM.forward's x, h_0 and c_0 (x (2, 3, 3), H=4)",
                     hint="compute each new state as a new tensor (c_t = f_t * c_t + i_t * g_t): "
                          "c_t.mul_(...) or h_t[:] = ... writes into the caller's init_states")  # fmt: skip

@@ -7,7 +7,7 @@ the same numbers (``i2h``'s weight is ``[W_ih | W_hh]`` side by side) for a whol
 import pytest
 import torch
 import torch.nn.functional as F
-from compare import assert_close, assert_equal
+from compare import assert_close, assert_equal, assert_unchanged, snapshot
 from hypothesis import given
 from strategies import recurrent_cases
 
@@ -96,16 +96,16 @@ def test_unrolled_equals_torch_rnn(weights, case):
 
 @pytest.mark.points(1)
 @pytest.mark.number("2.4")
-def test_arguments_left_unchanged(weights, unchanged):
+def test_arguments_left_unchanged(weights):
     """forward leaves its input and hidden tensors as it found them"""
     case = {"B": 2, "C": 3, "H": 4, "V": 5, "seed": 7}
     model, _ = _model(weights, case)
     g = torch.Generator().manual_seed(7)
     x, h = (torch.randn(2, n, generator=g, dtype=torch.float64) for n in (3, 4))
-    before = unchanged.copy((x, h))
+    before = snapshot((x, h))
     with torch.no_grad():
         model(mutable(x), mutable(h))
-    unchanged.check((x, h), before, what=f"VanillaRNN.forward's input and hidden, {_sizes(case)}",
+    assert_unchanged((x, h), before, what=f"VanillaRNN.forward's input and hidden, {_sizes(case)}",
                     hint="return the new hidden state as a new tensor: writing it into the hidden "
                          "tensor given (hidden.copy_(...), hidden[:] = ...) changes the caller's "
                          "state")  # fmt: skip

@@ -11,7 +11,7 @@ code run a second time.
 import pytest
 import torch
 import torch.nn.functional as F
-from compare import assert_close, assert_equal
+from compare import assert_close, assert_equal, assert_unchanged, snapshot
 from hypothesis import given
 from strategies import cosine_attention_cases, seq2seq_cases
 from torch import nn
@@ -549,7 +549,7 @@ IN_PLACE_HINT = ("compute on new tensors: an in-place operation (x /= ..., x.div
 
 @pytest.mark.points(1)
 @pytest.mark.number("4.13")
-def test_arguments_left_unchanged(check, weights, unchanged):
+def test_arguments_left_unchanged(check, weights):
     """Encoder, compute_attention, Decoder and Seq2Seq leave their input tensors as they found them"""
     case = _dropout_case("LSTM", True)
     source, target = _sos(case)
@@ -557,31 +557,31 @@ def test_arguments_left_unchanged(check, weights, unchanged):
     with check("Encoder.forward(input)"):
         model = weights.fill(s2s.Encoder(case["V_src"], case["C"], case["H_enc"], case["H_dec"],
                                          0.0, "LSTM"), case["seed"])  # fmt: skip
-        before = unchanged.copy(source)
+        before = snapshot(source)
         with torch.no_grad():
             model(mutable(source))
-        unchanged.check(source, before, what="Encoder.forward's input", hint=IN_PLACE_HINT)
+        assert_unchanged(source, before, what="Encoder.forward's input", hint=IN_PLACE_HINT)
     decoder = weights.fill(s2s.Decoder(case["C"], case["H_enc"], case["H_dec"], case["V_tgt"],
                                        0.0, "LSTM", True), case["seed"])  # fmt: skip
     with check("Decoder.compute_attention(hidden, encoder_outputs)"):
-        before = unchanged.copy((hidden[0], enc))
+        before = snapshot((hidden[0], enc))
         with torch.no_grad():
             decoder.compute_attention(mutable(hidden[0]), mutable(enc))
-        unchanged.check((hidden[0], enc), before,
+        assert_unchanged((hidden[0], enc), before,
                         what="compute_attention's hidden and encoder_outputs",
                         hint=f"{IN_PLACE_HINT} (divide by the norms out of place)")  # fmt: skip
     with check("Decoder.forward(input, (h, c), encoder_outputs)"):
-        before = unchanged.copy((input, hidden, enc))
+        before = snapshot((input, hidden, enc))
         with torch.no_grad():
             decoder(mutable(input), mutable(hidden), mutable(enc))
-        unchanged.check((input, hidden, enc), before,
+        assert_unchanged((input, hidden, enc), before,
                         what="Decoder.forward's input, hidden (h, c) and encoder_outputs",
                         hint=IN_PLACE_HINT)  # fmt: skip
     with check("Seq2Seq.forward(source, target=...) and greedy"):
         model, _, _ = _toy_seq2seq(case)
-        before = unchanged.copy((source, target))
+        before = snapshot((source, target))
         with torch.no_grad():
             model(mutable(source), target=mutable(target))
             model(mutable(source))
-        unchanged.check((source, target), before, what="Seq2Seq.forward's source and target",
+        assert_unchanged((source, target), before, what="Seq2Seq.forward's source and target",
                         hint=f"{IN_PLACE_HINT}: keep the words to feed in a new tensor")  # fmt: skip

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compare import assert_close, assert_equal
+from compare import assert_equal, assert_unchanged, snapshot
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import masked_lm_prompts
@@ -101,10 +101,10 @@ def test_greedy_fills_left_to_right(check):
     with check("input_ids left unchanged (the fills in a new tensor)"):
         model, _ = _context_lm(0)
         ids = torch.tensor([1, 5, 3, 7, 3, 2])
-        before = ids.clone()
+        before = snapshot(ids)
         mf.fill_masks(model, mutable(ids), MASK, banned_ids=SPECIAL)  # changes to ids come back
-        assert_equal(ids.tolist(), before.tolist(), what="input_ids after fill_masks",
-                     hint="fill a copy (input_ids.clone()), not the caller's tensor")  # fmt: skip
+        assert_unchanged(ids, before, what="fill_masks's input_ids",
+                         hint="fill a copy (input_ids.clone()), not the caller's tensor")  # fmt: skip
 
 
 @given(prompt=masked_lm_prompts(V, anywhere=True), seed=st.integers(0, 50),
@@ -268,7 +268,7 @@ def test_choose(check):
             mf.choose(logits, strategy="nucleus")
     with check("the logits are left unchanged"):
         for options in ({"strategy": "greedy"}, {"strategy": "top_k", "k": 3}):
-            x = logits.clone()
+            x = snapshot(logits)
             mf.choose(mutable(x), generator=torch.Generator().manual_seed(0), **options)
-            assert_close(x, logits, what=f"logits after choose(logits, {options})",
-                         hint="work on new tensors (logits - logits.max(), not -=)")  # fmt: skip
+            assert_unchanged(x, logits, what=f"choose(logits, {options})'s logits",
+                             hint="work on new tensors (logits - logits.max(), not -=)")  # fmt: skip
