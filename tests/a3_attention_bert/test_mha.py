@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from compare import assert_close, assert_equal
+from compare import assert_close, assert_equal, assert_unchanged, snapshot
 from hypothesis import given
 from strategies import attention_cases
 
@@ -180,6 +180,20 @@ def _no_bias(case):
     _compare(case, "with bias=False the projections have no bias (mha.in_proj_bias is None)")
 
 
+def _parameter_count():
+    # A bias on the keys shifts every score of a query's row alike, so softmax hides it: the
+    # outputs cannot show a k_proj that keeps a bias with bias=False, its parameters do.
+    for bias in (True, False):
+        case = {"C": 8, "nh": 2, "bias": bias, "batch_first": True, "seed": 0}
+        ref = _torch_mha(case)
+        ours = _ours(case, ref)
+        assert_equal(sum(p.numel() for p in ours.parameters()),
+                     sum(p.numel() for p in ref.parameters()),
+                     what=f"number of parameters of MultiHeadAttention(8, 2, bias={bias})",
+                     hint="each of the four projections is nn.Linear(C, C, bias=bias): with "
+                     "bias=False none of them has a bias")  # fmt: skip
+
+
 @given(case=attention_cases())
 def _per_head_weights(case):
     _compare(case, "average_attn_weights=False returns the weights of every head: (B, nh, Tq, Tk)",
@@ -284,6 +298,8 @@ def test_matches_torch_without_masks(check):
         _cross_attention()
     with check("bias=False"):
         _no_bias()
+    with check("as many parameters as nn.MultiheadAttention, with and without bias"):
+        _parameter_count()
 
 
 @pytest.mark.points(2)
@@ -436,9 +452,9 @@ def test_arguments_left_unchanged(check):
                                                     dtype=torch.float64)  # fmt: skip
             args["attn_mask"] = torch.zeros(Tq, Tk, dtype=torch.float64)
             args["attn_mask"][0, 1] = float("-inf")  # no row fully masked
-            before = {name: t.clone() for name, t in args.items()}
+            before = snapshot(args)
             _forward(ours, **{name: mutable(t) for name, t in args.items()})  # changes come back
             for name, t in args.items():
-                assert_close(t, before[name], what=f"{name} after forward (must be unchanged)",
-                             hint="compute new tensors (t = t + ..., masked_fill, transpose) instead "
-                             "of changing the caller's in place (+=, masked_fill_, clamp_ ...)")  # fmt: skip
+                assert_unchanged(t, before[name], what=f"forward's {name}",
+                                 hint="compute new tensors (t = t + ..., masked_fill, transpose) instead "
+                                 "of changing the caller's in place (+=, masked_fill_, clamp_ ...)")  # fmt: skip
