@@ -29,16 +29,6 @@ sys.path[:0] = [
 ]
 
 
-def write_archive(root: Path, T) -> None:
-    """The test's files, in the archive's layout and the test's creation order."""
-    for split, n in T.SIZES.items():
-        for tag in T.TAGS:
-            folder = root / split / tag
-            folder.mkdir(parents=True)
-            for i in [*range(1, n), 0]:
-                (folder / f"{i}.txt").write_text(f"question {i} in {split}: {T.SNIPPETS[tag]}")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -60,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     hidden, lr = args.hidden or T.HIDDEN, args.lr or T.LR
     root = Path(tempfile.mkdtemp())
-    write_archive(root, T)
+    kso.write_archive(root, T.SNIPPETS, T.SIZES)  # the test's files
     tokenizer = AutoTokenizer.from_pretrained(kit.model_path())
 
     def run(splits, trainer_seed: int) -> float:
@@ -82,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             so.load_stackoverflow(str(root), validation_fraction=0.25, seed=k),
             100 + k,
         ),
-        "seeds": lambda k: (kso.fixed_splits(root), k),
+        "seeds": lambda k: (kso.fixed_splits(root, T.TAGS), k),
     }
     print(
         f"hidden {hidden}, lr {lr}, {T.EPOCHS} epochs, batch {T.BATCH_SIZE}, {args.runs} runs each"

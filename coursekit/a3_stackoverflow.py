@@ -51,14 +51,28 @@ def tokenized(splits, tokenizer, max_length: int = 64):
     return DatasetDict(splits).map(encode, batched=True, remove_columns=["text"])
 
 
-def fixed_splits(root, every: int = 4):
+def write_archive(root, snippets: dict[str, str], sizes: dict[str, int]) -> None:
+    """Small questions in the canonical archive's layout under ``root``, for the tests and the
+    benchmark: ``sizes[split]`` files ``<split>/<tag>/<i>.txt`` per tag of ``snippets``, each
+    ``question i in <split>: <the tag's snippet>``. Created out of name order (1, 2, …, 0), so a
+    folder listing is not sorted on file systems that list by creation time, either way round."""
+    for split, n in sizes.items():
+        for tag, snippet in snippets.items():
+            folder = Path(root) / split / tag
+            folder.mkdir(parents=True)
+            for i in [*range(1, n), 0]:
+                (folder / f"{i}.txt").write_text(f"question {i} in {split}: {snippet}")
+
+
+def fixed_splits(root, tags, every: int = 4):
     """The split the Trainer test trains on, the same for every submission: the archive's layout
     under ``root`` read in file-name order, each tag's ``train`` files at positions 0, every,
     2·every, … held out as ``validation`` (stratified by construction), ``test`` as written.
-    A ``DatasetDict`` like ``load_stackoverflow``'s: ``text`` and a ``ClassLabel`` ``label``."""
+    A ``DatasetDict`` like ``load_stackoverflow``'s: ``text`` and a ``ClassLabel`` ``label``
+    whose names are ``tags`` (in that order)."""
     from datasets import ClassLabel, Dataset, DatasetDict
 
-    tags = ("csharp", "java", "javascript", "python")
+    tags = list(tags)
     rows: dict[str, dict[str, list]] = {
         s: {"text": [], "label": []} for s in ("train", "validation", "test")
     }

@@ -41,12 +41,7 @@ def so_root(shared_tmp_path_factory):
     code can read (not write). Files are created out of name order (1, 2, …, 0), so a folder
     listing is not sorted on file systems that list by creation time, either way round."""
     root = shared_tmp_path_factory.mktemp("stackoverflow")
-    for split, n in SIZES.items():
-        for tag in TAGS:
-            folder = root / split / tag
-            folder.mkdir(parents=True)
-            for i in [*range(1, n), 0]:
-                (folder / f"{i}.txt").write_text(f"question {i} in {split}: {SNIPPETS[tag]}")
+    kso.write_archive(root, SNIPPETS, SIZES)
     return root
 
 
@@ -129,8 +124,8 @@ EPOCHS, LR, BATCH_SIZE, HIDDEN = 40, 5e-3, 8, 64
 def test_trainer_learns_the_tags(check, so_root, student_tmp_path):
     """build_trainer: a Trainer whose training separates the four tags"""
     tokenizer, theirs = _tokenizers()
-    splits = kso.fixed_splits(so_root)  # here, for the held-out tags
-    raw = build("coursekit.a3_stackoverflow.fixed_splits", str(so_root))
+    splits = kso.fixed_splits(so_root, TAGS)  # here, for the held-out tags
+    raw = build("coursekit.a3_stackoverflow.fixed_splits", str(so_root), list(TAGS))
     tokenized = build("coursekit.a3_stackoverflow.tokenized", raw, theirs, max_length=32)
     torch.manual_seed(0)  # the model is initialised where your code runs, from this seed
     model = build("coursekit.a3_models.bert", "sequence_classification",
