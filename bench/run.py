@@ -426,7 +426,8 @@ def fmt(row: dict) -> str:
     ours = f"{row['ours_s']:.2f} s" if "ours_s" in row else ""
     base = f"{row['baseline_s']:.2f} s" if "baseline_s" in row else ""
     ratio = f"{row['ratio']:.2f}x" if "ratio" in row else ""
-    return f"| {row['row']} | {ours} | {base} | {ratio} | {row.get('goal', '')} | {row.get('note', '')} |"
+    return (f"| {row['row']} | {ours} | {base} | {ratio} | {row.get('goal', '')} | "
+            f"{row.get('note', '')} | {row.get('measured', '')} |")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -473,15 +474,16 @@ def main(argv: list[str] | None = None) -> int:
             if key in previous:
                 measured.append(previous[key])
             continue
-        measured.append({"key": key, **measure()})
+        measured.append({"key": key, "measured": time.strftime("%Y-%m-%d"), **measure()})
     rows = measured
     header = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} CPU cores, torch "
-        f"{torch.__version__}, {torch.get_num_threads()} threads, Python {platform.python_version()}. "
-        "Medians of alternating runs.",
+        f"Measured on {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, Python {platform.python_version()}; each row on the "
+        "date it gives (`--only` measures some rows again and keeps the others). Medians of "
+        "alternating runs.",
         "",
-        "| what | ours | baseline | ratio | goal | note |",
-        "|---|---|---|---|---|---|",
+        "| what | ours | baseline | ratio | goal | note | measured |",
+        "|---|---|---|---|---|---|---|",
     ]
     text = "\n".join(header + [fmt(r) for r in rows]) + "\n"
     Path(args.out).write_text(text)
