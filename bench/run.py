@@ -279,6 +279,18 @@ def batch_throughput(assignment: str) -> dict:
             "note": f"{len(graded) / seconds * 60:.1f} submissions per minute"}  # fmt: skip
 
 
+def cli_help(repeat: int = 5) -> dict:
+    """``python -m grader --help`` (the commands import their modules only when they run)."""
+    import subprocess
+
+    def help_once() -> None:
+        subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=ROOT, check=True,
+                       capture_output=True)  # fmt: skip
+
+    seconds = median_seconds(help_once, repeat)
+    return {"row": "`python -m grader --help`", "ours_s": seconds, "goal": "< 0.5 s"}
+
+
 def boundary_call(calls: int = 2000) -> dict:
     """One call of a small deliverable through the boundary (a 4x5 float64 softmax: arguments
     and result cross as bytes) vs the same call in-process."""
@@ -454,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
             *((0.80, 400) if args.quick else (0.85, 1500)), eval_every=50 if args.quick else 100
         ),
         "batch": lambda: batch_throughput("a1_lm_basics"),
+        "cli-help": lambda: cli_help(repeat),
         "boundary-call": boundary_call,
         "boundary-10k": boundary_test_of_many_calls,
         **{f"gradescope-{name}": lambda n=name: gradescope_flow(n) for name in assignments.names()},

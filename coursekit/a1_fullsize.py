@@ -19,12 +19,11 @@ from pathlib import Path
 
 import torch
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
+from coursekit import impl_root
 
 
 def _module(impl: str, name: str):
-    root = KIT_ROOT / impl if impl in ("reference", "student_template") else Path(impl)
-    sys.path.append(str(root.resolve()))
+    sys.path.append(str(impl_root(impl)))
     return importlib.import_module(f"a1_lm_basics.{name}")
 
 

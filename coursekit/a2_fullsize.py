@@ -23,8 +23,7 @@ from pathlib import Path
 import torch
 
 from coursekit import a2_translation as kit
-
-KIT_ROOT = Path(__file__).resolve().parent.parent
+from coursekit import impl_root
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,10 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write the JSON report here too")
     args = p.parse_args(argv)
 
-    impl = (
-        KIT_ROOT / args.impl if args.impl in ("reference", "student_template") else Path(args.impl)
-    )
-    sys.path.append(str(impl.resolve()))
+    sys.path.append(str(impl_root(args.impl)))
     from a2_seq2seq import seq2seq, transformer
 
     if args.threads:

@@ -30,14 +30,6 @@ def names() -> list[str]:
     return sorted(found)
 
 
-def check_name(assignment: str) -> str:
-    if assignment not in names():
-        raise SystemExit(
-            f"unknown assignment {assignment!r}; known: {', '.join(names()) or 'none'}"
-        )
-    return assignment
-
-
 def resolve_impl(spec: str, assignment: str) -> Path:
     """``reference``, ``template`` or a path: a folder holding the package, or the package itself."""
     if spec == "reference":

@@ -10,18 +10,75 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grader import (
-    assignments,
-    batch,
-    checks,
-    gradescope,
-    gradescope_run,
-    package,
-    pipeline,
-    report,
-    templates,
-)
+from grader import assignments
 from grader.runner import GiB, Limits
+
+# The commands import what they use when they run: `--help` and a bad argument answer at once
+# (the grading modules pull in jsonschema, pytest and, for some, torch).
+IMPL_NAMES = {"reference": "reference", "template": "template", "student_template": "template"}
+
+
+def _assignment(value: str) -> str:
+    known = assignments.names()
+    if value not in known:
+        raise argparse.ArgumentTypeError(
+            f"unknown assignment {value!r}; known: {', '.join(known) or 'none'}"
+        )
+    return value
+
+
+def _impl(value: str) -> str:
+    """``reference``, ``template`` (or ``student_template``, as coursekit spells it), or an
+    existing file or folder."""
+    if value in IMPL_NAMES:
+        return IMPL_NAMES[value]
+    if not Path(value).exists():
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not 'reference' or 'template', and no file or folder of that name exists"
+        )
+    return value
+
+
+def _existing(kind: str):
+    def check(value: str) -> str:
+        path = Path(value)
+        ok = path.is_dir() if kind == "folder" else path.exists()
+        if not ok:
+            raise argparse.ArgumentTypeError(f"no {kind} {value!r}")
+        return value
+
+    return check
+
+
+def _positive(kind: type):
+    def check(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+        if not number > 0:
+            raise argparse.ArgumentTypeError(f"{value!r} must be above 0")
+        return number
+
+    return check
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless it has none (None, or off for a flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nlp-course-kit")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -35,23 +92,24 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 def _add_limits(p: argparse.ArgumentParser) -> None:
     d = Limits()
-    p.add_argument("--budget", type=float, default=d.run_budget, help="whole-run time budget, s")
-    p.add_argument(
-        "--memory-gib", type=float, default=d.memory_bytes / GiB, help="address-space limit"
-    )
-    p.add_argument("--test-timeout", type=float, default=None,
+    p.add_argument("--budget", type=_positive(float), default=d.run_budget,
+                   help="whole-run time budget, s")  # fmt: skip
+    p.add_argument("--memory-gib", type=_positive(float), default=d.memory_bytes / GiB,
+                   help="address-space limit per test process, GiB")  # fmt: skip
+    p.add_argument("--test-timeout", type=_positive(float), default=None,
                    help="per-test time limit, s (default: each test's own, else 60)")  # fmt: skip
-    p.add_argument(
-        "--threads", type=int, default=d.threads, help="compute threads per test process"
-    )
+    p.add_argument("--threads", type=_positive(int), default=d.threads,
+                   help="compute threads per test process")  # fmt: skip
 
 
 def _assignments(arg: str | None) -> list[str]:
-    return [assignments.check_name(arg)] if arg else assignments.names()
+    return [arg] if arg else assignments.names()
 
 
 def _submitted_tree(spec: str, name: str, stack: contextlib.ExitStack) -> Path:
     """The tree to grade: a folder as it is; a file (zip, notebook, module) laid over the template."""
+    from grader import pipeline
+
     impl = assignments.resolve_impl(spec, name)
     if not impl.is_file():
         return impl
@@ -64,6 +122,8 @@ def _submitted_tree(spec: str, name: str, stack: contextlib.ExitStack) -> Path:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
+    from grader import gradescope, report
+
     for name in _assignments(args.assignment):
         with contextlib.ExitStack() as stack:
             impl = _submitted_tree(args.impl, name, stack)
@@ -86,6 +146,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
+    from grader import templates
+
     problems = templates.sync(check=args.check)
     if args.check:
         if problems:
@@ -101,6 +163,8 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from grader import checks
+
     ok = True
     for name in _assignments(args.assignment):
         verdict = checks.validate(name, _limits(args))
@@ -110,6 +174,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
+    from grader import checks
+
     ok = True
     for name in _assignments(args.assignment):
         verdict, _ = checks.mutants(name, jobs=args.jobs, limits=_limits(args))
@@ -123,19 +189,25 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 
 
 def cmd_autograder(args: argparse.Namespace) -> int:
+    from grader import package
+
     for name in _assignments(args.assignment):
         print(f"wrote {package.autograder(name, Path(args.out))}")
     return 0
 
 
 def cmd_handout(args: argparse.Namespace) -> int:
+    from grader import package
+
     for name in _assignments(args.assignment):
         print(f"wrote {package.handout(name, Path(args.out))}")
     return 0
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    name = assignments.check_name(args.assignment)
+    from grader import batch
+
+    name = args.assignment
     out = Path(args.out)
     files = set(args.files.split(",")) if args.files else None
     graded = batch.grade_all(
@@ -147,7 +219,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_gradescope(args: argparse.Namespace) -> int:
-    name = assignments.check_name(args.assignment)
+    from grader import gradescope_run
+
+    name = args.assignment
     data = gradescope_run.run(name, Path(args.root), args.user or None, _limits(args))
     print(data.get("output", ""))
     return 0  # the run succeeded if results.json was written, whatever the score
@@ -155,13 +229,18 @@ def cmd_gradescope(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = top.add_subparsers(dest="command", required=True)
+    # Every option's default shows in its help; a bad value stops with a message and status 2.
+    fmt = {"formatter_class": _Help}
 
-    p = sub.add_parser("grade", help="grade one implementation tree; write Gradescope results.json")
-    p.add_argument("--assignment", "-a", help="assignment package (default: all)")
-    p.add_argument(
-        "--impl", default="template", help="reference, template, or a path (default: template)"
+    p = sub.add_parser(
+        "grade", **fmt, help="grade one implementation tree; write Gradescope results.json"
     )
+    p.add_argument("--assignment", "-a", type=_assignment, help="assignment package (default: all)")
+    p.add_argument("--impl", default="template", type=_impl,
+                   help="reference, template (also spelt student_template), or a path to a "
+                   "folder, zip, notebook or module")  # fmt: skip
     p.add_argument("--results", help="write Gradescope results.json here")
     p.add_argument("--hidden", action="store_true", help="also run tests not visible to students")
     p.add_argument("--json", action="store_true", help="print results.json instead of the report")
@@ -169,7 +248,7 @@ def parser() -> argparse.ArgumentParser:
     _add_limits(p)
     p.set_defaults(func=cmd_grade)
 
-    p = sub.add_parser("templates", help="generate student_template/ from reference/")
+    p = sub.add_parser("templates", **fmt, help="generate student_template/ from reference/")
     p.add_argument("--check", action="store_true", help="fail if the committed templates are stale")
     p.set_defaults(func=cmd_templates)
 
@@ -177,40 +256,48 @@ def parser() -> argparse.ArgumentParser:
         ("validate", cmd_validate, "reference scores full marks, template scores zero"),
         ("mutants", cmd_mutants, "every catalogued student bug loses points"),
     ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--assignment", "-a", help="assignment package (default: all)")
+        p = sub.add_parser(name, **fmt, help=text)
+        p.add_argument(
+            "--assignment", "-a", type=_assignment, help="assignment package (default: all)"
+        )
         if name == "mutants":
-            p.add_argument("--jobs", "-j", type=int, default=2, help="mutants graded at once")
+            p.add_argument(
+                "--jobs", "-j", type=_positive(int), default=2, help="mutants graded at once"
+            )
         _add_limits(p)
         p.set_defaults(func=func)
-    p = sub.add_parser("autograder", help="build the Gradescope autograder zip")
-    p.add_argument("--assignment", "-a", help="assignment package (default: all)")
-    p.add_argument("--out", default="out", help="output folder (default: out/)")
+    p = sub.add_parser("autograder", **fmt, help="build the Gradescope autograder zip")
+    p.add_argument("--assignment", "-a", type=_assignment, help="assignment package (default: all)")
+    p.add_argument("--out", default="out", help="output folder")
     p.set_defaults(func=cmd_autograder)
 
-    p = sub.add_parser("handout", help="build what students download (public tests only)")
-    p.add_argument("--assignment", "-a", help="assignment package (default: all)")
-    p.add_argument("--out", default="out", help="output folder (default: out/)")
+    p = sub.add_parser("handout", **fmt, help="build what students download (public tests only)")
+    p.add_argument("--assignment", "-a", type=_assignment, help="assignment package (default: all)")
+    p.add_argument("--out", default="out", help="output folder")
     p.set_defaults(func=cmd_handout)
 
-    p = sub.add_parser("batch", help="regrade a folder of submissions or a Gradescope export")
-    p.add_argument("submissions", help="folder of submissions, or a Gradescope export zip")
-    p.add_argument("--assignment", "-a", required=True)
-    p.add_argument("--jobs", "-j", type=int, default=2, help="submissions graded at once")
-    p.add_argument(
-        "--out", default="out/batch", help="where the gradebook goes (default out/batch)"
+    p = sub.add_parser(
+        "batch", **fmt, help="regrade a folder of submissions or a Gradescope export"
     )
+    p.add_argument("submissions", type=_existing("file or folder"),
+                   help="folder of submissions, or a Gradescope export zip")  # fmt: skip
+    p.add_argument("--assignment", "-a", required=True, type=_assignment)
+    p.add_argument(
+        "--jobs", "-j", type=_positive(int), default=2, help="submissions graded at once"
+    )
+    p.add_argument("--out", default="out/batch", help="where the gradebook goes")
     p.add_argument(
         "--files", default=None, help="only these test files, comma-separated (test_x.py,...)"
     )
     _add_limits(p)
     p.set_defaults(func=cmd_batch)
 
-    p = sub.add_parser("gradescope", help="run_autograder's work: overlay, grade, results.json")
-    p.add_argument("--assignment", "-a", required=True)
-    p.add_argument(
-        "--root", default="/autograder", help="Gradescope's folder (default /autograder)"
+    p = sub.add_parser(
+        "gradescope", **fmt, help="run_autograder's work: overlay, grade, results.json"
     )
+    p.add_argument("--assignment", "-a", required=True, type=_assignment)
+    p.add_argument("--root", default="/autograder", type=_existing("folder"),
+                   help="Gradescope's folder")  # fmt: skip
     p.add_argument(
         "--user", default="student", help="unprivileged user for student code ('' = none)"
     )

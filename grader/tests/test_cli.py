@@ -1,0 +1,57 @@
+"""The command line refuses bad input at once: a clear message and exit status 2, nothing graded."""
+
+import subprocess
+import sys
+
+import pytest
+
+from coursekit import impl_root
+from grader import cli
+from grader.runner import KIT_ROOT
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=KIT_ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["grade", "--impl", "/no/such/submission"], "no file or folder of that name exists"),
+        (["grade", "-a", "a9_nothing"], "unknown assignment 'a9_nothing'; known: a1_lm_basics"),
+        (["validate", "-a", "a9_nothing"], "unknown assignment"),
+        (["mutants", "-a", "a1_lm_basics", "-j", "0"], "'0' must be above 0"),
+        (["grade", "--threads", "two"], "'two' is not a number"),
+        (["batch", "/no/such/folder", "-a", "a1_lm_basics"], "no file or folder '/no/such/folder'"),
+        (["batch", "/tmp", "-a", "a9_nothing"], "unknown assignment"),
+        (["gradescope", "-a", "a1_lm_basics", "--root", "/no/such/root"], "no folder"),
+    ],
+)
+def test_a_bad_argument_stops_with_status_2_and_says_why(args, says):
+    done = _run(*args)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_impl_is_spelt_the_same_everywhere():
+    parse = cli.parser().parse_args
+    assert parse(["grade", "--impl", "student_template"]).impl == "template"
+    assert parse(["grade", "--impl", "template"]).impl == "template"
+    assert parse(["grade", "--impl", "reference"]).impl == "reference"
+    assert impl_root("template") == impl_root("student_template") == KIT_ROOT / "student_template"
+    assert impl_root("reference") == KIT_ROOT / "reference"
+    with pytest.raises(SystemExit) as stop:
+        impl_root("/no/such/tree")
+    assert stop.value.code == 2
+
+
+def test_help_shows_defaults_and_version():
+    done = _run("grade", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())  # as printed, wrapped to the terminal's width
+    assert "(default: template)" in text and "(default: 1200.0)" in text
+    assert "(default: None)" not in text
+    version = _run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("python -m grader 0.")
