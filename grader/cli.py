@@ -148,17 +148,24 @@ def cmd_grade(args: argparse.Namespace) -> int:
 def cmd_templates(args: argparse.Namespace) -> int:
     from grader import templates
 
-    problems = templates.sync(check=args.check)
+    done = templates.sync(check=args.check, force=args.force)
     if args.check:
-        if problems:
-            print("student_template/ differs from what reference/ generates:", *problems, sep="\n")
+        if done.problems:
+            print("student_template/ differs from what reference/ generates:", *done.problems,
+                  sep="\n")  # fmt: skip
             print("\nRun `python -m grader templates` (never edit student_template/ by hand).")
             return 1
         print("student_template/ is up to date with reference/.")
-    else:
-        print(
-            "regenerated student_template/" if problems else "student_template/ already up to date"
-        )
+        return 0
+    if done.kept:
+        print("Kept as they are (changed since they were generated — a student's work?); their "
+              "new stubs were not written:", *(f"  student_template/{k}" for k in done.kept),
+              "Move them away, or run `python -m grader templates --force` to overwrite them.",
+              sep="\n")  # fmt: skip
+        return 1
+    print(
+        "regenerated student_template/" if done.problems else "student_template/ already up to date"
+    )
     return 0
 
 
@@ -250,6 +257,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("templates", **fmt, help="generate student_template/ from reference/")
     p.add_argument("--check", action="store_true", help="fail if the committed templates are stale")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite files changed since they were generated (a student's work)")  # fmt: skip
     p.set_defaults(func=cmd_templates)
 
     for name, func, text in (

@@ -22,9 +22,12 @@ from __future__ import annotations
 import ast
 import difflib
 import filecmp
+import hashlib
+import json
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.runner import KIT_ROOT
@@ -120,12 +123,15 @@ def generate(reference: Path, out: Path) -> None:
             shutil.copyfile(src, dst)
 
 
+MANIFEST = ".generated.json"  # what the last generation wrote: file -> sha256 of its text
+
+
 def _tree_files(root: Path) -> set[Path]:
     """The files that generation owns: not caches, not trained artifacts (a student's own)."""
     files = set()
     for p in root.rglob("*"):
         rel = p.relative_to(root)
-        if p.is_file() and "__pycache__" not in rel.parts:
+        if p.is_file() and "__pycache__" not in rel.parts and rel.as_posix() != MANIFEST:
             if "artifacts" not in rel.parts[:-1] or rel.name == "README.md":
                 files.add(rel)
     return files
@@ -150,17 +156,70 @@ def differences(expected: Path, actual: Path) -> list[str]:
     return problems
 
 
-def sync(check: bool, reference: Path | None = None, template: Path | None = None) -> list[str]:
-    """Regenerate ``student_template/``; with ``check``, only report how it differs."""
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _manifest(tree: Path) -> dict[str, str]:
+    return {rel.as_posix(): _digest(tree / rel) for rel in sorted(_tree_files(tree))}
+
+
+@dataclass
+class Synced:
+    """What a regeneration did (or, with ``check``, would find)."""
+
+    problems: list[str] = field(default_factory=list)  # differences from the generated tree
+    kept: list[str] = field(default_factory=list)  # files changed since generated: left alone
+
+
+def sync(
+    check: bool, reference: Path | None = None, template: Path | None = None, force: bool = False
+) -> Synced:
+    """Regenerate ``student_template/``; with ``check``, only report how it differs.
+
+    Student work is never lost: a file that differs from what the last generation wrote (its
+    digest in ``MANIFEST``) is kept as it is and reported — unless ``force`` — and files that
+    generation never wrote (a student's own, trained artifacts) are left alone."""
     reference = reference or KIT_ROOT / "reference"
     template = template or KIT_ROOT / "student_template"
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp, "student_template")
         fresh.mkdir()
         generate(reference, fresh)
-        problems = differences(fresh, template) if template.exists() else ["no student_template/"]
-        if not check and problems:
-            if template.exists():
-                shutil.rmtree(template)
-            shutil.copytree(fresh, template)
-    return problems
+        done = Synced(
+            differences(fresh, template) if template.exists() else ["no student_template/"]
+        )
+        recorded = template / MANIFEST
+        if (
+            check
+            and template.exists()
+            and (not recorded.exists() or json.loads(recorded.read_text()) != _manifest(fresh))
+        ):
+            done.problems.append(f"{MANIFEST} does not list the generated files' digests")
+        if not check and done.problems:
+            done.kept = _update(fresh, template, force)
+    return done
+
+
+def _update(fresh: Path, template: Path, force: bool) -> list[str]:
+    recorded = template / MANIFEST
+    before = json.loads(recorded.read_text()) if recorded.exists() else {}
+    want, have = _tree_files(fresh), _tree_files(template)
+    after, kept = {}, []
+    for rel in sorted(want):
+        new, old, key = fresh / rel, template / rel, rel.as_posix()
+        same = old.exists() and filecmp.cmp(new, old, shallow=False)
+        if old.exists() and not same and not force and before.get(key) != _digest(old):
+            kept.append(key)  # changed since it was generated: a student's work
+            if key in before:
+                after[key] = before[key]
+            continue
+        if not same:
+            old.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(new, old)
+        after[key] = _digest(old)
+    for rel in sorted(have - want):  # generated once, no longer: removed only if untouched
+        if before.get(rel.as_posix()) == _digest(template / rel):
+            (template / rel).unlink()
+    recorded.write_text(json.dumps(after, indent=1, sort_keys=True) + "\n")
+    return kept

@@ -71,14 +71,47 @@ def test_check_reports_drift(tmp_path):
     reference.mkdir(parents=True)
     (reference / "m.py").write_text(REFERENCE)
     template = tmp_path / "student_template"
-    assert templates.sync(check=False, reference=reference.parent, template=template)
-    assert templates.sync(check=True, reference=reference.parent, template=template) == []
+    assert templates.sync(check=False, reference=reference.parent, template=template).problems
+    assert templates.sync(check=True, reference=reference.parent, template=template).problems == []
     (template / "pkg" / "m.py").write_text("edited by hand\n")
     (template / "pkg" / "extra.py").write_text("\n")
-    problems = templates.sync(check=True, reference=reference.parent, template=template)
+    problems = templates.sync(check=True, reference=reference.parent, template=template).problems
     assert any("extra.py" in p for p in problems)
     assert any("edited by hand" in p for p in problems)
 
 
+def test_regenerating_keeps_student_work(tmp_path):
+    """A file changed since it was generated, a student's own file and trained artifacts survive
+    `grader templates`; untouched files follow reference/, and a file reference/ dropped goes."""
+    reference = tmp_path / "reference" / "pkg"
+    reference.mkdir(parents=True)
+    for name in ("mine.py", "theirs.py", "dropped.py"):
+        (reference / name).write_text(REFERENCE)
+    template = tmp_path / "student_template"
+    templates.sync(check=False, reference=reference.parent, template=template)
+    work = template / "pkg" / "mine.py"
+    work.write_text("def double(x):\n    return x + x  # the student's solution\n")
+    own = template / "pkg" / "notes.md"
+    own.write_text("my notes\n")
+    artifact = template / "pkg" / "artifacts" / "model.safetensors"
+    artifact.parent.mkdir()
+    artifact.write_bytes(b"trained weights")
+    for name in ("mine.py", "theirs.py"):  # the instructor changes the handout text
+        (reference / name).write_text(REFERENCE.replace("Docstring", "Better docstring"))
+    (reference / "dropped.py").unlink()
+
+    done = templates.sync(check=False, reference=reference.parent, template=template)
+
+    assert done.kept == ["pkg/mine.py"]
+    assert "the student's solution" in work.read_text()
+    assert own.read_text() == "my notes\n" and artifact.read_bytes() == b"trained weights"
+    assert "Better docstring" in (template / "pkg" / "theirs.py").read_text()
+    assert not (template / "pkg" / "dropped.py").exists()
+    # and with force the stub replaces the student's file (still never the other two)
+    templates.sync(check=False, reference=reference.parent, template=template, force=True)
+    assert "Better docstring" in work.read_text()
+    assert own.exists() and artifact.exists()
+
+
 def test_committed_templates_are_generated_from_reference():
-    assert templates.sync(check=True) == []
+    assert templates.sync(check=True).problems == []
