@@ -10,7 +10,7 @@ from pathlib import Path
 
 from grader import hints
 from grader.records import TestMeta, TestResult
-from grader.runner import KIT_ROOT, Limits, Manifest, run, run_collecting
+from grader.runner import KIT_ROOT, GiB, Limits, Manifest, run, run_collecting
 
 REFERENCE = KIT_ROOT / "reference"
 TEMPLATE = KIT_ROOT / "student_template"
@@ -69,12 +69,35 @@ def settings(assignment: str) -> dict:
     return tomllib.loads(path.read_text()) if path.exists() else {}
 
 
+# [limits] keys of tests/<a>/assignment.toml -> (Limits field, conversion)
+DECLARED_LIMITS = {
+    "test_timeout": ("test_timeout", float),  # s, a test without a timeout mark of its own
+    "run_budget": ("run_budget", float),  # s, the whole grading run
+    "memory_gib": ("memory_bytes", lambda gib: int(gib * GiB)),  # address space per process
+    "threads": ("threads", int),  # compute threads per test process
+}
+
+
 def limits_for(assignment: str, limits: Limits) -> Limits:
-    """``limits`` with what the assignment declares (libraries to preload) filled in."""
-    preload = tuple(settings(assignment).get("boundary", {}).get("preload", ()))
+    """``limits`` with what the assignment declares filled in (``tests/<a>/assignment.toml``:
+    ``[limits]`` and ``[boundary] preload``): one place per assignment, used by ``grade``,
+    ``batch``, ``validate``, ``mutants`` and Gradescope's ``run_autograder`` alike. A value
+    given on the command line (``limits.explicit``) or set by the caller (not the default) wins."""
+    declared = settings(assignment)
+    changes: dict = {}
+    unknown = set(declared.get("limits", {})) - set(DECLARED_LIMITS)
+    if unknown:
+        raise ValueError(f"tests/{assignment}/assignment.toml [limits]: unknown {sorted(unknown)}; "
+                         f"known: {sorted(DECLARED_LIMITS)}")  # fmt: skip
+    default = Limits()
+    for key, value in declared.get("limits", {}).items():
+        name, convert = DECLARED_LIMITS[key]
+        if name not in limits.explicit and getattr(limits, name) == getattr(default, name):
+            changes[name] = convert(value)
+    preload = tuple(declared.get("boundary", {}).get("preload", ()))
     if preload and not limits.preload:
-        limits = dataclasses.replace(limits, preload=preload)
-    return limits
+        changes["preload"] = preload
+    return dataclasses.replace(limits, **changes) if changes else limits
 
 
 @dataclass

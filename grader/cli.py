@@ -82,24 +82,27 @@ def _version() -> str:
 
 
 def _limits(args: argparse.Namespace) -> Limits:
-    return Limits(
-        run_budget=args.budget,
-        memory_bytes=int(args.memory_gib * GiB),
-        test_timeout=args.test_timeout,
-        threads=args.threads,
-    )
+    """The limits given on the command line; the assignment's declared ones fill in the rest
+    (``grader.assignments.limits_for``)."""
+    given = {"run_budget": args.budget, "test_timeout": args.test_timeout, "threads": args.threads,
+             "memory_bytes": None if args.memory_gib is None else int(args.memory_gib * GiB)}  # fmt: skip
+    given = {k: v for k, v in given.items() if v is not None}
+    return Limits(**given, explicit=frozenset(given))
 
 
 def _add_limits(p: argparse.ArgumentParser) -> None:
     d = Limits()
-    p.add_argument("--budget", type=_positive(float), default=d.run_budget,
-                   help="whole-run time budget, s")  # fmt: skip
-    p.add_argument("--memory-gib", type=_positive(float), default=d.memory_bytes / GiB,
-                   help="address-space limit per test process, GiB")  # fmt: skip
-    p.add_argument("--test-timeout", type=_positive(float), default=None,
-                   help="per-test time limit, s (default: each test's own, else 60)")  # fmt: skip
-    p.add_argument("--threads", type=_positive(int), default=d.threads,
-                   help="compute threads per test process")  # fmt: skip
+    declared = "default: the assignment's (tests/<a>/assignment.toml), else"
+    p.add_argument("--budget", type=_positive(float),
+                   help=f"whole-run time budget, s ({declared} {d.run_budget:g})")  # fmt: skip
+    p.add_argument("--memory-gib", type=_positive(float),
+                   help=f"address-space limit per test process, GiB ({declared} "
+                   f"{d.memory_bytes / GiB:g})")  # fmt: skip
+    p.add_argument("--test-timeout", type=_positive(float),
+                   help=f"per-test time limit, s ({declared} each test's own, else "
+                   f"{d.default_test_timeout:g})")  # fmt: skip
+    p.add_argument("--threads", type=_positive(int),
+                   help=f"compute threads per test process ({declared} {d.threads})")  # fmt: skip
 
 
 def _assignments(arg: str | None) -> list[str]:

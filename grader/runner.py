@@ -68,6 +68,9 @@ class Limits:
     # their memory and the student's side starts with them loaded (an assignment's
     # tests/<a>/assignment.toml, [boundary] preload).
     preload: tuple[str, ...] = ()
+    # The fields given on the command line: an assignment's declared limits (its
+    # tests/<a>/assignment.toml, [limits]) fill in only the others.
+    explicit: frozenset[str] = frozenset()
 
 
 @dataclass

@@ -51,7 +51,23 @@ def test_help_shows_defaults_and_version():
     done = _run("grade", "--help")
     assert done.returncode == 0
     text = " ".join(done.stdout.split())  # as printed, wrapped to the terminal's width
-    assert "(default: template)" in text and "(default: 1200.0)" in text
+    assert "(default: template)" in text and "assignment.toml), else 1200)" in text
     assert "(default: None)" not in text
     version = _run("--version")
     assert version.returncode == 0 and version.stdout.startswith("python -m grader 0.")
+
+
+def test_an_assignments_declared_limits_apply_unless_given():
+    from grader import assignments
+    from grader.runner import GiB, Limits
+
+    declared = assignments.settings("a3_attention_bert")["limits"]
+    got = assignments.limits_for("a3_attention_bert", Limits())
+    assert got.run_budget == declared["run_budget"] != Limits().run_budget
+    assert got.memory_bytes == int(declared["memory_gib"] * GiB)
+    assert got.preload  # [boundary] preload, from the same file
+    given = cli._limits(cli.parser().parse_args(["grade", "--budget", "42"]))
+    assert given.explicit == {"run_budget"}
+    assert assignments.limits_for("a3_attention_bert", given).run_budget == 42
+    # a value the caller set (a kit test's short budget) is not replaced either
+    assert assignments.limits_for("a3_attention_bert", Limits(run_budget=7.0)).run_budget == 7.0
