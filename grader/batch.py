@@ -16,8 +16,10 @@ run, so one that hangs or crashes costs only its own tests. Writes:
 from __future__ import annotations
 
 import csv
+import math
 import queue
 import shutil
+import statistics
 import tempfile
 import time
 import zipfile
@@ -162,7 +164,8 @@ def _write_reports(graded: list[Graded], assignment: str, out: Path, seconds: fl
             top = fired[m.nodeid].most_common(1)
             w.writerow([m.number or m.nodeid, m.name, f"{passed[m.nodeid] / max(n, 1):.2f}",
                         passed[m.nodeid], n, top[0][0] if top else "", top[0][1] if top else 0])  # fmt: skip
-    _histogram([g.grade.score for g in graded if g.grade], out / "histogram.png", assignment)
+    _histogram([g.grade.score for g in graded if g.grade], sum(m.max_score for m in metas),
+               out / "histogram.png", assignment)  # fmt: skip
     per_minute = len(graded) / seconds * 60 if seconds else 0.0
     flagged = sum(bool(g.flags) for g in graded)
     (out / "summary.txt").write_text(
@@ -171,17 +174,34 @@ def _write_reports(graded: list[Graded], assignment: str, out: Path, seconds: fl
     )
 
 
-def _histogram(scores: list[float], path: Path, title: str) -> None:
+def histogram_bins(max_score: float, most: int = 20) -> list[float]:
+    """Bin edges on the point scale: whole points from 0 to ``max_score``, each bin a whole
+    number of points (1, 2, 5, 10, … wide, so that at most ``most`` bins cover the scale)."""
+    width = next(w for w in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500) if max_score / w <= most)
+    top = math.ceil(max_score / width) * width
+    return [float(e) for e in range(0, int(top) + width, width)]
+
+
+def _histogram(scores: list[float], max_score: float, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.hist(scores, bins=min(20, max(len(set(scores)), 1)), color="tab:blue", edgecolor="white")
-    ax.set_xlabel("total score")
+    bins = histogram_bins(max(max_score, max(scores, default=0.0), 1.0))
+    ax.hist(scores, bins=bins, color="tab:blue", edgecolor="white", label="submissions")
+    if scores:
+        median = statistics.median(scores)
+        ax.axvline(median, color="black", linestyle="--", label=f"median {median:g}")
+    ax.set_xlim(bins[0], bins[-1])
+    ax.set_xticks(bins[:: math.ceil(len(bins) / 8)])  # on bin edges
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts are whole submissions
+    ax.set_xlabel(f"total score (points, out of {max_score:g}; bins of {bins[1] - bins[0]:g})")
     ax.set_ylabel("submissions")
     ax.set_title(f"{title}: {len(scores)} submissions")
+    ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

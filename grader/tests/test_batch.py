@@ -268,3 +268,14 @@ def test_a_disk_filled_by_one_submission_does_not_cost_the_next_one(lane_users, 
     by = {g.name: g for g in graded}
     assert by["b-alice"].grade is not None, by["b-alice"].note
     assert by["b-alice"].grade.score == by["b-alice"].grade.max_score
+
+
+@pytest.mark.parametrize("max_score", [1, 12, 20, 21, 67, 70, 250])
+def test_histogram_bins_follow_the_point_scale(max_score):
+    from grader.batch import histogram_bins
+
+    edges = histogram_bins(max_score)
+    widths = {b - a for a, b in zip(edges, edges[1:], strict=False)}
+    assert edges[0] == 0 and edges[-1] >= max_score and len(edges) - 1 <= 20
+    assert len(widths) == 1 and widths.pop() in (1, 2, 5, 10, 20, 25, 50, 100)
+    assert all(e == int(e) for e in edges)  # whole points
