@@ -143,7 +143,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(data, indent=2))
             else:
-                print(report.render(g, verbose_failures=not args.quiet))
+                shown = args.impl if Path(args.impl).is_file() else None
+                print(report.render(g, verbose_failures=not args.quiet, shown_as=shown))
                 print()
     return 0
 

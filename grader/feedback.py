@@ -58,10 +58,18 @@ def describe(exc: BaseException, impl_root: Path | None = None) -> str:
                 "file-size cap. Remove large or per-step prints (print inside a loop?)."
             )
         elif isinstance(exc, SyntaxError):
-            where = f"{exc.filename}, line {exc.lineno}" if exc.filename else "your code"
+            name = exc.filename
+            if (
+                name
+                and impl_root
+                and Path(name).resolve().is_relative_to(Path(impl_root).resolve())
+            ):
+                name = os.path.relpath(Path(name).resolve(), Path(impl_root).resolve())
+            where = f"{name}, line {exc.lineno}" if name else "your code"
             text = f"SyntaxError in {where}: {exc.msg}\n    {(exc.text or '').rstrip()}"
     for note in getattr(exc, "__notes__", ()) or ():
-        text += f"\n{note}"
+        if str(note) not in text:  # format_exception_only prints the notes already
+            text += f"\n{note}"
     remote = getattr(exc, "student_frames", None)  # from the deliverable process, already relative
     if remote:
         frames = [(path, line, name, code) for path, line, name, code in remote]

@@ -71,6 +71,13 @@ def _likeness(mutant: Mutant, failed: set[str]) -> float:
     return len(breaks & nearby) / len(breaks | nearby) + (breaks <= failed)
 
 
+# A failure whose message holds one of these is not a mistake in the code's logic, so no
+# "Possible cause" hint: a stub still to fill in, code that does not load, a missing file, a
+# problem of the grading machine's setup (missing data or model).
+NO_HINT = ("NotImplementedError", "SyntaxError", "IndentationError", "ModuleNotFoundError",
+           "ImportError", "No artifact at", "Setup problem")  # fmt: skip
+
+
 def attach(assignment: str, metas: list[TestMeta], results: dict[str, TestResult]) -> None:
     mutants = load(assignment)
     if not mutants:
@@ -78,8 +85,8 @@ def attach(assignment: str, metas: list[TestMeta], results: dict[str, TestResult
     failed = {test_key(n) for n, r in results.items() if r.status == "failed"}
     for meta in metas:
         res = results[meta.nodeid]
-        if res.status == "passed" or "NotImplementedError" in res.output:
-            continue  # a stub needs filling in, not a hint about a mistake
+        if res.status == "passed" or any(m in res.output for m in NO_HINT):
+            continue  # a stub to fill in, code that does not load, a setup problem: no hint
         key = test_key(meta.nodeid)
         candidates = [m for m in mutants if key in m.breaks]
         candidates.sort(key=lambda m: -_likeness(m, failed))

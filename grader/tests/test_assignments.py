@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import assignments, checks, gradescope, hints
+from grader import assignments, checks, gradescope, hints, report
 from grader.runner import Limits
 
 ALL = assignments.names()
@@ -51,8 +51,25 @@ def test_template_grade_is_zero_with_a_stub_message_per_test():
     g = assignments.grade("a1_lm_basics", assignments.TEMPLATE)
     assert g.score == 0 and g.metas
     for m in g.metas:
-        assert "NotImplementedError" in g.results[m.nodeid].output
-        assert "Possible cause" not in g.results[m.nodeid].output
+        output = g.results[m.nodeid].output
+        assert "NotImplementedError" in output
+        assert "Possible cause" not in output
+        assert output.count("Failing test case") <= 1  # Hypothesis's note, said once
+    rows = report.render(g).split("\nTotal:")[0].splitlines()[2:]  # the table of tests
+    numbers = [row.split()[1] for row in rows if row.strip()]
+    assert numbers == sorted(numbers, key=lambda n: tuple(map(int, n.split("."))))  # handout order
+    assert all(len(row) < 90 for row in rows)
+
+
+def test_code_that_does_not_load_gets_no_hint(tmp_path):
+    package = tmp_path / "a1_lm_basics"
+    shutil.copytree(assignments.REFERENCE / "a1_lm_basics", package)
+    (package / "softmax.py").write_text("def softmax(x):\n    return x +\n")
+    g = assignments.grade("a1_lm_basics", tmp_path, files={"test_softmax.py"})
+    for m in g.metas:
+        output = g.results[m.nodeid].output
+        assert "SyntaxError in a1_lm_basics/softmax.py, line 2" in output, output
+        assert "Possible cause" not in output and str(tmp_path) not in output
 
 
 def test_torch_submission_that_hangs_and_blows_memory_loses_only_those_tests(tmp_path):
