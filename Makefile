@@ -7,7 +7,7 @@ export COURSEKIT_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 IMPL    ?= template
 ASSIGN  := $(if $(A),--assignment $(A),)
 
-.PHONY: setup test hardening-all grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch finetune-imdb mask-fill bench so-spread train-spread mutation lock clean
+.PHONY: setup test data hardening-all grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch finetune-imdb mask-fill bench so-spread train-spread mutation lock clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ test: setup lint templates-check selftest
 
 selftest: setup
 	$(PY) -m pytest grader/tests -q --durations=12
+
+# Fetch what is missing and check every data file (md5) ahead of time: COURSEKIT_DATA_DIR, else
+# ~/.cache/coursekit/data. Grading never downloads; it stops with this command when data is missing.
+data: setup
+	$(PY) -m coursekit.data
 
 # The red-team corpus alone (part of selftest): grader/tests/redteam/corpus.toml.
 redteam: setup

@@ -12,13 +12,11 @@ seeded splits.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import random
 import re
 import tarfile
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from coursekit.data import DataNotFound, data_dir, data_file
+from coursekit.data import data_file, download
 from grader.deliverables import build
 
 ACL_IMDB = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -50,22 +48,15 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 def load_imdb(split: str) -> tuple[list[str], list[int]]:
     """Texts and labels (0 negative, 1 positive) of one split (see :data:`SPLITS`)."""
-    try:
-        path = data_file("imdb", SPLITS[split], download=False)
-    except DataNotFound:
-        build_imdb(data_dir() / "imdb")  # online: from the canonical archive
-        path = data_file("imdb", SPLITS[split], download=False)
-    rows = _read_jsonl(path)
+    rows = _read_jsonl(data_file("imdb", SPLITS[split]))  # built from aclImdb when missing
     return [r["text"] for r in rows], [int(r["label"]) for r in rows]
 
 
 def build_imdb(dest: Path, url: str = ACL_IMDB, seed: int = 0) -> None:
-    """Write the five JSON-lines files from the aclImdb archive at ``url`` (any urllib URL)."""
-    with urllib.request.urlopen(url, timeout=600) as response:  # noqa: S310 - canonical URL
-        payload = response.read()
+    """Write the five JSON-lines files from the aclImdb archive at ``url`` (http or https)."""
     reviews: dict[str, list[dict]] = {"train": [], "test": []}
     name = re.compile(r"aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
-    with tarfile.open(fileobj=io.BytesIO(payload)) as archive:
+    with tarfile.open(download(url)) as archive:  # kept in <data dir>/.downloads
         for member in archive:
             m = name.search(member.name)
             if m is None or not member.isfile():

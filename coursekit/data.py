@@ -2,8 +2,13 @@
 
 One setting decides: the environment variable ``COURSEKIT_DATA_DIR``. Unset, it is the user cache
 (``$XDG_CACHE_HOME/coursekit/data``, else ``~/.cache/coursekit/data``). A file that is missing
-there is downloaded from its data set's canonical source when one is known (online users), checked
-against its md5, and kept; offline, the error says which folder to fill and from where.
+there is downloaded (with pooch) from its data set's canonical source when one is known (online
+users), checked against its md5, and kept; offline, the error says which folder to fill and from
+where. ``make data`` (``python -m coursekit.data``) fetches and checks every file ahead of time.
+
+The grader resolves the folder in its own process and hands it to the grading processes, which
+never download (``COURSEKIT_DATA_DOWNLOAD=0``): a missing file there is a *setup problem*,
+reported as such with the command that fixes it, never as a mistake in a submission.
 
     path = data_file("tinyshakespeare", "input.txt")
 
@@ -13,18 +18,16 @@ Layout of a data-set folder (the same as ``../shared/data`` on the course machin
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import os
 import shutil
-import tarfile
-import urllib.request
-import zipfile
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV = "COURSEKIT_DATA_DIR"
+DOWNLOAD_ENV = "COURSEKIT_DATA_DOWNLOAD"  # "0": never download (the grading processes)
+FIX = "make data"  # the one command that fetches and checks every data file
 
 
 def data_dir() -> Path:
@@ -50,6 +53,9 @@ class Dataset:
     source: str  # the canonical source, in words (shown in errors and the README)
     md5: dict[str, str] = field(default_factory=dict)
     remote: dict[str, Remote] = field(default_factory=dict)
+    # "module:function" that writes every file of the data set into a folder, from the canonical
+    # archive, for files that are derived rather than downloaded as they are (IMDB's JSON lines)
+    builder: str | None = None
 
 
 _M30K = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/"
@@ -119,6 +125,7 @@ DATASETS: dict[str, Dataset] = {
                 "small_train.jsonl": "b44959d14a11b2971ed49c5ebe236caf",
                 "small_test.jsonl": "d29a3db61101499356d441c639409208",
             },
+            builder="coursekit.a1_dan:build_imdb",
         ),
         Dataset("ptb", "the NLP course handout's own files (course material)"),
         Dataset("perplexity_passages", "the H1 handout's passages (course material)"),
@@ -127,7 +134,13 @@ DATASETS: dict[str, Dataset] = {
 
 
 class DataNotFound(FileNotFoundError):
-    pass
+    """A data file is missing or damaged: a problem of the machine's setup, not of any code."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            f"Setup problem (not a mistake in your code): {problem}\nFix: `{FIX}` fetches and "
+            f"checks every data file (online), or set {ENV} to a folder that holds the data sets."
+        )
 
 
 def _md5(path: Path) -> str:
@@ -138,25 +151,42 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
+def download(url: str, processor=None):
+    """Fetch ``url`` into ``<data dir>/.downloads/`` with pooch (retries, atomic writes; a file
+    already there is not fetched again); returns its path, or what ``processor`` returns (the
+    members an archive was unpacked into)."""
+    import logging
+
+    import pooch
+
+    pooch.get_logger().setLevel(logging.WARNING)
+    return pooch.retrieve(url, None, path=data_dir() / ".downloads", processor=processor,
+                          progressbar=sys.stderr.isatty())  # fmt: skip
+
+
 def _fetch(remote: Remote, dest: Path) -> None:
-    with urllib.request.urlopen(remote.url, timeout=60) as response:  # noqa: S310 - canonical URLs
-        payload = response.read()
+    """``remote`` into ``dest``: an archive's member, a gzip-compressed file or the file itself
+    (an archive's other members then need no second download)."""
+    import pooch
+
     if remote.member is not None:
-        if remote.url.endswith(".zip"):
-            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-                payload = archive.read(remote.member)
-        else:
-            with tarfile.open(fileobj=io.BytesIO(payload)) as archive:
-                member = archive.extractfile(remote.member)
-                if member is None:
-                    raise DataNotFound(f"{remote.member} is not a file in {remote.url}")
-                payload = member.read()
-    if remote.gunzip:
-        payload = gzip.decompress(payload)
+        unpack = pooch.Unzip if remote.url.endswith(".zip") else pooch.Untar
+        source = Path(download(remote.url, unpack(members=[remote.member]))[0])
+    elif remote.gunzip:
+        source = Path(download(remote.url, pooch.Decompress("gzip")))
+    else:
+        source = Path(download(remote.url))
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
-    tmp.write_bytes(payload)
+    shutil.copyfile(source, tmp)
     os.replace(tmp, dest)
+
+
+def _build(spec: Dataset, folder: Path) -> None:
+    import importlib
+
+    module, function = spec.builder.split(":")
+    getattr(importlib.import_module(module), function)(folder)
 
 
 def data_file(dataset: str, filename: str, *, download: bool = True, verify: bool = False) -> Path:
@@ -175,22 +205,82 @@ def data_file(dataset: str, filename: str, *, download: bool = True, verify: boo
     path = data_dir() / dataset / filename
     if not path.exists():
         remote = spec.remote.get(filename)
-        if not download or remote is None:
-            raise DataNotFound(
-                f"{path} is missing. Set {ENV} to the folder that holds '{dataset}/' (the course "
-                f"machines keep it in shared/data), or place the file there. Source: {spec.source}."
-            )
+        download = download and os.environ.get(DOWNLOAD_ENV, "1") != "0"
+        fetchable = remote is not None or spec.builder is not None
+        if not download or not fetchable:
+            how = ("it is downloaded before grading, never during it" if fetchable
+                   else f"it has no download (source: {spec.source}); place the file there")  # fmt: skip
+            raise DataNotFound(f"the data file {path} is missing ({how}).")
         try:
-            _fetch(remote, path)
-        except OSError as exc:
+            if remote is not None:
+                _fetch(remote, path)
+            else:
+                _build(spec, path.parent)
+        except (OSError, ValueError, EOFError) as exc:  # pooch: requests' errors are OSErrors
+            where = remote.url if remote is not None else spec.source
             raise DataNotFound(
-                f"{path} is missing and downloading it from {remote.url} failed ({exc}). "
-                f"Offline? Set {ENV} to a folder that already holds '{dataset}/'."
+                f"the data file {path} is missing and fetching it from {where} failed "
+                f"({type(exc).__name__}: {str(exc)[:160]})."
             ) from exc
+        if not path.exists():
+            raise DataNotFound(f"the data file {path} is missing: its builder did not write it.")
         verify = True
     expected = spec.md5.get(filename)
     if verify and expected and _md5(path) != expected:
         bad = path.with_name(path.name + ".bad")
         shutil.move(path, bad)
-        raise DataNotFound(f"{path} has md5 {_md5(bad)}, expected {expected}; moved aside to {bad}")
+        raise DataNotFound(
+            f"the data file {path} has md5 {_md5(bad)}, expected {expected}; moved aside to {bad}."
+        )
     return path
+
+
+def ensure(files: list[str] | tuple[str, ...]) -> list[str]:
+    """Make sure each ``"<data set>/<file>"`` is present (downloading it if it can); returns the
+    problems, one line each (empty when all are there)."""
+    problems = []
+    for item in files:
+        dataset, filename = item.split("/", 1)
+        try:
+            data_file(dataset, filename)
+        except DataNotFound as exc:
+            problems.append(
+                str(exc)
+                .split("\nFix:")[0]
+                .removeprefix("Setup problem (not a mistake in your code): ")
+            )
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``make data``: fetch what is missing and check the md5 of every file of every data set."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m coursekit.data", description=main.__doc__)
+    p.add_argument("datasets", nargs="*", help=f"default: all ({', '.join(DATASETS)})")
+    p.add_argument("--all", action="store_true",
+                   help="also the files no graded test reads (e.g. WikiText-2's training split)")  # fmt: skip
+    args = p.parse_args(argv)
+    unknown = set(args.datasets) - set(DATASETS)
+    if unknown:
+        p.error(f"unknown data sets {sorted(unknown)}; known: {', '.join(DATASETS)}")
+    print(
+        f"data folder: {data_dir()} ({ENV} {'set' if os.environ.get(ENV) else 'unset: the user cache'})"
+    )
+    failed = 0
+    for name in args.datasets or DATASETS:
+        spec = DATASETS[name]
+        for filename in sorted(set(spec.md5) | (set(spec.remote) if args.all else set())):
+            try:
+                data_file(name, filename, verify=True)
+                state = "ok (md5 checked)" if filename in spec.md5 else "ok"
+            except DataNotFound as exc:
+                failed += 1
+                state = "MISSING: " + str(exc).split("\nFix:")[0].split(": ", 1)[1]
+            print(f"  {name}/{filename}: {state}")
+    print(f"{failed} file(s) missing or damaged" if failed else "every data file is in place")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

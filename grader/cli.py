@@ -105,6 +105,25 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
                    help=f"compute threads per test process ({declared} {d.threads})")  # fmt: skip
 
 
+SETUP_PROBLEM = 3  # exit status: the machine is not ready to grade (nothing was graded)
+
+
+def _data_ready(names: list[str]) -> bool:
+    """Fetch (where it can) and check the data the assignments' graded tests read, here in the
+    grader's own process; say what is missing and the command that fixes it."""
+    from coursekit.data import ENV, FIX, data_dir, ensure
+
+    needed = [f for n in names for f in (*assignments.data_needs(n).public,
+                                         *assignments.data_needs(n).heldout)]  # fmt: skip
+    problems = ensure(list(dict.fromkeys(needed)))
+    if problems:
+        print(f"Setup problem (not a mistake in any submission): {len(problems)} data file(s) "
+              f"the graded tests read are not in {data_dir()}:", *(f"  {p}" for p in problems),
+              f"Fix: `{FIX}` (online), or set {ENV} to a folder that holds the data sets. "
+              "Nothing was graded.", sep="\n", file=sys.stderr)  # fmt: skip
+    return not problems
+
+
 def _assignments(arg: str | None) -> list[str]:
     return [arg] if arg else assignments.names()
 
@@ -127,6 +146,8 @@ def _submitted_tree(spec: str, name: str, stack: contextlib.ExitStack) -> Path:
 def cmd_grade(args: argparse.Namespace) -> int:
     from grader import gradescope, report
 
+    if not _data_ready(_assignments(args.assignment)):
+        return SETUP_PROBLEM
     for name in _assignments(args.assignment):
         with contextlib.ExitStack() as stack:
             impl = _submitted_tree(args.impl, name, stack)
@@ -176,6 +197,8 @@ def cmd_templates(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from grader import checks
 
+    if not _data_ready(_assignments(args.assignment)):
+        return SETUP_PROBLEM
     ok = True
     for name in _assignments(args.assignment):
         verdict = checks.validate(name, _limits(args))
@@ -187,6 +210,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_mutants(args: argparse.Namespace) -> int:
     from grader import checks
 
+    if not _data_ready(_assignments(args.assignment)):
+        return SETUP_PROBLEM
     ok = True
     for name in _assignments(args.assignment):
         verdict, _ = checks.mutants(name, jobs=args.jobs, limits=_limits(args))
@@ -219,6 +244,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from grader import batch
 
     name = args.assignment
+    if not _data_ready([name]):
+        return SETUP_PROBLEM
     out = Path(args.out)
     files = set(args.files.split(",")) if args.files else None
     graded = batch.grade_all(

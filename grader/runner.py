@@ -100,6 +100,11 @@ def child_env(extra: dict[str, str] | None = None, threads: int = 1) -> dict[str
         # plugin's package on each start (hypothesis's: ~2 s a child, as bytecode is never cached).
         PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
     )
+    # The data folder as this process sees it (the user's cache, unless COURSEKIT_DATA_DIR says
+    # otherwise; a child's HOME is a temporary folder): the children read it, never download.
+    from coursekit.data import DOWNLOAD_ENV, ENV, data_dir
+
+    env.update({ENV: str(data_dir()), DOWNLOAD_ENV: "0"})
     env.update(extra or {})
     return env
 

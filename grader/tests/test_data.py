@@ -1,10 +1,27 @@
 """The data-dir setting: read in place, download when missing, say what to do offline."""
 
+import functools
 import hashlib
+import http.server
+import threading
 
 import pytest
 
 from coursekit import data
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """A canonical source on localhost: files written to the returned folder are served over
+    HTTP (the downloader, pooch, fetches http(s) only)."""
+    root = tmp_path / "upstream"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
 
 
 def test_reads_from_the_configured_folder(tmp_path, monkeypatch):
@@ -20,12 +37,13 @@ def test_default_is_the_user_cache(monkeypatch, tmp_path):
     assert data.data_dir() == tmp_path / "coursekit" / "data"
 
 
-def test_missing_file_downloads_from_the_canonical_source(tmp_path, monkeypatch):
-    source = tmp_path / "upstream.txt"
+def test_missing_file_downloads_from_the_canonical_source(tmp_path, monkeypatch, upstream):
+    root, url = upstream
+    source = root / "upstream.txt"
     source.write_text("First Citizen:\n")
     digest = hashlib.md5(source.read_bytes()).hexdigest()
     fake = data.Dataset(
-        "shakes", "test", {"input.txt": digest}, {"input.txt": data.Remote(source.as_uri())}
+        "shakes", "test", {"input.txt": digest}, {"input.txt": data.Remote(url + "upstream.txt")}
     )
     monkeypatch.setitem(data.DATASETS, "shakes", fake)
     monkeypatch.setenv(data.ENV, str(tmp_path / "cache"))
@@ -33,11 +51,11 @@ def test_missing_file_downloads_from_the_canonical_source(tmp_path, monkeypatch)
     assert path.read_text() == "First Citizen:\n"
 
 
-def test_a_corrupt_download_is_refused(tmp_path, monkeypatch):
-    source = tmp_path / "upstream.txt"
-    source.write_text("tampered\n")
+def test_a_corrupt_download_is_refused(tmp_path, monkeypatch, upstream):
+    root, url = upstream
+    (root / "upstream.txt").write_text("tampered\n")
     fake = data.Dataset(
-        "shakes", "test", {"input.txt": "0" * 32}, {"input.txt": data.Remote(source.as_uri())}
+        "shakes", "test", {"input.txt": "0" * 32}, {"input.txt": data.Remote(url + "upstream.txt")}
     )
     monkeypatch.setitem(data.DATASETS, "shakes", fake)
     monkeypatch.setenv(data.ENV, str(tmp_path / "cache"))
@@ -60,3 +78,61 @@ def test_shared_data_matches_the_published_checksums():
             except data.DataNotFound as exc:
                 if "md5" in str(exc):
                     raise
+
+
+def test_an_archive_member_is_fetched_once_for_all_its_files(tmp_path, monkeypatch, upstream):
+    import zipfile
+
+    root, url = upstream
+    with zipfile.ZipFile(root / "set.zip", "w") as z:
+        z.writestr("set/a.txt", "alpha\n")
+        z.writestr("set/b.txt", "beta\n")
+    fake = data.Dataset("zipped", "test", remote={f: data.Remote(url + "set.zip", f"set/{f}")
+                                                  for f in ("a.txt", "b.txt")})  # fmt: skip
+    monkeypatch.setitem(data.DATASETS, "zipped", fake)
+    monkeypatch.setenv(data.ENV, str(tmp_path / "cache"))
+    assert data.data_file("zipped", "a.txt").read_text() == "alpha\n"
+    (root / "set.zip").unlink()  # the second member comes from the archive already downloaded
+    assert data.data_file("zipped", "b.txt").read_text() == "beta\n"
+
+
+def test_the_grading_children_read_the_parents_data_folder_and_never_download(monkeypatch):
+    from grader.runner import child_env
+
+    monkeypatch.delenv(data.ENV, raising=False)
+    env = child_env({"HOME": "/tmp/child-home"})
+    assert env[data.ENV] == str(data.data_dir())  # the invoking user's cache, not the child's HOME
+    assert env[data.DOWNLOAD_ENV] == "0"
+    monkeypatch.setenv(data.DOWNLOAD_ENV, "0")
+    monkeypatch.setenv(data.ENV, "/no/such/folder")
+    with pytest.raises(data.DataNotFound, match="downloaded before grading"):
+        data.data_file("tinyshakespeare", "input.txt")
+
+
+def test_missing_data_stops_grade_with_the_fix_not_a_score(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from grader.runner import KIT_ROOT
+
+    env = {**os.environ, data.ENV: str(tmp_path / "empty")}
+    done = subprocess.run([sys.executable, "-m", "grader", "grade", "-a", "a1_lm_basics", "--impl",
+                           "reference"], cwd=KIT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "Setup problem (not a mistake in any submission)" in done.stderr
+    assert "Fix: `make data`" in done.stderr and "Nothing was graded" in done.stderr
+    assert "Traceback" not in done.stderr and "points" not in done.stdout
+
+
+def test_a_test_that_finds_no_data_says_setup_problem_and_gives_no_hint(tmp_path, monkeypatch):
+    from grader import assignments
+
+    monkeypatch.setenv(data.ENV, str(tmp_path / "empty"))
+    g = assignments.grade("a1_lm_basics", assignments.REFERENCE, files={"test_dan.py"})
+    needs_data = [m for m in g.metas if "Setup problem" in g.results[m.nodeid].output]
+    assert needs_data, [g.results[m.nodeid].output[:300] for m in g.metas]
+    for m in needs_data:
+        output = g.results[m.nodeid].output
+        assert "Fix: `make data`" in output and "Possible cause" not in output
