@@ -15,6 +15,7 @@ run, so one that hangs or crashes costs only its own tests. Writes:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import queue
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import assignments, gradescope, pipeline
+from grader import assignments, gradescope, pipeline, progress
 from grader.runner import Limits, collect
 
 
@@ -90,11 +91,13 @@ def grade_all(
     (out / "results").mkdir(exist_ok=True)
     manifest = collect(assignments.test_paths(assignment), limits)
     start = time.monotonic()
+    stack = contextlib.ExitStack()  # the progress line, closed with the run
     lanes: queue.Queue[tuple[int, str | None]] = queue.Queue()
     for i in range(max(jobs, 1)):
         lanes.put((i, pipeline.ensure_user(LANE_USERS.format(i + 1))))
     with tempfile.TemporaryDirectory(prefix="batch-") as tmp:
         entries = _entries(source, Path(tmp))
+        line = stack.enter_context(progress.bar(f"batch {assignment}", len(entries), "submissions"))
         # The uploads, as unpacked here: root's alone (a lane's user reads its own tree only).
         pipeline.private([Path(tmp, "export"), Path(tmp, "files")])
 
@@ -110,12 +113,13 @@ def grade_all(
                 return Graded(name, None, f"could not be graded: {exc}")
             finally:
                 lanes.put((lane, user))
+                line.update(1)
             gradescope.write(out / "results" / f"{name}.json", outcome.data)
             return Graded(
                 name, outcome.grade, outcome.placed.report().splitlines()[0], outcome.flags
             )
 
-        with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        with stack, ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
             graded = list(pool.map(one, entries))
     seconds = time.monotonic() - start
     _write_reports(graded, assignment, out, seconds)

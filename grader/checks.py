@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import assignments, hints
+from grader import assignments, hints, progress
 from grader.runner import Limits, Manifest, collect
 
 
@@ -123,8 +123,16 @@ def mutants(
     catalogue = hints.load(assignment)
     manifest = collect(assignments.test_paths(assignment), limits)
     known = {hints.test_key(m.nodeid) for m in manifest.tests}
-    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-        outcomes = list(pool.map(lambda m: _run_mutant(assignment, m, manifest, limits), catalogue))
+    with progress.bar(f"mutants {assignment}", len(catalogue), "mutants") as line:
+
+        def run_one(mutant: hints.Mutant) -> MutantOutcome:
+            try:
+                return _run_mutant(assignment, mutant, manifest, limits)
+            finally:
+                line.update(1)
+
+        with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+            outcomes = list(pool.map(run_one, catalogue))
     rows = [f"{'mutant':34} {'points lost':>12}  caught  tests that lost points"]
     ok = bool(catalogue)
     for o in outcomes:

@@ -144,14 +144,15 @@ def _submitted_tree(spec: str, name: str, stack: contextlib.ExitStack) -> Path:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from grader import gradescope, report
+    from grader import gradescope, progress, report
 
     if not _data_ready(_assignments(args.assignment)):
         return SETUP_PROBLEM
     for name in _assignments(args.assignment):
         with contextlib.ExitStack() as stack:
             impl = _submitted_tree(args.impl, name, stack)
-            g = assignments.grade(name, impl, hidden=args.hidden, limits=_limits(args))
+            with progress.tests(f"grading {name}"):
+                g = assignments.grade(name, impl, hidden=args.hidden, limits=_limits(args))
             summary = f"{name}: {g.score:g} / {g.max_score:g} points"
             data = gradescope.build(g.metas, g.results, execution_time=g.seconds, output=summary)
             if args.results:
@@ -195,13 +196,14 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from grader import checks
+    from grader import checks, progress
 
     if not _data_ready(_assignments(args.assignment)):
         return SETUP_PROBLEM
     ok = True
     for name in _assignments(args.assignment):
-        verdict = checks.validate(name, _limits(args))
+        with progress.tests(f"validate {name} (reference, then template)"):
+            verdict = checks.validate(name, _limits(args))
         print(f"== validate {name}: {'ok' if verdict.ok else 'FAILED'}", *verdict.lines, sep="\n")
         ok &= verdict.ok
     return 0 if ok else 1

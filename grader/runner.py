@@ -16,6 +16,7 @@ A test never reported by a child gets 0: nothing counts as passed unless a child
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -81,6 +82,29 @@ class Manifest:
     @property
     def max_score(self) -> float:
         return sum(t.max_score for t in self.tests)
+
+
+# Progress displays (grader.progress) listening to every run in this process: each is called
+# with ("collected", number of tests) when a run learns its tests, and ("result", nodeid) for
+# each result. A listener's failure never touches grading.
+_listeners: list = []
+
+
+@contextlib.contextmanager
+def listening(listener):
+    _listeners.append(listener)
+    try:
+        yield listener
+    finally:
+        _listeners.remove(listener)
+
+
+def _notify(kind: str, value) -> None:
+    for listener in list(_listeners):
+        try:
+            listener(kind, value)
+        except Exception:  # noqa: BLE001 - a display must not break a grading run
+            pass
 
 
 def child_env(extra: dict[str, str] | None = None, threads: int = 1) -> dict[str, str]:
@@ -298,6 +322,7 @@ class _Run:
 
     def zero(self, nodeid: str, why: str) -> None:
         self.results[nodeid] = TestResult(nodeid=nodeid, score=0.0, status="failed", output=why)
+        _notify("result", nodeid)
 
     def todo(self) -> list[str]:
         return [n for n in self.metas or {} if n not in self.results]
@@ -353,6 +378,7 @@ class _Run:
                     current, phase_start = nodeid, time.monotonic()
                 elif kind == "result" and nodeid == current and nodeid not in self.results:
                     self.results[nodeid] = validated_result(event, self.metas[nodeid])
+                    _notify("result", nodeid)
                     current, phase_start = None, time.monotonic()
                 elif kind == "done":
                     done = True
@@ -406,6 +432,7 @@ class _Run:
         self.metas = {n: m for n, m in self.collected.items() if self._mine(m)}
         errors = event.get("errors", [])
         self.errors = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+        _notify("collected", len(self.collected))
 
     def cause(self, killed_for: str | None, nodeid: str, rc: int | None) -> str:
         if killed_for == "timeout":

@@ -1,5 +1,6 @@
 """The command line refuses bad input at once: a clear message and exit status 2, nothing graded."""
 
+import re
 import subprocess
 import sys
 
@@ -71,3 +72,42 @@ def test_an_assignments_declared_limits_apply_unless_given():
     assert assignments.limits_for("a3_attention_bert", given).run_budget == 42
     # a value the caller set (a kit test's short budget) is not replaced either
     assert assignments.limits_for("a3_attention_bert", Limits(run_budget=7.0)).run_budget == 7.0
+
+
+PROGRESS_DEMO = """
+from grader import progress, runner
+with progress.tests("grading demo"):
+    runner._notify("collected", 3)
+    for nodeid in "abc":
+        runner._notify("result", nodeid)
+print("report")
+"""
+
+
+def _run_in_terminal(code: str) -> str:
+    """Run ``code`` with a pseudo-terminal as its standard streams; what the terminal shows."""
+    import os
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once
+        os.execv(sys.executable, [sys.executable, "-c", code])
+    shown = bytearray()
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.waitpid(pid, 0)
+    return shown.decode(errors="replace")
+
+
+def test_progress_shows_on_a_terminal_and_stays_out_of_logs():
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", _run_in_terminal(PROGRESS_DEMO))  # no colours
+    assert "grading demo" in shown and "3/3 tests" in shown and "report" in shown
+    piped = subprocess.run([sys.executable, "-c", PROGRESS_DEMO], capture_output=True, text=True,
+                           cwd=KIT_ROOT, timeout=60)  # fmt: skip
+    assert piped.stdout == "report\n" and piped.stderr == ""  # a captured log stays plain
