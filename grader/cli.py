@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from grader import assignments
-from grader.runner import GiB, Limits
+# Nothing of the kit is imported here: `--kit` must be read before anything asks where the kit
+# is (grader.runner.KIT_ROOT), and `--help` answers at once.
 
 # The commands import what they use when they run: `--help` and a bad argument answer at once
 # (the grading modules pull in jsonschema, pytest and, for some, torch).
@@ -19,6 +20,8 @@ IMPL_NAMES = {"reference": "reference", "template": "template", "student_templat
 
 
 def _assignment(value: str) -> str:
+    from grader import assignments
+
     known = assignments.names()
     if value not in known:
         raise argparse.ArgumentTypeError(
@@ -81,9 +84,11 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _limits(args: argparse.Namespace) -> Limits:
+def _limits(args: argparse.Namespace):
     """The limits given on the command line; the assignment's declared ones fill in the rest
     (``grader.assignments.limits_for``)."""
+    from grader.runner import GiB, Limits
+
     given = {"run_budget": args.budget, "test_timeout": args.test_timeout, "threads": args.threads,
              "memory_bytes": None if args.memory_gib is None else int(args.memory_gib * GiB)}  # fmt: skip
     given = {k: v for k, v in given.items() if v is not None}
@@ -91,6 +96,8 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 
 def _add_limits(p: argparse.ArgumentParser) -> None:
+    from grader.runner import GiB, Limits
+
     d = Limits()
     declared = "default: the assignment's (tests/<a>/assignment.toml), else"
     p.add_argument("--budget", type=_positive(float),
@@ -112,6 +119,7 @@ def _data_ready(names: list[str]) -> bool:
     """Fetch (where it can) and check the data the assignments' graded tests read, here in the
     grader's own process; say what is missing and the command that fixes it."""
     from coursekit.data import ENV, FIX, data_dir, ensure
+    from grader import assignments
 
     needed = [f for n in names for f in (*assignments.data_needs(n).public,
                                          *assignments.data_needs(n).heldout)]  # fmt: skip
@@ -125,12 +133,14 @@ def _data_ready(names: list[str]) -> bool:
 
 
 def _assignments(arg: str | None) -> list[str]:
+    from grader import assignments
+
     return [arg] if arg else assignments.names()
 
 
 def _submitted_tree(spec: str, name: str, stack: contextlib.ExitStack) -> Path:
     """The tree to grade: a folder as it is; a file (zip, notebook, module) laid over the template."""
-    from grader import pipeline
+    from grader import assignments, pipeline
 
     impl = assignments.resolve_impl(spec, name)
     if not impl.is_file():
@@ -144,7 +154,7 @@ def _submitted_tree(spec: str, name: str, stack: contextlib.ExitStack) -> Path:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from grader import gradescope, progress, report
+    from grader import assignments, gradescope, progress, report
 
     if not _data_ready(_assignments(args.assignment)):
         return SETUP_PROBLEM
@@ -270,6 +280,9 @@ def cmd_gradescope(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    top.add_argument("--kit", type=_kit, metavar="DIR",
+                     help="the kit folder (tests/, reference/, student_template/); default: "
+                     "$COURSEKIT_KIT, else the checkout the package runs from")  # fmt: skip
     sub = top.add_subparsers(dest="command", required=True)
     # Every option's default shows in its help; a bad value stops with a message and status 2.
     fmt = {"formatter_class": _Help}
@@ -348,7 +361,25 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _kit(value: str) -> str:
+    path = Path(value).expanduser()
+    if not (path / "tests").is_dir() or not (path / "pyproject.toml").is_file():
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a kit folder (one with tests/, reference/ or student_template/, "
+            "and pyproject.toml)"
+        )
+    return str(path.resolve())
+
+
 def main(argv: list[str] | None = None) -> int:
+    # --kit first, before anything asks where the kit is (an installed package has no checkout).
+    early = argparse.ArgumentParser(prog="python -m grader", add_help=False)
+    early.add_argument("--kit", type=_kit)
+    known, _ = early.parse_known_args(argv)
+    if known.kit:
+        from coursekit import KIT_ENV
+
+        os.environ[KIT_ENV] = known.kit  # the grading children inherit it
     args = parser().parse_args(argv)
     if args.command in ("grade", "validate", "mutants", "batch", "gradescope"):
         from grader.sandbox import not_dumpable

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coursekit import kit_root
 from grader.feedback import truncate
 from grader.records import TestMeta, TestResult, validated_result
 from grader.sandbox import (
@@ -38,7 +39,7 @@ from grader.sandbox import (
     sweep_user,
 )
 
-KIT_ROOT = Path(__file__).resolve().parent.parent
+KIT_ROOT = kit_root()  # $COURSEKIT_KIT, else the checkout this package runs from
 GiB = 1024**3
 PLUGINS = ("grader.plugin", "pytest_timeout", "_hypothesis_pytestplugin")
 # The interpreter of the grading children: this one, unless the student user cannot execute it

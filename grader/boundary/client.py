@@ -727,7 +727,8 @@ def _fork_server(theirs, log, env: dict[str, str], boundary: Boundary, processes
         # The kit's root and its tests go off sys.path; coursekit, imported before that, still
         # serves the factories of build() through its package path.
         importlib.import_module("coursekit")
-        kit = Path(server.__file__).resolve().parents[2]
+        from grader.runner import KIT_ROOT as kit  # the kit folder, wherever the package is
+
         sys.path[:] = [p for p in sys.path if p and Path(p).resolve() not in (kit, kit / "tests")]
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
