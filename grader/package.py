@@ -55,26 +55,41 @@ exec "${{GRADER_PYTHON:-/autograder/venv/bin/python}}" -m grader gradescope \\
 
 STUDENT_README = """# {assignment}
 
-1. Set up once: `make setup` (creates `.venv` with the pinned packages; needs Python 3.11).
+1. Set up once: `make setup` (creates `.venv` with the pinned packages, torch from PyTorch's CPU
+   wheel index; needs Python 3.11), then `make data` (downloads the data sets the tests read into
+   `~/.cache/coursekit/data`, or set `COURSEKIT_DATA_DIR` to a folder that already holds them).
 2. Fill in the `TODO`s in `student_template/{assignment}/`.
 3. `make grade` runs the public tests through the grader and prints your points, what differed
-   where, and hints for common mistakes. Gradescope runs the same tests plus hidden ones.
+   where, and hints for common mistakes. Gradescope runs the same tests plus hidden ones. If data
+   is missing, `make grade` says so and grades nothing (exit status 3): that is a setup problem,
+   not a mistake in your code.
 
 Plain pytest also works: `.venv/bin/python -m pytest tests/{assignment} --impl student_template`.
 """
 
 STUDENT_MAKEFILE = """PY := .venv/bin/python
-.PHONY: setup grade
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+.PHONY: setup data grade
 setup: .venv/.installed
 .venv/.installed: pyproject.toml constraints.txt
 \ttest -x $(PY) || python3 -m venv .venv
-\t$(PY) -m pip install --quiet -c constraints.txt -e .
+\t$(PIP) --retries 0 --extra-index-url $(TORCH_INDEX) torch
+\t$(PIP) -e .
 \ttouch $@
+data: setup
+\t$(PY) -m coursekit.data {datasets}
 grade: setup
 \t$(PY) -m grader grade --assignment {assignment} --impl template
 """
 
 SHARED_TEST_FILES = ("conftest.py", "compare.py", "strategies.py")
+
+
+def _datasets(assignment: str) -> list[str]:
+    """The data sets the assignment's graded tests read (its data.toml)."""
+    needs = assignments.data_needs(assignment)
+    return sorted({f.split("/", 1)[0] for f in (*needs.public, *needs.heldout)})
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -172,6 +187,8 @@ def handout(assignment: str, out: Path) -> Path:
     stage.mkdir(parents=True)
     _kit(assignment, stage, test_files=public_test_files(assignment))
     (stage / "README.md").write_text(STUDENT_README.format(assignment=assignment))
-    (stage / "Makefile").write_text(STUDENT_MAKEFILE.format(assignment=assignment))
+    (stage / "Makefile").write_text(
+        STUDENT_MAKEFILE.format(assignment=assignment, datasets=" ".join(_datasets(assignment)))
+    )
     _zip(stage, out / f"handout-{assignment}.zip")
     return stage
