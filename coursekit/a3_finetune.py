@@ -318,7 +318,8 @@ def fit(
 
 
 def plot_history(history: History, path: str | os.PathLike, title: str = "fine-tuning") -> Path:
-    """Loss per step (smoothed) and dev accuracy, as a PNG."""
+    """Training loss per step (mean of each stretch of steps) and dev accuracy, as a PNG with a
+    legend for both lines and both axes labelled with their units."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -330,15 +331,17 @@ def plot_history(history: History, path: str | os.PathLike, title: str = "fine-t
         sum(history.losses[i : i + k]) / len(history.losses[i : i + k])
         for i in range(0, len(history.losses), k)
     ]
-    ax.plot(history.steps[::k][: len(smooth)], smooth, label="training loss")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    lines = ax.plot(history.steps[::k][: len(smooth)], smooth, color="tab:blue",
+                    label=f"training loss (mean of {k} steps)")  # fmt: skip
+    ax.set_xlabel("training step (one batch each)")
+    ax.set_ylabel("cross-entropy loss (nats)")
     if history.eval_steps:
         acc_ax = ax.twinx()
-        acc_ax.plot(
-            history.eval_steps, history.eval_accuracy, "o-", color="tab:green", label="dev accuracy"
-        )
-        acc_ax.set_ylabel("dev accuracy")
+        lines += acc_ax.plot(history.eval_steps, history.eval_accuracy, "o-", color="tab:green",
+                             label="dev accuracy")  # fmt: skip
+        acc_ax.set_ylabel("dev accuracy (fraction correct)")
+        acc_ax.set_ylim(0.4, 1.0)  # chance is 0.5: a flat line there is a model that did not learn
+    ax.legend(lines, [line.get_label() for line in lines], loc="center right")
     ax.set_title(title)
     fig.tight_layout()
     path = Path(path)

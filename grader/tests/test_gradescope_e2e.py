@@ -23,7 +23,12 @@ from grader.tests.conftest import SYSTEM_PYTHON, standin_python
 
 A = "a1_lm_basics"
 USER = "kitgrader"
-pytestmark = pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="needs /usr/bin/python3.11")
+pytestmark = [
+    pytest.mark.skipif(not SYSTEM_PYTHON.exists(), reason="needs /usr/bin/python3.11"),
+    # each test grades a whole assignment the way Gradescope does (fresh interpreters, a user
+    # switch): ~25 s alone, minutes on a loaded machine — not the suite's 60 s default
+    pytest.mark.timeout(600),
+]
 
 
 @pytest.fixture(scope="module")
