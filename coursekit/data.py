@@ -133,13 +133,26 @@ DATASETS: dict[str, Dataset] = {
 }
 
 
-class DataNotFound(FileNotFoundError):
-    """A data file is missing or damaged: a problem of the machine's setup, not of any code."""
+SETUP_PREFIX = "Setup problem (not a mistake in your code): "
+
+
+class SetupProblem(FileNotFoundError):
+    """Something the grading machine lacks (data, a model): never a student's mistake. The
+    message says what is missing, then ``Fix:`` and what to run."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{SETUP_PREFIX}{problem}\nFix: {fix}")
+        self.problem = problem
+
+
+class DataNotFound(SetupProblem):
+    """A data file is missing or damaged."""
 
     def __init__(self, problem: str) -> None:
         super().__init__(
-            f"Setup problem (not a mistake in your code): {problem}\nFix: `{FIX}` fetches and "
-            f"checks every data file (online), or set {ENV} to a folder that holds the data sets."
+            problem,
+            f"`{FIX}` fetches and checks every data file (online), or set {ENV} to a folder "
+            "that holds the data sets.",
         )
 
 
@@ -244,11 +257,7 @@ def ensure(files: list[str] | tuple[str, ...]) -> list[str]:
         try:
             data_file(dataset, filename)
         except DataNotFound as exc:
-            problems.append(
-                str(exc)
-                .split("\nFix:")[0]
-                .removeprefix("Setup problem (not a mistake in your code): ")
-            )
+            problems.append(exc.problem)
     return problems
 
 
@@ -276,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                 state = "ok (md5 checked)" if filename in spec.md5 else "ok"
             except DataNotFound as exc:
                 failed += 1
-                state = "MISSING: " + str(exc).split("\nFix:")[0].split(": ", 1)[1]
+                state = "MISSING: " + exc.problem
             print(f"  {name}/{filename}: {state}")
     print(f"{failed} file(s) missing or damaged" if failed else "every data file is in place")
     return 1 if failed else 0

@@ -52,6 +52,7 @@ class DataNeeds:
 
     public: tuple[str, ...] = ()
     heldout: tuple[str, ...] = ()  # read by trusted checks only (e.g. held-out labels)
+    models: tuple[str, ...] = ()  # pretrained models the tests load (coursekit.a3_finetune names)
 
 
 def data_needs(assignment: str) -> DataNeeds:
@@ -60,7 +61,9 @@ def data_needs(assignment: str) -> DataNeeds:
     if not path.exists():
         return DataNeeds()
     data = tomllib.loads(path.read_text())
-    return DataNeeds(tuple(data.get("public", ())), tuple(data.get("heldout", ())))
+    return DataNeeds(
+        tuple(data.get("public", ())), tuple(data.get("heldout", ())), tuple(data.get("models", ()))
+    )
 
 
 def settings(assignment: str) -> dict:

@@ -121,14 +121,23 @@ def _data_ready(names: list[str]) -> bool:
     from coursekit.data import ENV, FIX, data_dir, ensure
     from grader import assignments
 
-    needed = [f for n in names for f in (*assignments.data_needs(n).public,
-                                         *assignments.data_needs(n).heldout)]  # fmt: skip
+    needs = [assignments.data_needs(n) for n in names]
+    needed = [f for need in needs for f in (*need.public, *need.heldout)]
     problems = ensure(list(dict.fromkeys(needed)))
     if problems:
         print(f"Setup problem (not a mistake in any submission): {len(problems)} data file(s) "
               f"the graded tests read are not in {data_dir()}:", *(f"  {p}" for p in problems),
               f"Fix: `{FIX}` (online), or set {ENV} to a folder that holds the data sets. "
               "Nothing was graded.", sep="\n", file=sys.stderr)  # fmt: skip
+    models = list(dict.fromkeys(m for need in needs for m in need.models))
+    if models:
+        from coursekit.a3_finetune import missing_models
+
+        if missing := missing_models(models):
+            print("Setup problem (not a mistake in any submission): a pretrained model the graded "
+                  "tests load is missing:", *(f"  {p}" for p in missing), "Nothing was graded.",
+                  sep="\n", file=sys.stderr)  # fmt: skip
+            problems += missing
     return not problems
 
 

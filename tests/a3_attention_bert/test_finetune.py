@@ -1,5 +1,6 @@
 """H4.2-4 / H2.3 — fine-tuning a pretrained encoder for classification, graded piece by piece,
-then the submitted artifact graded by its accuracy on held-out SST-2 test sentences.
+then the submitted artifacts graded by their accuracy on held-out SST-2 test sentences and
+held-out IMDB test reviews.
 
 The fast tests use a tiny random BERT saved to a temporary folder (same tokenizer as the real
 model), so they run in seconds; only the accuracy check loads the real model. What your code is
@@ -27,6 +28,18 @@ ft = deliverable("a3_attention_bert.finetune")
 # earn about half.
 THRESHOLD = 0.85
 FLOOR = 0.75
+# The IMDB check (H2.3: LoRA on a small IMDB subset). `make finetune-imdb` runs the same code on
+# the 2,000 reviews of small_train cut to kit.IMDB_MAX_LENGTH (256) tokens: kit.IMDB_STEPS (300)
+# steps of 16 at lr 2e-3, 8.5-10 minutes on 2 cores. The check scores the first IMDB_REVIEWS of the
+# 1,000 held-out small_test reviews (204 positive), cut as in training: 11-17 s at one thread (all
+# 1,000 would take 35-50 s). Measured on these 400: the reference (seed 0) 0.890, seeds 1 and 2
+# 0.900 and 0.890; with half the budget (150 steps) seeds 0-2 gave 0.885, 0.905, 0.890. Full marks
+# from 0.86: 3 points (12 reviews) below the reference, 2.5 below the worst of those six runs. The
+# floor is a little above the majority class (0.51). The SST-2 artifact scores 0.865 here
+# (sentiment transfers), so the check refuses a copy of it.
+IMDB_REVIEWS = 400
+IMDB_THRESHOLD = 0.86
+IMDB_FLOOR = 0.60
 SENTENCES = [
     "a gripping , beautifully shot film",
     "dull and far too long",
@@ -46,21 +59,7 @@ SENTENCES = [
 @pytest.mark.leaderboard("SST-2 test accuracy", order="desc")
 def test_submitted_artifact_accuracy(award, record_leaderboard, graded_tree):
     """the submitted artifact's accuracy on held-out SST-2 test sentences"""
-    # The test, not the submission, decides where the artifact is, and reads it itself: no
-    # student code runs here, so the held-out labels stay out of the student's reach.
-    path = graded_tree / "a3_attention_bert" / "artifacts" / "sst2_classifier.safetensors"
-    try:
-        state, meta = kit.read_artifact(path)
-    except FileNotFoundError:
-        pytest.fail(f"No artifact at a3_attention_bert/artifacts/{path.name}: run `make finetune`.")
-    except Exception as exc:  # a damaged or foreign file
-        pytest.fail(f"a3_attention_bert/artifacts/{path.name} is not a safetensors artifact: {exc}")
-    if meta.get("base_model", kit.DEFAULT_MODEL) != kit.DEFAULT_MODEL:
-        pytest.fail(
-            f"The artifact was trained on {meta['base_model']!r}; this course grades adapters of "
-            f"{kit.DEFAULT_MODEL!r} (another base model, e.g. one already fine-tuned on SST-2, "
-            "would not show what you trained)."
-        )
+    state, meta = _submitted_artifact(graded_tree, "sst2_classifier.safetensors", "finetune")
     sentences, labels = kit.load_sst2("test")  # held out: not in the submission
     acc = kit.evaluate_state(state, meta, sentences, labels)
     record_leaderboard(round(acc, 4))
@@ -70,6 +69,60 @@ def test_submitted_artifact_accuracy(award, record_leaderboard, graded_tree):
         f"SST-2 test accuracy {acc:.4f}: full marks from {THRESHOLD}, none at or below {FLOOR}, "
         f"linear between ({fraction:.0%} of the points).",
     )
+
+
+@pytest.mark.points(2)
+@pytest.mark.number("4.9")
+@pytest.mark.timeout(120)
+@pytest.mark.slow(f"loads the real model and classifies {IMDB_REVIEWS} long reviews")
+@pytest.mark.trusted("reads the held-out IMDB test labels; loads the artifact as data only")
+@pytest.mark.leaderboard("IMDB test accuracy", order="desc")
+def test_submitted_imdb_artifact_accuracy(award, record_leaderboard, graded_tree):
+    """the submitted IMDB artifact's accuracy on held-out IMDB test reviews (H2.3)"""
+    state, meta = _submitted_artifact(graded_tree, "imdb_classifier.safetensors", "finetune-imdb")
+    sst2 = graded_tree / "a3_attention_bert" / "artifacts" / "sst2_classifier.safetensors"
+    if (
+        sst2.is_file()
+        and sst2.read_bytes() == sst2.with_name("imdb_classifier.safetensors").read_bytes()
+    ):
+        pytest.fail(
+            "imdb_classifier.safetensors is a copy of sst2_classifier.safetensors: train on IMDB "
+            "with `make finetune-imdb`."
+        )
+    reviews, labels = kit.load_imdb("small_test")  # held out: not in the submission
+    reviews, labels = reviews[:IMDB_REVIEWS], labels[:IMDB_REVIEWS]
+    # Batches of 16: peak memory 0.83 GB standalone, against 1.03 GB with the default 64.
+    acc = kit.evaluate_state(state, meta, reviews, labels, max_length=kit.IMDB_MAX_LENGTH,
+                             batch_size=16)  # fmt: skip
+    record_leaderboard(round(acc, 4))
+    fraction = kit.partial_credit(acc, floor=IMDB_FLOOR, threshold=IMDB_THRESHOLD)
+    award(
+        fraction,
+        f"IMDB test accuracy {acc:.4f} ({IMDB_REVIEWS} held-out reviews, cut to "
+        f"{kit.IMDB_MAX_LENGTH} tokens): full marks from {IMDB_THRESHOLD}, none at or below "
+        f"{IMDB_FLOOR}, linear between ({fraction:.0%} of the points).",
+    )
+
+
+def _submitted_artifact(graded_tree, name: str, target: str):
+    """The tensors and metadata of ``a3_attention_bert/artifacts/<name>``; fails if it is missing,
+    damaged, or adapts another base model."""
+    # The test, not the submission, decides where the artifact is, and reads it itself: no
+    # student code runs here, so the held-out labels stay out of the student's reach.
+    path = graded_tree / "a3_attention_bert" / "artifacts" / name
+    try:
+        state, meta = kit.read_artifact(path)
+    except FileNotFoundError:
+        pytest.fail(f"No artifact at a3_attention_bert/artifacts/{name}: run `make {target}`.")
+    except Exception as exc:  # a damaged or foreign file
+        pytest.fail(f"a3_attention_bert/artifacts/{name} is not a safetensors artifact: {exc}")
+    if meta.get("base_model", kit.DEFAULT_MODEL) != kit.DEFAULT_MODEL:
+        pytest.fail(
+            f"The artifact was trained on {meta['base_model']!r}; this course grades adapters of "
+            f"{kit.DEFAULT_MODEL!r} (another base model, e.g. one already fine-tuned on the task, "
+            "would not show what you trained)."
+        )
+    return state, meta
 
 
 @pytest.fixture(scope="module")
