@@ -138,10 +138,13 @@ def plot_epoch_losses(losses: list[float], path: str | os.PathLike) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(range(1, len(losses) + 1), losses, "o-")
+    epochs = range(1, len(losses) + 1)
+    ax.plot(epochs, losses, "o-", label="training loss, mean over the epoch")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("average training loss (nats / char)")
+    ax.set_xticks(list(epochs))
+    ax.set_ylabel("cross-entropy (nats / character)")
     ax.set_title("character LM on Tiny Shakespeare")
+    ax.legend(loc="upper right")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

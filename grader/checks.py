@@ -66,6 +66,7 @@ class MutantOutcome:
     of: float
     broken: set[str]  # test keys that lost points
     error: str = ""
+    surprise: str = ""  # why the first test it was not expected to break lost points
 
     @property
     def caught(self) -> bool:
@@ -114,7 +115,13 @@ def _run_mutant(
     for m in g.metas:
         lost_by[hints.test_key(m.nodeid)] += m.max_score - g.results[m.nodeid].score
     broken = {k for k, v in lost_by.items() if v > 0}
-    return MutantOutcome(mutant, g.max_score - g.score, g.max_score, broken)
+    surprise = ""
+    for m in g.metas:  # a catalogue error or a harness problem (a timeout on a loaded machine)
+        if hints.test_key(m.nodeid) in broken - set(mutant.breaks):
+            lines = [x for x in g.results[m.nodeid].output.splitlines() if x.strip()]
+            surprise = f"{hints.test_key(m.nodeid)}: {' | '.join(lines[:3])[:300]}"
+            break
+    return MutantOutcome(mutant, g.max_score - g.score, g.max_score, broken, surprise=surprise)
 
 
 def mutants(
@@ -149,6 +156,8 @@ def mutants(
             rows.append(f"    names tests that do not exist: {', '.join(sorted(unknown))}")
         if not o.exact and not o.error:
             rows.append(f"    catalogue says it breaks: {', '.join(o.mutant.breaks)}")
+        if o.surprise:
+            rows.append(f"    first unexpected failure: {o.surprise}")
     if not catalogue:
         rows.append("no mutants catalogued: tests/<assignment>/mutants.toml")
     return Verdict(ok, rows), outcomes
