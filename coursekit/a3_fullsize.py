@@ -158,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         report["artifact"] = str(artifact)
         report["artifact_bytes"] = artifact.stat().st_size
     (out_dir / f"{args.task}_{args.recipe}_report.json").write_text(json.dumps(report, indent=2))
+    # The curve's data, to draw it again: kit.plot_history(kit.History(**json.load(f)), path).
+    curve_data = {
+        "steps": history.steps,
+        "losses": [round(x, 4) for x in history.losses],
+        "eval_steps": history.eval_steps,
+        "eval_accuracy": [round(x, 4) for x in history.eval_accuracy],
+    }
+    (out_dir / f"{args.task}_{args.recipe}_history.json").write_text(json.dumps(curve_data))
     print(json.dumps(report, indent=2))
     return 0
 
