@@ -92,6 +92,15 @@ def test_load_stackoverflow(check, so_root):
         assert not set(dsd["train"]["text"]) & set(dsd["validation"]["text"])
         again = so.load_stackoverflow(str(so_root), validation_fraction=0.25, seed=0)
         assert list(again["validation"]["text"]) == list(dsd["validation"]["text"])
+    with check("validation_fraction 0.2: 2 of each tag's 10 questions held out"):
+        # 0.25 is also datasets' own default test_size: a fraction not passed on went unseen.
+        labels = list(
+            so.load_stackoverflow(str(so_root), validation_fraction=0.2)["validation"]["label"]
+        )
+        counts = [labels.count(k) for k in range(4)]
+        assert counts == [2, 2, 2, 2], (
+            f"validation tags {counts} with validation_fraction=0.2: pass the fraction on to the split"
+        )
 
 
 @torch.no_grad()
@@ -144,6 +153,18 @@ def test_trainer_learns_the_tags(check, so_root, student_tmp_path):
             BATCH_SIZE,
         ), "pass epochs, lr and batch_size through to TrainingArguments"
         assert str(a.save_strategy).lower().endswith("no"), "save no checkpoints"
+    with check("batch_size and seed passed on; evaluation once per epoch"):
+        # BATCH_SIZE (8) is TrainingArguments' own default: other values show they are passed on.
+        other = so.build_trainer(model, tokenized, str(student_tmp_path / "other"), epochs=1,
+                                 lr=1e-4, batch_size=3, seed=7)  # fmt: skip
+        b = other.args
+        assert (b.per_device_train_batch_size, b.seed) == (3, 7), (
+            f"batch size {b.per_device_train_batch_size} and seed {b.seed} for batch_size=3, "
+            "seed=7: pass both through to TrainingArguments"
+        )
+        assert str(b.eval_strategy).lower().endswith("epoch"), (
+            f"eval_strategy {b.eval_strategy}: evaluate once per epoch"
+        )
     trainer.train()
     metrics = trainer.evaluate()
     with check("validation accuracy reported and above chance after training"):
