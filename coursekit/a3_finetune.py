@@ -66,7 +66,7 @@ def missing_models(names: Sequence[str]) -> list[str]:
         try:
             path = model_path(name)
         except ModelNotFound as exc:
-            problems.append(f"{exc.problem} Fix: {str(exc).split('Fix: ', 1)[1]}")
+            problems.append(f"{exc.problem} Fix: {exc.fix}")
             continue
         if name == DEFAULT_MODEL and not (Path(path) / "config.json").is_file():
             problems.append(f"the pretrained model {name!r} has no config.json in {path}.")

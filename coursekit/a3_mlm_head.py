@@ -38,8 +38,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from coursekit.a1_dan import load_imdb
-from coursekit.a3_finetune import DEFAULT_MODEL, model_path
+from coursekit.a3_finetune import DEFAULT_MODEL, load_imdb, model_path, read_artifact
 from coursekit.data import data_file
 
 ARTIFACT = Path(__file__).resolve().parent / "artifacts" / "minilm_mlm_head.safetensors"
@@ -103,7 +102,7 @@ def pack(tokenizer, texts: list[str], seq_len: int) -> Tensor:
 
 
 def training_text(tokenizer, seq_len: int) -> Tensor:
-    imdb = [t.replace("<br />", " ") for t in load_imdb("small_train")[0]]
+    imdb = load_imdb("small_train")[0]
     return torch.cat(
         [
             pack(tokenizer, wikitext_lines("wiki.valid.tokens"), seq_len),
@@ -327,11 +326,8 @@ def read_metadata(path: Path = ARTIFACT) -> dict[str, str]:
 def load_head(path: Path = ARTIFACT, base_model: str | None = None):
     """(BertForMaskedLM in evaluation mode, tokenizer): the base model named in the artifact (or
     ``base_model``), cut to the artifact's layers, with the shipped head and [MASK] row."""
-    from safetensors.torch import load_file
-
-    meta = read_metadata(path)
+    tensors, meta = read_artifact(path)
     model, tokenizer = build_model(base_model or meta["base_model"], int(meta["layers"]))
-    tensors = load_file(str(path))
     with torch.no_grad():
         for k, p in head_parameters(model).items():
             p.copy_(tensors[k].float())

@@ -142,7 +142,7 @@ class SetupProblem(FileNotFoundError):
 
     def __init__(self, problem: str, fix: str) -> None:
         super().__init__(f"{SETUP_PREFIX}{problem}\nFix: {fix}")
-        self.problem = problem
+        self.problem, self.fix = problem, fix
 
 
 class DataNotFound(SetupProblem):
