@@ -36,7 +36,7 @@ selftest: setup
 data: setup
 	$(PY) -m coursekit.data
 
-# The red-team corpus alone (part of selftest): grader/tests/redteam/corpus.toml.
+# The red-team corpus alone (part of selftest): grader/tests/redteam/*.toml.
 redteam: setup
 	$(PY) -m pytest grader/tests/test_redteam.py -q -rs
 

@@ -1,4 +1,4 @@
-"""The red-team corpus (``redteam/corpus.toml``): every submission there tries to break or fool
+"""The red-team corpus (``redteam/*.toml``): every submission there tries to break or fool
 the grader, and must get exactly the score and message its entry says.
 
 Each is graded as Gradescope grades: the tests in a trusted process, student code behind the
@@ -40,7 +40,13 @@ from grader import assignments, gradescope, hints, runner, sandbox, submission
 from grader.runner import Limits, Manifest, collect
 from grader.tests.conftest import SYSTEM_PYTHON, processes_of_user, standin_python
 
-CORPUS = tomllib.loads((Path(__file__).parent / "redteam" / "corpus.toml").read_text())["attack"]
+# corpus.toml, then one file per class of attack added later (held-out data, the audit ...).
+CORPUS = [
+    entry
+    for path in sorted((Path(__file__).parent / "redteam").glob("*.toml"),
+                       key=lambda p: (p.name != "corpus.toml", p.name))  # fmt: skip
+    for entry in tomllib.loads(path.read_text()).get("attack", [])
+]
 A1 = "a1_lm_basics"
 USERS = ("kitredteam1", "kitredteam2")
 AS_ROOT = os.geteuid() == 0 and SYSTEM_PYTHON.exists()  # else no user switch
