@@ -48,6 +48,8 @@ from grader.boundary.wire import (
 )
 
 GiB = 1024**3
+MAX_WRITEBACKS = 10_000  # entries in one reply's write-back (the arguments a call may change)
+SCALARS = (bool, int, float, str, type(None))
 
 
 @dataclass(frozen=True)
@@ -607,7 +609,7 @@ class Boundary:
         reply, blob = self._ask(header, enc.blobs)
         value, dec = self._check_reply(reply, blob)
         if "writeback" in reply:
-            self._write_back(reply["writeback"], dec, [list(args), kwargs], blob)
+            self._write_back(reply["writeback"], dec, [list(args), kwargs], blob, mutable)
         graph = reply.get("graph")
         if graph is not None:
             by_id = {}
@@ -646,24 +648,38 @@ class Boundary:
         value, _ = self._check_reply(reply, blob)
         return value
 
-    def _write_back(self, entries: Any, dec: Decoder, params: list, blob: bytearray) -> None:
-        """Apply the changes student code made in place to the arguments it was given."""
-        if not isinstance(entries, list):
+    def _write_back(
+        self, entries: Any, dec: Decoder, params: list, blob: bytearray, mutable: list[list]
+    ) -> None:
+        """Apply the changes student code made in place to the arguments it was handed as
+        ``mutable(...)``, and only to those. Every entry is checked before anything is applied: a
+        path inside a mutable argument, a value of the same structure as what is there (a tensor
+        of the same shape and dtype, a list or tuple of the same length, a dict with the same
+        keys, a generator). Anything else is a protocol violation and the call fails: a reply can
+        never reach a value the test did not hand over to be changed (its inputs, which its
+        oracle may read again)."""
+        if not isinstance(entries, list) or len(entries) > MAX_WRITEBACKS:
             raise errors.BoundaryViolation(self._died("a malformed write-back"))
+        changes = []
         for entry in entries:
             if not isinstance(entry, dict):
                 raise errors.BoundaryViolation(self._died("a malformed write-back"))
             path, _ = self._decode(blob, entry.get("path"))
             new = Decoder(blob, self._resolve, self.limits.caps)
             new.tensors = dec.tensors  # the same message: aliases refer to its tensors
-            new.decoded = dec.decoded
+            new.decoded, new.items = dec.decoded, dec.items
             try:
                 value = new.decode(entry.get("value"))
-                dec.decoded = new.decoded
+                dec.decoded, dec.items = new.decoded, new.items
             except (WireError, RecursionError, ValueError, TypeError, MemoryError) as exc:
                 raise errors.BoundaryViolation(
                     self._died(f"a malformed write-back: {exc}")
                 ) from None
+            problem = _writeback_problem(params, path, value, mutable)
+            if problem is not None:
+                raise errors.BoundaryViolation(self._died(f"The student's process {problem}."))
+            changes.append((path, value))
+        for path, value in changes:
             _apply_at(params, path, value)
 
 
@@ -782,28 +798,108 @@ def _tensors_in(value: Any) -> dict[int, torch.Tensor]:
     return out
 
 
-def _apply_at(root: Any, path: Any, new: Any) -> None:
-    """Make the object at ``path`` in ``root`` equal ``new``, in place where it can be."""
-    if not isinstance(path, list):
-        return
-    parent, obj = None, root
+def _at(root: Any, path: list) -> Any:
+    obj = root
     for key in path:
-        parent = obj
-        try:
-            obj = obj[key]
-        except (KeyError, IndexError, TypeError):
-            return  # the path does not exist here: nothing to change
-    if isinstance(obj, torch.Tensor) and isinstance(new, torch.Tensor):
-        if obj.shape == new.shape and obj.dtype == new.dtype:
-            with torch.no_grad():
-                obj.copy_(new)
-            return
-        if isinstance(parent, list | dict):
-            parent[path[-1]] = new
-    elif isinstance(obj, list) and isinstance(new, list):
-        obj[:] = new
-    elif isinstance(obj, dict) and isinstance(new, dict):
-        obj.clear()
-        obj.update(new)
-    elif isinstance(obj, torch.Generator) and isinstance(new, torch.Generator):
-        obj.set_state(new.get_state())
+        obj = obj[key]
+    return obj
+
+
+def _writeback_problem(params: list, path: Any, value: Any, mutable: list[list]) -> str | None:
+    """Why a write-back of ``value`` at ``path`` of the call's ``params`` must be refused, or
+    None: ``path`` must lie inside an argument handed over as mutable, lead to an object that is
+    there, and ``value`` must fit it (:func:`_fits`)."""
+    if not isinstance(path, list) or not any(path[: len(m)] == m for m in mutable):
+        where = describe_path(path)
+        return (
+            f"sent a change to {where}, which the test did not hand over to be changed in place "
+            "(a reply may change only arguments passed as mutable(...))"
+        )
+    try:
+        old = _at(params, path)
+    except (KeyError, IndexError, TypeError):
+        return f"sent a change to {describe_path(path)}, which is not among the call's arguments"
+    problem = _fits(old, value)
+    if problem is not None:
+        return f"sent a change to {describe_path(path)} that does not fit it: {problem}"
+    return None
+
+
+def describe_path(path: Any) -> str:
+    """``[0, 1, "w"]`` -> "argument 2, ['w']" (for messages)."""
+    if not isinstance(path, list) or len(path) < 2 or path[0] not in (0, 1):
+        return "something that is not an argument of the call"
+    head = f"argument {path[1] + 1}" if path[0] == 0 else f"argument {path[1]!r}"
+    return head + "".join(f"[{k!r}]" for k in path[2:])[:200]
+
+
+def _fits(old: Any, new: Any, depth: int = 0) -> str | None:
+    """Why ``new`` cannot be written into ``old`` in place, or None when it can: a tensor of the
+    same shape and dtype, a generator, or a list / tuple / dict of such things with the same
+    length or keys. Nothing else is ever written back (no replacement, no new kind of object)."""
+    if depth > 48:
+        return "it is nested too deeply"
+    if isinstance(old, torch.Tensor):
+        if not isinstance(new, torch.Tensor):
+            return f"a {type(new).__name__} for a tensor"
+        if new.shape != old.shape or new.dtype != old.dtype:
+            return (
+                f"a tensor of shape {tuple(new.shape)} and dtype {new.dtype} for one of shape "
+                f"{tuple(old.shape)} and dtype {old.dtype} (a tensor changed in place keeps both)"
+            )
+        return None
+    if isinstance(old, torch.Generator):
+        return None if isinstance(new, torch.Generator) else "not a generator"
+    if isinstance(old, SCALARS):  # an item of a list or dict: replaced by one of its type
+        if type(new) is not type(old):
+            return f"a {type(new).__name__} for a {type(old).__name__}"
+        return None
+    if isinstance(old, list | tuple):
+        if type(new) is not type(old) and not (isinstance(new, list) and isinstance(old, list)):
+            return f"a {type(new).__name__} for a {type(old).__name__}"
+        if len(new) != len(old):
+            return f"{len(new)} items for {len(old)}"
+        if isinstance(old, tuple) and any(
+            isinstance(a, SCALARS) and a != b for a, b in zip(old, new, strict=True)
+        ):
+            return "a changed item of a tuple (a tuple cannot change)"
+        for a, b in zip(old, new, strict=True):
+            problem = _fits(a, b, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(old, dict):
+        if not isinstance(new, dict) or set(new) != set(old):
+            return "a dict with other keys"
+        for key in old:
+            problem = _fits(old[key], new[key], depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    return f"a {type(old).__name__} is never changed in place"
+
+
+def _apply_at(root: Any, path: list, new: Any) -> None:
+    """Write ``new`` into the object at ``path`` of ``root``, in place (checked by :func:`_fits`)."""
+    _write_into(_at(root, path), new)
+
+
+def _write_into(old: Any, new: Any) -> None:
+    if isinstance(old, torch.Tensor):
+        with torch.no_grad():
+            old.copy_(new)
+    elif isinstance(old, torch.Generator):
+        old.set_state(new.get_state())
+    elif isinstance(old, list | tuple):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            if isinstance(a, SCALARS):
+                if isinstance(old, list):
+                    old[i] = b
+            else:
+                _write_into(a, b)
+    elif isinstance(old, dict):
+        for key in old:
+            if isinstance(old[key], SCALARS):
+                old[key] = new[key]
+            else:
+                _write_into(old[key], new[key])

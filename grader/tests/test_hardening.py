@@ -131,8 +131,9 @@ def _manifest_of(mutant: hints.Mutant, manifests: dict) -> tuple[Manifest, set[s
 
 
 # ----------------------------------------------------------------------------------------------
-# A property over the mutant catalogue: an attack that leaves the student's outputs unchanged
-# never raises a wrong submission's score.
+# A property over the mutant catalogue: an attack (reading the test's frames, forging events,
+# patching the helpers, forging write-backs of the arguments) never raises a wrong submission's
+# score.
 
 # Three mutants in `make test`; KIT_MUTANT_PROPERTY=all runs every mutant of assignment 1's
 # catalogue (`make hardening-all`, about 10 minutes on two cores).
@@ -264,6 +265,44 @@ _torch.equal = lambda *a, **k: True
 _npt.assert_allclose = _npt.assert_array_equal = lambda *a, **k: None
 """
 
+# Forged write-back: the server loop (patched from the student's module) claims that every
+# argument was handed over as mutable, and every function zeroes its floating-point arguments in
+# place before computing. Were the change applied to the test's own tensors, an oracle computed
+# after the call would see zeros too, and agree with many a wrong function (a masked mean, a
+# relative error); the test process applies changes only to arguments it handed over itself.
+FORGED_WRITEBACK = """
+import functools as _ft, sys as _sys
+
+import torch as _torch
+
+_server = next((m for m in (_sys.modules.get("__main__"), _sys.modules.get("grader.boundary.server"))
+                if m is not None and hasattr(m, "Server")), None)
+if _server is not None:
+    _run = _server.Server._run
+
+    def _claims_every_argument(self, msg, blob, function):
+        return _run(self, dict(msg, mutable=[[0], [1]]), blob, function)
+
+    _server.Server._run = _claims_every_argument
+
+
+def _zeroing(fn):
+    @_ft.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for a in [*args, *kwargs.values()]:
+            if isinstance(a, _torch.Tensor) and a.is_floating_point():
+                with _torch.no_grad():
+                    a.zero_()
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+for _name, _obj in list(globals().items()):
+    if _name[0] != "_" and callable(_obj) and not isinstance(_obj, type) \\
+            and getattr(_obj, "__module__", None) == __name__:
+        globals()[_name] = _zeroing(_obj)
+"""
+
 
 def _attack(name: str, mutant: hints.Mutant) -> str:
     nodeids = [f"tests/{A}/{b}" for b in mutant.breaks]
@@ -271,10 +310,11 @@ def _attack(name: str, mutant: hints.Mutant) -> str:
         "introspection": INTROSPECTION,
         "forged-events": FORGED_EVENTS.replace("NODEIDS", repr(nodeids)),
         "patched-helpers": PATCHED_HELPERS.replace("KIT_TESTS", repr(str(assignments.TESTS))),
+        "forged-writeback": FORGED_WRITEBACK,
     }[name]
 
 
-ATTACKS = ("introspection", "forged-events", "patched-helpers")
+ATTACKS = ("introspection", "forged-events", "patched-helpers", "forged-writeback")
 
 
 @pytest.fixture(scope="module")
@@ -320,7 +360,7 @@ def mutant_scores(kit_python) -> dict[tuple[str, str | None], dict[str, tuple[fl
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("attack", ATTACKS)
 @pytest.mark.parametrize("mutant", SAMPLE)
-def test_an_attack_that_keeps_the_outputs_never_raises_a_mutants_score(
+def test_an_attack_never_raises_a_mutants_score(
     mutant_scores, mutant, attack
 ):
     honest, attacked = mutant_scores[(mutant, None)], mutant_scores[(mutant, attack)]
