@@ -360,9 +360,7 @@ def mutant_scores(kit_python) -> dict[tuple[str, str | None], dict[str, tuple[fl
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("attack", ATTACKS)
 @pytest.mark.parametrize("mutant", SAMPLE)
-def test_an_attack_never_raises_a_mutants_score(
-    mutant_scores, mutant, attack
-):
+def test_an_attack_never_raises_a_mutants_score(mutant_scores, mutant, attack):
     honest, attacked = mutant_scores[(mutant, None)], mutant_scores[(mutant, attack)]
     catalogue = {m.id: m for m in hints.load(A)}
     assert set(honest) == set(attacked) == set(catalogue[mutant].breaks)

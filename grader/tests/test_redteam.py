@@ -43,8 +43,10 @@ from grader.tests.conftest import SYSTEM_PYTHON, processes_of_user, standin_pyth
 # corpus.toml, then one file per class of attack added later (held-out data, the audit ...).
 CORPUS = [
     entry
-    for path in sorted((Path(__file__).parent / "redteam").glob("*.toml"),
-                       key=lambda p: (p.name != "corpus.toml", p.name))  # fmt: skip
+    for path in sorted(
+        (Path(__file__).parent / "redteam").glob("*.toml"),
+        key=lambda p: (p.name != "corpus.toml", p.name),
+    )
     for entry in tomllib.loads(path.read_text()).get("attack", [])
 ]
 A1 = "a1_lm_basics"
