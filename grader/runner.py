@@ -209,7 +209,6 @@ class _Child:
         only_file.write_text(json.dumps(only))
         selection = ("--grader-only", str(only_file)) if only is not None else ()
         self.user = user
-        self.log_path = workdir / "child.log"
         read_fd, write_fd = os.pipe()
         cmd = pytest_command(
             tests, impl, limits, "--grader-events", str(write_fd), *selection, *extra
@@ -220,14 +219,23 @@ class _Child:
             os.chown(tmp, *user)  # the child's own scratch space; only.json stays read-only
             for path in (workdir.parent, workdir, only_file):  # readable, not writable
                 path.chmod(path.stat().st_mode | 0o555)
-        with open(self.log_path, "wb") as log:
+        # The child's own output comes through a pipe this process drains (the last bytes are kept
+        # for diagnostics), never a file: a disk that student code filled cannot stop pytest from
+        # printing, so it cannot end the session of tests that need no disk.
+        log_read, log_write = os.pipe()
+        try:
             self.proc = subprocess.Popen(
                 cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": str(tmp), "HOME": str(tmp),
                 "MPLCONFIGDIR": str(tmp)}, limits.threads), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True,
-                preexec_fn=_limit_child(limits, user),
+                stdout=log_write, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+                start_new_session=True, preexec_fn=_limit_child(limits, user),
             )  # fmt: skip
-        os.close(write_fd)
+        finally:
+            os.close(write_fd)
+            os.close(log_write)
+        os.set_blocking(log_read, False)
+        self.log_fd = log_read
+        self.log = bytearray()
         self.fd = read_fd
         self.buffer = b""
         self.received = 0
@@ -236,11 +244,30 @@ class _Child:
     MAX_LINE = 1 << 20  # one event; the longest real one (a result) is a few kB
     MAX_TOTAL = 64 << 20  # all events of one child
 
+    LOG_KEPT = 64 << 10  # the end of the child's own output, for diagnostics
+
+    def drain_log(self) -> None:
+        """Read what the child printed so far (it never blocks on a full pipe); keep the end."""
+        while self.log_fd is not None:
+            try:
+                chunk = os.read(self.log_fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                os.close(self.log_fd)
+                self.log_fd = None
+                return
+            self.log += chunk
+            del self.log[: max(0, len(self.log) - self.LOG_KEPT)]
+
     def read_events(self, timeout: float) -> list[dict] | None:
         """Events that arrived within ``timeout`` s; [] on time-out, None at end of stream (or
         when the stream breaks its bounds: a line or a total too long is not our plugin's)."""
-        ready, _, _ = select.select([self.fd], [], [], max(timeout, 0.0))
-        if not ready:
+        fds = [self.fd] if self.log_fd is None else [self.fd, self.log_fd]
+        ready, _, _ = select.select(fds, [], [], max(timeout, 0.0))
+        if self.log_fd is not None and self.log_fd in ready:
+            self.drain_log()
+        if self.fd not in ready:
             return []
         chunk = os.read(self.fd, 1 << 16)
         if not chunk:
@@ -267,10 +294,12 @@ class _Child:
 
     def finish(self, wait: float = 5.0) -> int | None:
         """Give the child ``wait`` s to exit (threads left running keep it alive), then kill its group."""
-        try:
-            self.proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            pass
+        end = time.monotonic() + wait
+        while self.proc.poll() is None and time.monotonic() < end:
+            if self.log_fd is None:
+                time.sleep(0.01)
+            elif select.select([self.log_fd], [], [], min(0.05, max(end - time.monotonic(), 0)))[0]:
+                self.drain_log()  # its last words (pytest's summary) must not block its exit
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)  # also any process the student code started
         except (ProcessLookupError, PermissionError):
@@ -278,6 +307,10 @@ class _Child:
         rc = self.proc.wait()
         if self.user is not None:
             kill_user_processes(self.user[0])
+        self.drain_log()
+        if self.log_fd is not None:
+            os.close(self.log_fd)
+            self.log_fd = None
         os.close(self.fd)
         return rc
 
@@ -288,11 +321,8 @@ class _Child:
             pass
 
     def log_tail(self, limit: int) -> str:
-        try:
-            data = self.log_path.read_bytes()[-limit:]
-        except OSError:
-            return ""
-        return data.decode("utf-8", "replace")
+        self.drain_log()
+        return bytes(self.log[-limit:]).decode("utf-8", "replace")
 
 
 class _Run:
@@ -348,7 +378,11 @@ class _Run:
         (a second ``start`` does not restart a test's clock; a result is taken once, for the test
         that is running, and validated against what the manifest says about that test).
         """
-        child = _Child(self.tests, self.impl, only, workdir, self.limits, self.user, self.extra)
+        try:
+            child = _Child(self.tests, self.impl, only, workdir, self.limits, self.user, self.extra)
+        except OSError as exc:  # its files could not be written: no test can run now
+            self.cannot_start(exc)
+            return False
         finished_before = len(self.results)
         current: str | None = None
         phase_start = time.monotonic()
@@ -457,12 +491,27 @@ class _Run:
                 remove_files_of(self.sweep)
 
     def _go(self) -> None:
-        with tempfile.TemporaryDirectory(prefix="grader-run-") as tmp:
+        try:
+            folder = tempfile.TemporaryDirectory(prefix="grader-run-")
+        except OSError as exc:
+            self.cannot_start(exc)
+            return
+        with folder as tmp:
             attempt, only = 0, None if self.metas is None else self.todo()
             while only is None or only:
                 attempt += 1
+                if attempt > 1 and self.sweep is not None:
+                    # Before another child: what the student's code left in the folders every
+                    # user may write goes, so a disk it filled costs only the tests that ran
+                    # while it was full, never the rest of the run.
+                    sweep_user(self.sweep)
+                    remove_files_of(self.sweep)
                 workdir = Path(tmp, f"child{attempt}")
-                workdir.mkdir()
+                try:
+                    workdir.mkdir()
+                except OSError as exc:
+                    self.cannot_start(exc)
+                    break
                 more = self.attempt(workdir, only)
                 if time.monotonic() >= self.deadline:
                     for nodeid in self.todo():
@@ -472,6 +521,19 @@ class _Run:
                 if not more:
                     break
                 only = self.todo()
+
+    def cannot_start(self, exc: OSError) -> None:
+        """No child can start (the grader's own files cannot be written, most often a full
+        disk): the tests not run yet score 0, saying so; those that finished keep their results."""
+        if self.metas is None:
+            raise exc
+        why = (
+            f"Not run: the grader could not start a process for this test ({exc.strerror or exc}). "
+            "If your code writes large files, write less; otherwise the grading machine had a "
+            "problem (course staff can regrade)."
+        )
+        for nodeid in self.todo():
+            self.zero(nodeid, why)
 
 
 def _part_args(

@@ -56,29 +56,77 @@ class Overlay:
         return "\n".join(lines)
 
 
+MAX_ENTRIES = 100_000  # files and folders looked at in one upload (its zips included)
+
+# The order in which submitted files take the upload's budget (bytes, files): the assignment's own
+# modules first, then zips (their entries in the same order), then artifacts and notebooks. Files
+# that can never be placed are only named in the report: neither copied nor counted.
+OWN, ARCHIVE, OTHER = 0, 1, 2
+
+
+class _Ranker:
+    """Where a submitted file stands in the queue for the upload's budget (None: never placed)."""
+
+    def __init__(self, package: str, template_names: set[str]) -> None:
+        self.package, self.names = package, template_names
+
+    def __call__(self, rel: Path) -> int | None:
+        if rel.suffix == ".zip":
+            return ARCHIVE
+        if rel.suffix in (".safetensors", ".ipynb"):
+            return OTHER
+        if rel.suffix == ".py" and (self.package in rel.parts[:-1] or rel.name in self.names):
+            return OWN
+        return None
+
+
 def _safe_extract(
-    archive: Path, dest: Path, budget: list[int], depth: int, overlay: Overlay
-) -> None:
+    archive: Path, dest: Path, budget: list[int], depth: int, overlay: Overlay, rank: _Ranker
+) -> list[tuple[Path, Path]]:
+    """The files of ``archive`` worth unpacking, unpacked into ``dest`` in budget order (zips
+    inside zips too, up to MAX_ZIP_DEPTH); (file, path relative to ``dest``)."""
+    out: list[tuple[Path, Path]] = []
     try:
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
+            queue = []
+            for info in zf.infolist()[:MAX_ENTRIES]:
                 name = Path(info.filename)
                 if info.is_dir() or name.is_absolute() or ".." in name.parts:
+                    continue
+                if SKIP_PARTS & set(name.parts):
                     continue
                 if stat.S_ISLNK(info.external_attr >> 16):
                     overlay.problems.append(
                         f"{archive.name}: {info.filename} is a link; links are not followed."
                     )
                     continue
+                order = rank(name)
+                if order is None:
+                    overlay.ignored.append(f"{archive.name}: {info.filename}")
+                    continue
+                queue.append((order, info.filename, info, name))
+            for _, _, info, name in sorted(queue, key=lambda q: q[:2]):
                 if not _take(budget, info.file_size, overlay, f"{archive.name}: {info.filename}"):
                     continue
                 target = dest / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    _copy_at_most(src, out, info.file_size)
-                if target.suffix == ".zip" and depth < MAX_ZIP_DEPTH:
-                    _safe_extract(target, target.with_suffix(""), budget, depth + 1, overlay)
+                with zf.open(info) as src, open(target, "wb") as out_file:
+                    _copy_at_most(src, out_file, info.file_size)
+                if target.suffix == ".zip":
+                    if depth < MAX_ZIP_DEPTH:
+                        inner = target.with_suffix("")
+                        for f, r in _safe_extract(target, inner, budget, depth + 1, overlay, rank):
+                            out.append(
+                                (
+                                    f,
+                                    r.relative_to(dest)
+                                    if r.is_absolute()
+                                    else name.with_suffix("") / r,
+                                )
+                            )
                     target.unlink()
+                else:
+                    out.append((target, name))
     except (
         zipfile.BadZipFile,
         zipfile.LargeZipFile,
@@ -89,6 +137,7 @@ def _safe_extract(
         overlay.problems.append(
             f"{archive.name} is not a readable zip file ({type(exc).__name__})."
         )
+    return out
 
 
 def _copy_at_most(src, out, size: int) -> None:
@@ -118,12 +167,20 @@ def _take(budget: list[int], size: int, overlay: Overlay, where: str) -> bool:
 
 
 def _regular_files(root: Path, overlay: Overlay) -> list[Path]:
-    """Every regular file under ``root``, sorted; links and special files are not followed
-    (a link could point at anything the grader can read), and are named in the report."""
+    """Every regular file under ``root`` (at most MAX_ENTRIES entries looked at), sorted; links
+    and special files are not followed (a link could point at anything the grader can read), and
+    are named in the report."""
     found = []
+    seen = 0
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs.sort()
         for name in [*dirs, *files]:
+            seen += 1
+            if seen > MAX_ENTRIES:
+                overlay.problems.append(
+                    f"More than {MAX_ENTRIES:,} files and folders: the rest were not looked at."
+                )
+                return sorted(found)
             path = Path(folder, name)
             rel = path.relative_to(root)
             if SKIP_PARTS & set(rel.parts):
@@ -139,21 +196,28 @@ def _regular_files(root: Path, overlay: Overlay) -> list[Path]:
     return sorted(found)
 
 
-def _gather(submission: Path, scratch: Path, overlay: Overlay) -> list[tuple[Path, Path]]:
-    """(file, path relative to its root) for every submitted file, zips unpacked. Every byte
-    counts against the budget: a file's size as the file system reports it (a sparse file's
-    too), and every zip entry's size once unpacked."""
+def _gather(
+    submission: Path, scratch: Path, overlay: Overlay, rank: _Ranker
+) -> list[tuple[Path, Path]]:
+    """(file, path relative to its root) for every submitted file that can be placed, zips
+    unpacked. The assignment's own files take the budget first (a folder of junk before them
+    cannot push them out); every byte taken counts: a file's size as the file system reports it
+    (a sparse file's too), and every zip entry's size once unpacked."""
     budget = [MAX_BYTES, MAX_FILES]
-    files = []
+    queue = []
     for path in _regular_files(submission, overlay):
         rel = path.relative_to(submission)
+        order = rank(rel)
+        if order is None:
+            overlay.ignored.append(str(rel))
+        else:
+            queue.append((order, str(rel), path, rel))
+    files = []
+    for _, _, path, rel in sorted(queue, key=lambda q: q[:2]):
         if not _take(budget, path.lstat().st_size, overlay, str(rel)):
             continue
         if path.suffix == ".zip":
-            dest = scratch / rel.with_suffix("")
-            _safe_extract(path, dest, budget, 1, overlay)
-            for inner in _regular_files(dest, Overlay()) if dest.exists() else []:
-                files.append((inner, inner.relative_to(dest)))
+            files += _safe_extract(path, scratch / rel.with_suffix(""), budget, 1, overlay, rank)
         else:
             files.append((path, rel))
     return files
@@ -172,11 +236,9 @@ def overlay(submission: Path, template_pkg: Path, target_pkg: Path) -> Overlay:
             by_name.setdefault(p.name, []).append(p.relative_to(template_pkg))
     placed: dict[Path, int] = {}  # target -> rule strength (lower wins)
     notebooks: list[tuple[Path, Path]] = []
+    rank = _Ranker(package, set(by_name))
     with tempfile.TemporaryDirectory() as scratch:
-        for path, rel in _gather(submission, Path(scratch), result):
-            if path.suffix not in ACCEPTED:
-                result.ignored.append(str(rel))
-                continue
+        for path, rel in _gather(submission, Path(scratch), result, rank):
             if path.suffix == ".ipynb":
                 notebooks.append((path, rel))
                 continue

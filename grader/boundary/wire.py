@@ -348,6 +348,14 @@ class Decoder:
         self.decoded = 0  # bytes of tensor data rebuilt so far
         self.tensors: list[Any] = []
 
+    def _rebuild(self, n: int) -> None:
+        """Count ``n`` bytes rebuilt from the blob (a tensor's, a bytes value's). Each value has
+        bytes of its own: ranges that overlap — one blob referenced many times, as a tensor or
+        as bytes — would let a small message fill the memory of this process."""
+        self.decoded += n
+        if self.decoded > len(self.blob):
+            raise WireError("values whose bytes overlap in the message")
+
     def _count(self) -> None:
         self.items += 1
         if self.items > self.caps.items:
@@ -382,11 +390,7 @@ class Decoder:
         numel = math.prod(shape)
         if numel * itemsize != n:
             raise WireError(f"a tensor of shape {shape} and dtype {dtype} with {n} bytes")
-        # Each tensor has bytes of its own: ranges that overlap (one blob decoded into many
-        # copies) would let a small message fill the memory of this process.
-        self.decoded += n
-        if self.decoded > len(self.blob):
-            raise WireError("tensors whose bytes overlap in the message")
+        self._rebuild(n)
         if numel == 0:
             t = torch.empty(shape, dtype=tdtype)
         else:
@@ -493,6 +497,7 @@ class Decoder:
                 or at + n > len(self.blob)
             ):
                 raise WireError("bytes that are not in the message")  # fmt: skip
+            self._rebuild(n)
             return bytes(self.blob[at : at + n])
         if tag == "$slice" and isinstance(body, list) and len(body) == 3:
             parts = [self.decode(v, depth + 1) for v in body]

@@ -581,6 +581,34 @@ def test_a_session_that_ends_early_costs_only_the_tests_it_ran(tmp_path):
         assert by[name].status == "passed", f"{name}: {by[name].output}"
 
 
+@pytest.mark.timeout(120)
+def test_a_child_that_cannot_start_costs_only_the_tests_not_run(tmp_path, monkeypatch):
+    """beta.mul kills its process (the first child ends there); the next child cannot be started
+    because the grader's own files cannot be written (a full disk, simulated): alpha's tests keep
+    their points, the rest score 0 saying why, and the run returns instead of raising."""
+    impl = tmp_path / "impl"
+    shutil.copytree(TOY / "good", impl)
+    (impl / "toy_pkg" / "beta.py").write_text("import os\n\ndef mul(a, b):\n    os._exit(3)\n")
+    limits = Limits(grace=2.0, startup_timeout=60.0, exit_wait=1.0)
+    manifest = collect(SUITE, limits)
+    started = []
+    real = runner._Child
+
+    def child(*args, **kwargs):
+        if started:
+            raise OSError(28, "No space left on device")
+        started.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_Child", child)
+    results = runner.run(SUITE, impl, manifest, limits)
+    by = {r.nodeid.rsplit("::", 1)[1]: r for r in results.values()}
+    assert by["test_add"].status == by["test_add_cases"].status == "passed"
+    assert by["test_mul"].score == 0 and "exited (code 3)" in by["test_mul"].output
+    for name in ("test_mul_zero", "test_neg", "test_neg_board"):
+        assert by[name].score == 0 and "No space left on device" in by[name].output, name
+
+
 # ----------------------------------------------------------------------------------------------
 # The wire: what a hostile process writes is bounded before it is built.
 
@@ -593,6 +621,20 @@ def test_a_reply_cannot_make_the_trusted_side_build_more_than_it_sent():
     ]
     with pytest.raises(WireError):
         Decoder(blob, None, Caps()).decode(specs)
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bytes and a tensor"])
+def test_bytes_referenced_many_times_count_every_time(kind):
+    """One 1 MiB range referenced 40 times as bytes (once took the test process to its memory
+    limit: 200 MiB x 40), or as bytes and as a tensor: refused before the second copy."""
+    blob = bytearray(1 << 20)
+    specs: list = [{"$bytes": [0, 1 << 20]} for _ in range(40)]
+    if kind != "bytes":
+        specs[0] = {"$tensor": {"dtype": "uint8", "shape": [1 << 20], "at": 0, "n": 1 << 20,
+                                "index": 0}}  # fmt: skip
+    with pytest.raises(WireError, match="overlap"):
+        Decoder(blob, None, Caps()).decode(specs)
+    assert Decoder(blob, None, Caps()).decode([{"$bytes": [0, 1 << 20]}])[0] == bytes(1 << 20)
 
 
 def test_wire_caps_refuse_deep_long_and_numerous_values():
@@ -677,8 +719,10 @@ def test_a_disk_filled_by_student_code_still_gets_a_valid_results_json(
     small_disk, kit_python, monkeypatch
 ):
     """/autograder and /tmp on one small disk (as on a grading machine); student code fills it
-    at import and keeps it full: the run still ends with a valid results.json, no higher than
-    the same wrong submission's score, and no process of the student user left."""
+    at import and keeps it full: the run still ends with a valid results.json, and no process of
+    the student user left. No test of test_softmax.py needs the disk, so the score is exactly
+    the same wrong submission's: the grader's own processes never write to the disk to report
+    (a full disk once ended every test's session: 0 points instead of 4)."""
     shared = small_disk / "tmp"  # the machine's /tmp: world-writable, on the same disk
     shared.mkdir()
     shared.chmod(0o1777)
@@ -711,4 +755,6 @@ def test_a_disk_filled_by_student_code_still_gets_a_valid_results_json(
     honest = sum(
         m.max_score for m in manifest.tests if hints.test_key(m.nodeid) not in wrong.breaks
     )
-    assert written["score"] <= honest
+    assert written["score"] == honest, [
+        (t["name"], t["score"], t["output"][:300]) for t in written["tests"]
+    ]
