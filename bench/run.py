@@ -372,7 +372,7 @@ def gradescope_flow(assignment: str) -> dict:
     """``run_autograder`` on the reference submission as Gradescope runs it: the zip unpacked
     into a stand-in /autograder, one core (``taskset -c 0``), student code as an unprivileged
     user when run as root."""
-    from grader import assignments, package, pipeline
+    from grader import assignments, package, sandbox
     from grader.tests.conftest import SYSTEM_PYTHON, standin_python
 
     if not SYSTEM_PYTHON.exists() or not shutil.which("taskset"):
@@ -388,7 +388,7 @@ def gradescope_flow(assignment: str) -> dict:
             zf.extractall(root / "source")
         (root / "source" / "run_autograder").chmod(0o755)
         standin_python(root / "venv", root / "source" / "kit")
-        user = pipeline.ensure_user("student") or ""
+        user = sandbox.ensure_user("student") or ""
         (root / "submission").mkdir()
         for f in (assignments.REFERENCE / assignment).rglob("*"):
             if f.is_file() and "__pycache__" not in f.parts:

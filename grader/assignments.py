@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import hints
+from grader import hints, sandbox
 from grader.records import TestMeta, TestResult
 from grader.runner import KIT_ROOT, GiB, Limits, Manifest, run, run_collecting
 
@@ -150,6 +150,19 @@ def grade(
     """Grade ``impl``: every test that calls student code reaches it through the boundary
     (``grader.boundary``), in a deliverable process of ``user`` when given; trusted checks, which
     run no student code, in a child of their own."""
+    with sandbox.claimed(user) as owned:  # a user of this run's own (reentrant: see claimed)
+        return _grade(assignment, impl, hidden, limits, manifest, files, owned)
+
+
+def _grade(
+    assignment: str,
+    impl: Path,
+    hidden: bool,
+    limits: Limits,
+    manifest: Manifest | None,
+    files: set[str] | None,
+    user: str | None,
+) -> Grade:
     start = time.monotonic()
     limits = limits_for(assignment, limits)
     paths = test_paths(assignment)

@@ -18,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
-import queue
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 import zipfile
 from collections import Counter
@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import assignments, gradescope, pipeline, progress
+from grader import assignments, gradescope, pipeline, progress, sandbox
 from grader.runner import Limits, collect
 
 
@@ -67,7 +67,50 @@ def _entries(source: Path, scratch: Path) -> list[tuple[str, Path]]:
     return entries
 
 
-LANE_USERS = "coursekit-lane{}"  # one unprivileged user per parallel lane (when run as root)
+LANE_USER = (
+    "coursekit-lane"  # the pool of the lanes' users (when run as root): each lane claims one
+)
+
+
+def readable_by_others(path: Path) -> bool:
+    """Whether any user of this machine can read ``path``: every folder above it lets others
+    through, and it lets them read (a folder: list) it."""
+    import stat
+
+    try:
+        if not path.stat().st_mode & stat.S_IROTH:
+            return False
+        return all(p.stat().st_mode & stat.S_IXOTH for p in path.resolve().parents)
+    except OSError:
+        return False
+
+
+def exposed(assignment: str, source: Path) -> list[Path]:
+    """What a lane's student code could read that it must not, when this machine lets every user
+    read it: the submissions themselves, the instructor's solutions, the held-out data files.
+    (Run as root only; nothing a student's process sees names any of them, but a readable folder
+    can be found without a name.)"""
+    import os
+
+    from coursekit.data import data_dir
+
+    if os.geteuid() != 0:
+        return []
+    secrets = [source, assignments.REFERENCE / assignment]
+    secrets += [data_dir() / name for name in assignments.data_needs(assignment).heldout]
+    return [p for p in secrets if p.exists() and readable_by_others(p)]
+
+
+def hide_command_line() -> None:
+    """The batch process's command line names the submissions folder, and every process can read
+    any other's (/proc/<pid>/cmdline): replace it with the bare command before a lane starts.
+    (Each upload is copied into its lane's private folder by the overlay, under its caps; the
+    folder it came from is never handed to a student's process.)"""
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    setproctitle.setproctitle("python -m grader batch")
 
 
 def grade_all(
@@ -79,40 +122,52 @@ def grade_all(
     limits: Limits = Limits(),
     hidden: bool = True,
     files: set[str] | None = None,
+    lane_user: str | None = None,
 ) -> list[Graded]:
     """Grade every submission of ``source`` into ``out``; ``files`` limits the run to some test
-    files (e.g. regrading only the part whose test was fixed).
+    files (e.g. regrading only the part whose test was fixed); ``lane_user`` names the pool the
+    lanes claim their users from (default ``LANE_USER``).
 
     Each submission is graded exactly as on Gradescope (``grader.pipeline``): laid over the
     template in a folder of its own, student code running as an unprivileged user — each parallel
-    lane its own user, so one submission's processes can never touch another's.
+    lane a user it owns for the whole batch (``sandbox.claimed``), so one submission's processes
+    can never touch another's, nor another batch's on the same machine.
     """
     out.mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     manifest = collect(assignments.test_paths(assignment), limits)
     start = time.monotonic()
-    stack = contextlib.ExitStack()  # the progress line, closed with the run
-    lanes: queue.Queue[tuple[int, str | None]] = queue.Queue()
-    for i in range(max(jobs, 1)):
-        lanes.put((i, pipeline.ensure_user(LANE_USERS.format(i + 1))))
+    stack = contextlib.ExitStack()  # the progress line and the lanes' users, closed with the run
+    lanes: dict[int, tuple[int, str | None]] = {}  # worker thread -> (lane, its user)
+    lanes_lock = threading.Lock()
+
+    def lane() -> tuple[int, str | None]:
+        """This worker's lane: a number and a user it claims on its first submission."""
+        me = threading.get_ident()
+        with lanes_lock:
+            if me not in lanes:
+                user = stack.enter_context(sandbox.claimed(lane_user or LANE_USER))
+                lanes[me] = (len(lanes), user)
+            return lanes[me]
+
     with tempfile.TemporaryDirectory(prefix="batch-") as tmp:
         entries = _entries(source, Path(tmp))
+        # The uploads as unpacked here and every lane's folder: root's alone (each lane's tree is
+        # then made readable by its own user only; its path holds a number, never a name).
+        pipeline.private([Path(tmp), out / "results"])
         line = stack.enter_context(progress.bar(f"batch {assignment}", len(entries), "submissions"))
-        # The uploads, as unpacked here: root's alone (a lane's user reads its own tree only).
-        pipeline.private([Path(tmp, "export"), Path(tmp, "files")])
 
-        def one(entry: tuple[str, Path]) -> Graded:
-            name, folder = entry
-            lane, user = lanes.get()
+        def one(numbered: tuple[int, tuple[str, Path]]) -> Graded:
+            i, (name, folder) = numbered
+            number, user = lane()
             try:
                 outcome = pipeline.grade_upload(
-                    assignment, folder, Path(tmp, "lanes", str(lane), name), user=user,
+                    assignment, folder, Path(tmp, "lanes", str(number), f"{i:05d}"), user=user,
                     limits=limits, hidden=hidden, manifest=manifest, files=files,
                 )  # fmt: skip
             except Exception as exc:  # one broken submission never stops the batch
                 return Graded(name, None, f"could not be graded: {exc}")
             finally:
-                lanes.put((lane, user))
                 line.update(1)
             gradescope.write(out / "results" / f"{name}.json", outcome.data)
             return Graded(
@@ -120,7 +175,7 @@ def grade_all(
             )
 
         with stack, ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
-            graded = list(pool.map(one, entries))
+            graded = list(pool.map(one, enumerate(entries)))
     seconds = time.monotonic() - start
     _write_reports(graded, assignment, out, seconds)
     return graded

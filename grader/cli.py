@@ -269,9 +269,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return SETUP_PROBLEM
     out = Path(args.out)
     files = set(args.files.split(",")) if args.files else None
+    batch.hide_command_line()  # it names the submissions folder: no student's process reads it
+    if shown := batch.exposed(name, Path(args.submissions)):
+        print("Warning: every user of this machine can read", *(f"  {p}" for p in shown),
+              "so a submission graded here could read them too. Make them private (chmod -R "
+              "o-rwx PATH), or grade on Gradescope (its zip carries no reference; held-out files "
+              "are root's alone there).", sep="\n", file=sys.stderr)  # fmt: skip
     graded = batch.grade_all(
-        Path(args.submissions), name, out, jobs=args.jobs, limits=_limits(args), files=files
-    )
+        Path(args.submissions), name, out, jobs=args.jobs, limits=_limits(args), files=files,
+        lane_user=args.users,
+    )  # fmt: skip
     print((out / "summary.txt").read_text().strip())
     print(f"gradebook: {out / 'gradebook.csv'}; per-test statistics: {out / 'tests.csv'}")
     return 0 if graded else 1
@@ -353,6 +360,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--files", default=None, help="only these test files, comma-separated (test_x.py,...)"
     )
+    p.add_argument("--users", default="coursekit-lane", metavar="POOL",
+                   help="as root, each lane runs student code as a user of this pool it owns for "
+                   "the batch (POOL, POOL-2, ...; created when missing)")  # fmt: skip
     _add_limits(p)
     p.set_defaults(func=cmd_batch)
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader import assignments, audit, gradescope, submission
+from grader import assignments, audit, gradescope, sandbox, submission
 from grader.runner import Limits, Manifest
 
 
@@ -82,7 +81,10 @@ def grade_upload(
     files: set[str] | None = None,
     note: str = "",
 ) -> Outcome:
-    """Overlay ``upload`` (a folder of submitted files) in ``work``, grade it, build results."""
+    """Overlay ``upload`` (a folder of submitted files) in ``work``, grade it, build results.
+
+    ``user`` names the pool of the student user (``sandbox.claimed``): the run grades as a user
+    of that pool no other run holds, so runs on one machine never touch each other."""
     tree, placed = prepare(assignment, upload, work)
     if user is not None and os.geteuid() != 0:
         placed.problems.append(f"(not root: student code ran as the current user, not {user!r})")
@@ -95,13 +97,14 @@ def grade_upload(
         ),
         *audit.flags(tree, assignment),
     ]  # fmt: skip  (read before any student code runs: the tree is still as submitted)
-    if user is not None:
-        readable_by(work, user)
     try:
-        g = assignments.grade(
-            assignment, tree, hidden=hidden, limits=limits, manifest=manifest, files=files,
-            user=user,
-        )  # fmt: skip
+        with sandbox.claimed(user) as owned:
+            if owned is not None:
+                readable_by(work, owned)
+            g = assignments.grade(
+                assignment, tree, hidden=hidden, limits=limits, manifest=manifest, files=files,
+                user=owned,
+            )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)  # nothing of a graded tree outlives its grading
     summary = " ".join(filter(None, [note, f"{g.score:g} / {g.max_score:g} points."]))
@@ -111,15 +114,3 @@ def grade_upload(
         extra_data={"flags": [f.to_json() for f in flagged[:50]]} if flagged else None,
     )  # fmt: skip
     return Outcome(g, placed, data, flagged)
-
-
-def ensure_user(name: str) -> str | None:
-    """The unprivileged user ``name``, created when missing (root only; None otherwise)."""
-    if os.geteuid() != 0:
-        return None
-    if subprocess.run(["id", name], capture_output=True).returncode != 0:
-        subprocess.run(
-            ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            check=True, capture_output=True,
-        )  # fmt: skip
-    return name

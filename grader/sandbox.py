@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import resource
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -21,6 +25,85 @@ def apply_limits(memory_bytes: int, file_bytes: int, processes: int = 0) -> None
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     if processes:
         resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+
+
+def ensure_user(name: str) -> str | None:
+    """The unprivileged user ``name``, created when missing (root only; None otherwise)."""
+    if os.geteuid() != 0:
+        return None
+    if subprocess.run(["id", name], capture_output=True).returncode != 0:
+        subprocess.run(
+            ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return name
+
+
+# --------------------------------------------------------------------------- users a run owns
+
+MAX_CLAIMS = 64  # users of one pool: name, name-2, ..., name-64
+_held: dict[str, int] = {}  # claimed by this process: user -> the thread that claimed it
+_held_lock = threading.Lock()
+
+
+def _lock_folder() -> Path:
+    """Root's own folder of claim locks (no student user can open, hence hold, a lock there)."""
+    folder = Path("/run/coursekit-users") if Path("/run").is_dir() else (
+        Path.home() / ".cache" / "coursekit" / "users"
+    )  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = folder.lstat()
+    if not folder.is_dir() or folder.is_symlink() or info.st_uid != 0:
+        raise RuntimeError(f"{folder} must be a folder of root's own (it holds the users' claims)")
+    folder.chmod(0o700)
+    return folder
+
+
+@contextlib.contextmanager
+def claimed(base: str | None) -> Iterator[str | None]:
+    """A student user this run owns while it lasts: the first of ``base``, ``base-2``, ...,
+    ``base-64`` that no other run on this machine holds (created when missing).
+
+    A run sweeps every process and temporary file of its student user when it starts and ends;
+    with a user of its own that touches nothing of another run — in this process (a ``batch``
+    lane, a test beside it) or in another (two batches, a ``grade``, CI beside a course's
+    grading). The claim is an ``flock`` on a file in root's own folder: released when the run
+    ends, or by the kernel when its process dies. Claiming again from the thread that holds
+    the user returns it (``grade_upload`` claims, then ``assignments.grade`` within it).
+    Without root, or without ``base``, ``base`` itself (nothing to own: no user switch).
+    """
+    if base is None or os.geteuid() != 0:
+        yield base
+        return
+    me = threading.get_ident()
+    with _held_lock:
+        if _held.get(base) == me:
+            reentrant = True
+        else:
+            reentrant = False
+    if reentrant:
+        yield base
+        return
+    folder = _lock_folder()
+    for n in range(1, MAX_CLAIMS + 1):
+        name = base if n == 1 else f"{base}-{n}"
+        fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            ensure_user(name)
+            with _held_lock:
+                _held[name] = me
+            yield name
+        finally:
+            with _held_lock:
+                _held.pop(name, None)
+            os.close(fd)  # the lock goes with it
+        return
+    raise RuntimeError(f"every user from {base} to {base}-{MAX_CLAIMS} is in use by another run")
 
 
 def lookup_user(name: str | None) -> tuple[int, int] | None:

@@ -5,6 +5,8 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -91,7 +93,7 @@ LIMITS = Limits(test_timeout=30, grace=5, exit_wait=1)  # room for a loaded mach
 def lane_users(monkeypatch):
     """Lane users of these tests' own (a sweep never reaches another module's run), and an
     interpreter they can run (this venv's may live under /root)."""
-    monkeypatch.setattr(batch, "LANE_USERS", "kitbatch-lane{}")
+    monkeypatch.setattr(batch, "LANE_USER", "kitbatch-lane")
     root = Path(tempfile.mkdtemp(prefix="batch-python-"))
     root.chmod(0o755)
     monkeypatch.setattr(runner, "PYTHON", str(standin_python(root / "venv", editable_kit=True)))
@@ -279,3 +281,156 @@ def test_histogram_bins_follow_the_point_scale(max_score):
     assert edges[0] == 0 and edges[-1] >= max_score and len(edges) - 1 <= 20
     assert len(widths) == 1 and widths.pop() in (1, 2, 5, 10, 20, 25, 50, 100)
     assert all(e == int(e) for e in edges)  # whole points
+
+
+# ---------------------------------------------------------------------------------------------
+# What a lane's student code can see of the others: command lines, working folders, environments.
+
+SNOOP = '''
+import glob, os
+
+_SKIP = ("/usr", "/proc", "/sys", "/dev", "/etc", "/lib", "/bin", "/sbin", "/opt", "/var/lib")
+
+
+def _named_paths():
+    """Every absolute path some process's command line, environment or working folder names."""
+    found = set()
+    for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+        for what in ("cmdline", "environ"):
+            try:
+                data = open(f"/proc/{pid}/{what}", "rb").read()
+            except OSError:
+                continue
+            for part in data.replace(b"=", b"\\0").replace(b":", b"\\0").split(b"\\0"):
+                if part.startswith(b"/"):
+                    found.add(part.decode(errors="replace"))
+        try:
+            found.add(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:
+            pass
+    return sorted(p for p in found if not p.startswith(_SKIP))
+
+
+def _classmates():
+    """softmax.py files of classmates in the folders named, or beside them (not in the folders
+    every user may write: finding files there needs no name, and says nothing of names)."""
+    hits = set()
+    for path in _named_paths():
+        beside = os.path.dirname(path)
+        for top in {path} if beside in ("/tmp", "/var/tmp", "/dev/shm", "/") else {path, beside}:
+            for depth in ("", "*/", "*/*/", "*/*/*/"):
+                for f in glob.glob(os.path.join(top, depth + "softmax.py")):
+                    try:
+                        text = open(f).read()
+                    except OSError:
+                        continue
+                    mine = os.path.realpath(f) == os.path.realpath(__file__)
+                    if "a classmate" + "'s own work" in text and not mine:
+                        hits.add(f)
+    return sorted(hits)
+
+
+_HITS = _classmates()
+print("snooped:", _HITS or "nothing")
+if _HITS:
+    exec(open(_HITS[0]).read())
+else:
+    def softmax(x, dim=-1):
+        raise NotImplementedError("fill in the TODO")
+
+    def cross_entropy(logits, targets):
+        raise NotImplementedError("fill in the TODO")
+
+    def cross_entropy_backward(logits, targets):
+        raise NotImplementedError("fill in the TODO")
+'''
+
+
+def _cli_batch(subs: Path, out: Path, users: str, jobs: int, files: str) -> subprocess.Popen:
+    """``python -m grader batch`` as an instructor runs it, in a process of its own."""
+    env = {**os.environ, "GRADER_CHILD_PYTHON": runner.PYTHON}
+    cmd = [sys.executable, "-m", "grader", "batch", str(subs), "-a", A, "-j", str(jobs),
+           "--out", str(out), "--files", files, "--users", users, "--test-timeout", "30"]  # fmt: skip
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+
+
+def _gradebook(out: Path) -> dict[str, float]:
+    return {r["submission"]: float(r["score"]) for r in csv.DictReader(open(out / "gradebook.csv"))}
+
+
+@needs_root
+@pytest.mark.timeout(400)
+def test_no_process_a_student_can_see_names_another_submission(lane_users):
+    """A submission reads every command line, environment and working folder it can and walks
+    the folders they name for a classmate's softmax.py (the submissions folder is world-readable,
+    as an instructor's often is). The batch's own command line names that folder, so the batch
+    replaces it; lanes grade in root's folders named by number."""
+    subs, out = _reachable("batch-subs-"), _reachable("batch-out-")
+    try:
+        (subs / "a-snoop").mkdir()
+        (subs / "a-snoop" / "softmax.py").write_text(SNOOP)
+        reference_files(subs / "b-alice")
+        text = (subs / "b-alice" / "softmax.py").read_text()
+        (subs / "b-alice" / "softmax.py").write_text("# a classmate's own work\n" + text)
+        proc = _cli_batch(subs, out, "kitbatch-lane", 2, "test_softmax.py")
+        printed, _ = proc.communicate(timeout=380)
+        assert proc.returncode == 0, printed[-3000:]
+        scores = _gradebook(out)
+        snoop = (out / "results" / "a-snoop.json").read_text()
+        assert "snooped: nothing" in snoop, snoop[:2000]
+        assert scores["a-snoop"] == 0 and scores["b-alice"] > 0
+        assert "b-alice" not in snoop and str(subs) not in snoop
+    finally:
+        shutil.rmtree(subs, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+
+
+@needs_root
+@pytest.mark.timeout(600)
+def test_two_batches_and_a_grade_at_once_score_as_alone(lane_users):
+    """Every run sweeps the processes and files of its student user when it starts and ends; two
+    batches started together from one pool of users, and a `grade` beside them, must not kill
+    each other's student code (two batches of the same lane users once scored 68, 68, 68 and 67
+    of 70 for four copies of the reference)."""
+    files = "test_softmax.py,test_gradcheck.py,test_network.py"
+    root = _reachable("batch-twice-")
+    try:
+        runs = []
+        for k in range(2):
+            subs = root / f"subs{k}"
+            reference_files(subs / "alice")
+            reference_files(subs / "bob")
+            runs.append(
+                (_cli_batch(subs, root / f"out{k}", "kitbatch-lane", 1, files), root / f"out{k}")
+            )
+        grade = subprocess.run(
+            [sys.executable, "-m", "grader", "grade", "-a", A, "--impl", "reference", "--hidden",
+             "--json"], capture_output=True, text=True, timeout=400,
+            env={**os.environ, "GRADER_CHILD_PYTHON": runner.PYTHON},
+        )  # fmt: skip
+        assert grade.returncode == 0, grade.stdout[-2000:] + grade.stderr[-2000:]
+        alone = json.loads(grade.stdout[grade.stdout.index("{") :])
+        assert alone["score"] == sum(t["max_score"] for t in alone["tests"])
+        for proc, out in runs:
+            printed, _ = proc.communicate(timeout=500)
+            assert proc.returncode == 0, printed[-3000:]
+            data = json.loads((out / "results" / "alice.json").read_text())
+            full = sum(t["max_score"] for t in data["tests"])
+            assert _gradebook(out) == {"alice": full, "bob": full}, printed[-3000:]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@needs_root
+def test_batch_names_what_every_user_can_read():
+    """As root, `batch` warns when the submissions, the solutions or held-out files are readable
+    by every user: a lane's code could find them without being told where they are."""
+    private, public = _reachable("batch-private-"), _reachable("batch-public-")
+    private.chmod(0o700)
+    try:
+        assert public in batch.exposed(A, public)
+        assert private not in batch.exposed(A, private)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(public, ignore_errors=True)

@@ -77,7 +77,7 @@ def _readable(root: Path) -> None:
 
 
 def _uid(name: str) -> int:
-    return sandbox.lookup_user(pipeline.ensure_user(name))[0]
+    return sandbox.lookup_user(sandbox.ensure_user(name))[0]
 
 
 def _strict_results(path: Path) -> dict:
@@ -327,7 +327,7 @@ def mutant_scores(kit_python) -> dict[tuple[str, str | None], dict[str, tuple[fl
     manifests: dict = {}
     lanes: queue.Queue[str] = queue.Queue()
     for user in USERS:
-        lanes.put(pipeline.ensure_user(user))
+        lanes.put(sandbox.ensure_user(user))
     runs = [(m, a) for m in SAMPLE for a in (None, *ATTACKS)]
     for m in SAMPLE:  # collected once, before the lanes start
         _manifest_of(catalogue[m], manifests)
@@ -522,7 +522,7 @@ def _toy_run(forge_running: bool) -> tuple[dict, dict, float, list[int]]:
     """The toy suite run by the runner in one pytest child of the student user that imports the
     toy package itself (the runner's "all" part, which grading never uses: the worst case for the
     event pipe); beta.mul floods every fd and hangs."""
-    user = pipeline.ensure_user(USERS[0])
+    user = sandbox.ensure_user(USERS[0])
     uid = sandbox.lookup_user(user)[0]
     root = _folder("hardening-toy-")
     try:
@@ -736,7 +736,7 @@ def test_a_disk_filled_by_student_code_still_gets_a_valid_results_json(
     monkeypatch.setattr(tempfile, "tempdir", str(shared))  # the grader's own temporary files too
     monkeypatch.setattr(pipeline, "grade_upload",
                         partial(pipeline.grade_upload, files={"test_softmax.py"}))  # fmt: skip
-    user = pipeline.ensure_user(USERS[0])
+    user = sandbox.ensure_user(USERS[0])
     filled: list[int] = []  # what student code had written when the grader cleaned up after it
     cleanup = runner.remove_files_of
 
