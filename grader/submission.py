@@ -58,26 +58,40 @@ class Overlay:
 
 MAX_ENTRIES = 100_000  # files and folders looked at in one upload (its zips included)
 
-# The order in which submitted files take the upload's budget (bytes, files): the assignment's own
-# modules first, then zips (their entries in the same order), then artifacts and notebooks. Files
-# that can never be placed are only named in the report: neither copied nor counted.
-OWN, ARCHIVE, OTHER = 0, 1, 2
+# The order in which submitted files take the upload's budget (bytes, files): files that replace
+# one of the template's first, then other modules of the package (a student's helpers), then zips
+# (their entries in the same order), then artifacts and notebooks. Files that can never be placed
+# are only named in the report: neither copied nor counted.
+OWN, HELPER, ARCHIVE, OTHER = 0, 1, 2, 3
 
 
 class _Ranker:
     """Where a submitted file stands in the queue for the upload's budget (None: never placed)."""
 
-    def __init__(self, package: str, template_names: set[str]) -> None:
-        self.package, self.names = package, template_names
+    def __init__(self, package: str, by_name: dict[str, list[Path]]) -> None:
+        self.package, self.by_name = package, by_name
+        self.template = {p for paths in by_name.values() for p in paths}
+
+    def destination(self, rel: Path) -> Path | None:
+        """Where the overlay puts ``rel`` inside the package (rules 1 and 2 of this module)."""
+        parts = rel.parts
+        if self.package in parts[:-1]:
+            return Path(*parts[len(parts) - parts[::-1].index(self.package) :])
+        if len(self.by_name.get(rel.name, [])) == 1:
+            return self.by_name[rel.name][0]
+        return None
 
     def __call__(self, rel: Path) -> int | None:
         if rel.suffix == ".zip":
             return ARCHIVE
         if rel.suffix in (".safetensors", ".ipynb"):
             return OTHER
-        if rel.suffix == ".py" and (self.package in rel.parts[:-1] or rel.name in self.names):
-            return OWN
-        return None
+        if rel.suffix != ".py":
+            return None
+        dest = self.destination(rel)
+        if dest is None:
+            return None
+        return OWN if dest in self.template else HELPER
 
 
 def _safe_extract(
@@ -236,17 +250,15 @@ def overlay(submission: Path, template_pkg: Path, target_pkg: Path) -> Overlay:
             by_name.setdefault(p.name, []).append(p.relative_to(template_pkg))
     placed: dict[Path, int] = {}  # target -> rule strength (lower wins)
     notebooks: list[tuple[Path, Path]] = []
-    rank = _Ranker(package, set(by_name))
+    rank = _Ranker(package, by_name)
     with tempfile.TemporaryDirectory() as scratch:
         for path, rel in _gather(submission, Path(scratch), result, rank):
             if path.suffix == ".ipynb":
                 notebooks.append((path, rel))
                 continue
-            if package in rel.parts[:-1]:
-                parts = rel.parts
-                dest, strength = Path(*parts[len(parts) - parts[::-1].index(package) :]), 0
-            elif len(by_name.get(rel.name, [])) == 1:
-                dest, strength = by_name[rel.name][0], 1
+            dest = rank.destination(rel)
+            if dest is not None:
+                strength = 0 if package in rel.parts[:-1] else 1
             elif rel.suffix == ".safetensors":
                 dest, strength = Path("artifacts") / rel.name, 1
             else:

@@ -54,7 +54,7 @@ USERS = ("kitredteam1", "kitredteam2")
 AS_ROOT = os.geteuid() == 0 and SYSTEM_PYTHON.exists()  # else no user switch
 LIMITS = Limits(test_timeout=10, grace=5, exit_wait=1.0)
 WRONG = "softmax-wrong-axis"  # `start = "wrong"`: the honest mistake of most entries
-UPLOAD_KEYS = ("upload", "zip_in_zip", "links", "fifos", "zip", "sparse", "cells")
+UPLOAD_KEYS = ("upload", "zip_in_zip", "links", "fifos", "zip", "sparse", "cells", "junk")
 EXPECTS = ("full", "no-gain", "lose", "zero")
 
 
@@ -181,6 +181,10 @@ class Harness:
             os.symlink(self.fill(target, results, assignment), upload / name)
         for name in entry.get("fifos", []):
             os.mkfifo(upload / name)
+        for pattern, count in entry.get("junk", {}).items():  # many small files
+            for i in range(count):
+                (upload / pattern.format(i)).parent.mkdir(parents=True, exist_ok=True)
+                (upload / pattern.format(i)).write_bytes(b"junk")
         for name, size in entry.get("sparse", {}).items():  # holes: no disk used
             with open(upload / name, "wb") as f:
                 f.truncate(size)

@@ -31,6 +31,8 @@ def _overlay(upload: Path, tmp_path: Path) -> tuple[submission.Overlay, Path]:
         "notes-{:04}.txt",  # never placed: not even counted
         "aaa/helper_{:04}.py",  # modules the assignment has no place for
         "aaa/weights_{:04}.safetensors",  # placeable, but after the assignment's modules
+        f"{A}/.venv/lib/pkg_{{:04}}/__init__.py",  # a folder inside the package: named like a
+        # template file, but placed where no template file is (a helper: after the deliverables)
     ],
 )
 def test_junk_before_the_deliverables_cannot_push_them_out(tmp_path, junk):
