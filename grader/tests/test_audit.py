@@ -3,20 +3,18 @@ rule's points, and honest code (every reference, helpers named like torch's, an 
 files, every alternative in alternatives.toml) raises nothing. The staff flags keep their
 behaviour."""
 
-import shutil
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
 
-from grader import assignments, audit, checks, hints
+from grader import assignments, audit
+from grader.tests.test_alternatives import ALTERNATIVES, build
 
 A3 = "a3_attention_bert"
 RULE = audit.rules(A3)[
     "mha-from-scratch"
 ]  # the rule as graded (tests/a3_attention_bert/rules.toml)
-ALTERNATIVES = Path(__file__).with_name("alternatives.toml")
 
 
 def tree(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -434,24 +432,11 @@ def test_the_references_and_templates_raise_nothing(assignment):
         assert audit.violations(root, assignment, RULE) == []
 
 
-ALTERNATIVE_IDS = [a["id"] for a in tomllib.loads(ALTERNATIVES.read_text())["alternative"]]
-
-
-@pytest.mark.parametrize("alt_id", ALTERNATIVE_IDS)
-def test_every_honest_alternative_raises_nothing(tmp_path, alt_id):
-    alt = next(a for a in tomllib.loads(ALTERNATIVES.read_text())["alternative"]
-               if a["id"] == alt_id)  # fmt: skip
-    a = alt["assignment"]
-    shutil.copytree(assignments.REFERENCE / a, tmp_path / a,
-                    ignore=shutil.ignore_patterns("__pycache__", "artifacts"))  # fmt: skip
-    if "find" in alt:
-        checks.apply(hints.Mutant(alt["id"], alt["file"], alt["find"], alt["replace"], (), ""),
-                     tmp_path / a)  # fmt: skip
-    for name, text in alt.get("files", {}).items():
-        (tmp_path / a / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / a / name).write_text(text)
-    for rule in [*audit.rules(a).values(), RULE]:
-        hits = audit.violations(tmp_path, a, rule)
+@pytest.mark.parametrize("alt", ALTERNATIVES, ids=[a["id"] for a in ALTERNATIVES])
+def test_every_honest_alternative_raises_nothing(tmp_path, alt):
+    root = build(alt, tmp_path)
+    for rule in [*audit.rules(alt["assignment"]).values(), RULE]:
+        hits = audit.violations(root, alt["assignment"], rule)
         assert hits == [], [f.describe() for f in hits]
 
 
