@@ -64,7 +64,9 @@ import builtins
 import fnmatch
 import functools
 import importlib.util
+import io
 import sys
+import tokenize
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -306,18 +308,32 @@ class _Names(ast.NodeVisitor):
             self.strings.append((node.value, node.lineno))
 
 
+class Unreadable(Exception):
+    """A file the audit cannot read to the end, though Python might import it."""
+
+
 def _parse(path: Path) -> tuple[ast.Module, list[str]] | None:
+    """The module as Python reads it: bytes decoded by their coding declaration (PEP 263), as
+    the import would (``# coding: utf-7`` can turn what UTF-8 shows as a comment into code).
+    None when Python could not import it either; :class:`Unreadable` when only the audit fails."""
     try:
         if path.stat().st_size > MAX_SOURCE_BYTES:
-            return None
-        text = path.read_text(encoding="utf-8", errors="replace")
-        return ast.parse(text), text.splitlines()
-    except (OSError, SyntaxError, ValueError, RecursionError):
+            raise Unreadable(f"larger than {MAX_SOURCE_BYTES // 1024**2} MB")
+        data = path.read_bytes()
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        text = data.decode(encoding, errors="replace")
+        return ast.parse(data), text.splitlines()
+    except (RecursionError, MemoryError) as exc:
+        raise Unreadable("nested too deeply") from exc
+    except (OSError, SyntaxError, ValueError, LookupError):
         return None  # a file that does not parse is reported by the tests that import it
 
 
 def _walk(path: Path) -> tuple[_Names, list[str]] | None:
-    parsed = _parse(path)
+    try:
+        parsed = _parse(path)
+    except Unreadable:
+        return None
     if parsed is None:
         return None
     tree, lines = parsed
@@ -376,9 +392,12 @@ STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
 
 # A value: ("lib", dotted) a library object; ("sub", module) a module of the submission;
 # ("obj", module, qualname) something the submission defines; ("builtin", name);
-# ("unknown", attribute) anything else (the attribute last read on it, or "").
+# ("unknown", attribute) anything else (the attribute last read on it, or ""); ("opaque", "")
+# where the audit gave up following it (more re-bindings than any honest module has).
 Value = tuple
 UNKNOWN: Value = ("unknown", "")
+OPAQUE: Value = ("opaque", "")
+MAX_DEPTH = 60  # names followed through re-bindings, attributes and modules at once
 
 
 @dataclass
@@ -389,6 +408,7 @@ class _Scope:
     qualname: str = ""
     bindings: dict[str, list[tuple]] = field(default_factory=dict)
     declared_global: set[str] = field(default_factory=set)
+    declared_nonlocal: set[str] = field(default_factory=set)
     stars: list[str] = field(default_factory=list)  # modules imported with *
 
     def bind(self, name: str, source: tuple) -> None:
@@ -411,10 +431,15 @@ class _Submission:
     def __init__(self, tree: Path, package: str):
         self.package = package
         self.modules: dict[str, _Module] = {}
+        self.unreadable: list[tuple[str, str]] = []  # (file, why): each is a finding
         for path in sorted((tree / package).rglob("*.py")):
             if path.is_symlink() or not path.is_file():
                 continue
-            parsed = _parse(path)
+            try:
+                parsed = _parse(path)
+            except Unreadable as exc:
+                self.unreadable.append((str(path.relative_to(tree)), str(exc)))
+                continue
             if parsed is None:
                 continue
             parts = path.relative_to(tree).with_suffix("").parts
@@ -431,11 +456,12 @@ class _Submission:
         self.defined: set[str] = set()  # every name the submission binds or defines
         self.taint: dict[tuple[int, str], set[Value]] = {}  # parameter -> library values
         self.skip: set[int] = set()  # annotation nodes and `if TYPE_CHECKING:` blocks
-        try:
-            for module in self.modules.values():
+        for name, module in list(self.modules.items()):
+            try:
                 _Binder(self, module).bind()
-        except RecursionError:
-            self.modules = {}  # nesting no visitor follows: the tests importing it say so
+            except RecursionError:  # nesting no honest module has: the file counts as unread
+                self.unreadable.append((module.rel, "nested too deeply"))
+                del self.modules[name]
         self._memo: dict[int, frozenset[Value]] = {}
         self._active: set[int] = set()
         self._propagate_taint()
@@ -456,11 +482,15 @@ class _Submission:
         key = id(node)
         if key in self._memo:
             return self._memo[key]
-        if key in self._active or len(self._active) > 200:
+        if key in self._active:  # a cycle (x = x): the other bindings say what it may be
             return frozenset({UNKNOWN})
+        if len(self._active) > MAX_DEPTH:
+            return frozenset({OPAQUE})
         self._active.add(key)
         try:
             found = frozenset(self._resolve(node, scope))
+        except RecursionError:
+            found = frozenset({OPAQUE})
         finally:
             self._active.discard(key)
         self._memo[key] = found
@@ -678,7 +708,15 @@ class _Binder(ast.NodeVisitor):
             self.sub.skip.update(id(n) for n in ast.walk(node))
 
     def _name(self, name: str, source: tuple) -> None:
-        self.scope.bind(name, source)
+        scope = self.scope
+        if name in scope.declared_global:  # `global G` in a function: G = F binds the module's
+            while scope.parent is not None:
+                scope = scope.parent
+        elif name in scope.declared_nonlocal and scope.parent is not None:
+            scope = scope.parent
+            while scope.kind == "class" and scope.parent is not None:
+                scope = scope.parent
+        scope.bind(name, source)
         self.sub.defined.add(name)
 
     def _target(self, target: ast.AST, value: ast.AST | None) -> None:
@@ -714,6 +752,9 @@ class _Binder(ast.NodeVisitor):
 
     def visit_Global(self, node: ast.Global) -> None:
         self.scope.declared_global.update(node.names)
+
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
+        self.scope.declared_nonlocal.update(node.names)
 
     def _function(self, node: ast.AST, name: str | None) -> None:
         args = node.args
@@ -990,6 +1031,12 @@ def _forbidden(name: str, patterns: tuple[str, ...]) -> str | None:
     return None
 
 
+_OPAQUE_WHY = (
+    "the audit cannot follow this to what it is (re-bound or nested more deeply than "
+    "any honest code needs), so it counts against the rule. Instead, write it plainly"
+)
+
+
 class _Checker:
     def __init__(self, sub: _Submission, rule: Rule):
         self.sub, self.rule = sub, rule
@@ -1002,6 +1049,11 @@ class _Checker:
                                                           _line(module.lines, line), why)  # fmt: skip
 
     def run(self) -> list[Finding]:
+        for rel, why in self.sub.unreadable:
+            self.found[(rel, 0, "unreadable")] = Finding(
+                "rule", self.rule.id, rel, 0, "", f"the audit cannot read this file ({why}), so "
+                "the rule cannot be checked and counts as broken. Instead, write it plainly"
+            )  # fmt: skip
         closure = self._closure()
         for module in self.sub.modules.values():
             skip = set(self.sub.skip)
@@ -1012,11 +1064,14 @@ class _Checker:
                 if isinstance(node, ast.If) and self._type_checking(node.test, scope):
                     skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
                     continue
-                self._names(module, node, scope)
-                if module.name in closure and self.rule.libraries is not None:
-                    self._libraries(module, node, scope)
-                if self.rule.dynamic:
-                    self._dynamic(module, node, scope)
+                try:
+                    self._names(module, node, scope)
+                    if module.name in closure and self.rule.libraries is not None:
+                        self._libraries(module, node, scope)
+                    if self.rule.dynamic:
+                        self._dynamic(module, node, scope)
+                except RecursionError:
+                    self.add(module, node, "opaque", _OPAQUE_WHY)
         return sorted(self.found.values(), key=lambda f: (f.file, f.line))
 
     def _type_checking(self, test: ast.AST, scope: _Scope) -> bool:
@@ -1073,7 +1128,9 @@ class _Checker:
         else:
             return
         for v in values:
-            if v[0] == "lib":
+            if v[0] == "opaque":
+                self.add(module, node, "opaque", _OPAQUE_WHY)
+            elif v[0] == "lib":
                 pattern = _forbidden(v[1], self.rule.forbid)
                 if pattern:
                     self.add(module, node, f"forbid:{v[1]}", f"uses {v[1]}, a library "
@@ -1156,8 +1213,9 @@ class _Checker:
             if any(v[0] == "builtin" and v[1] in _BY_STRING
                    for v in self.sub.resolve(parent.func, scope)):  # fmt: skip
                 return False  # getattr(F, ...): judged as a lookup by _call
-        if isinstance(parent, ast.Assign) and parent.value is node:
-            return not all(isinstance(t, ast.Name) for t in parent.targets)
+        if isinstance(parent, ast.Assign) and parent.value is node:  # G = F, not in a class body
+            in_class = self.sub.scope_of[id(parent)].kind == "class"  # (self.G is not followed)
+            return in_class or not all(isinstance(t, ast.Name) for t in parent.targets)
         return not (isinstance(parent, ast.Call) and parent.func is node)
 
     def _reaches_other(self, values: frozenset[Value] | set[Value], module: _Module) -> str | None:

@@ -184,7 +184,22 @@ def test_class_attributes_resolve_through_the_class_body(tmp_path):
 
         out = A.f.scaled_dot_product_attention(q, k, v)
     """
-    assert [f.line for f in found(tmp_path, source)] == [13]
+    assert [f.line for f in found(tmp_path, source)] == [10, 13]  # 10: a module in a class body
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import torch.nn.functional as F\nclass A:\n    G = F\n"
+        "    def f(self):\n        return self.G.scaled_dot_product_attention\n",
+        "import torch.nn.functional as F\ndef setup():\n    global G\n    G = F\n"
+        "out = G.scaled_dot_product_attention\n",
+    ],
+    ids=["a class attribute read through self", "a global set in a function"],
+)
+def test_a_decoy_does_not_hide_a_module_bound_elsewhere(tmp_path, source):
+    decoy = "def scaled_dot_product_attention():\n    pass\n"
+    assert found(tmp_path, decoy + source)
 
 
 def test_code_under_a_type_checking_that_is_not_typing_s_is_read(tmp_path):
@@ -415,6 +430,37 @@ def test_an_mha_over_two_modules_raises_nothing(tmp_path):
         """,
     }
     assert found(tmp_path, files) == []
+
+
+def test_a_file_the_audit_cannot_read_counts_against_the_rule(tmp_path):
+    """Too large, or nested deeper than any honest module: the rule cannot be checked."""
+    deep = "x = " + "+".join(["1"] * 3000) + "\n"  # parses, but no visitor follows it
+    files = {"mha.py": "x = 1\n" + "# padding\n" * 300_000, "lora.py": deep}
+    hits = found(tmp_path, files)
+    assert sorted(f.file for f in hits) == ["pkg/lora.py", "pkg/mha.py"]
+    assert all("the audit cannot read this file" in f.why for f in hits)
+
+
+def test_a_chain_of_re_bindings_too_long_to_follow_counts_against_the_rule(tmp_path):
+    # In reverse, so that no link is resolved before the one it names.
+    chain = "".join(f"G{i + 1} = G{i}\n" for i in reversed(range(200)))
+    source = ("import torch.nn.functional as G0\n" + chain
+              + "def scaled_dot_product_attention():\n    pass\n"  # a decoy for the name
+              + "out = G200.scaled_dot_product_attention(q, k, v)\n")  # fmt: skip
+    hits = found(tmp_path, source)
+    assert hits and any("cannot follow" in f.why for f in hits)
+
+
+def test_the_source_is_read_in_its_declared_encoding(tmp_path):
+    """In UTF-7, "+AAo-" is a newline: what UTF-8 shows as a comment is code to Python."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "mha.py").write_bytes(
+        b"# -*- coding: utf-7 -*-\nimport torch\n"
+        b"# +AAo-f = torch.nn.functional.scaled+AF8-dot+AF8-product+AF8-attention\n"
+    )
+    hits = audit.violations(tmp_path, "pkg", RULE)
+    assert hits and "scaled_dot_product_attention" in hits[0].why
 
 
 def test_a_file_that_does_not_parse_is_skipped(tmp_path):
