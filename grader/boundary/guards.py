@@ -1,10 +1,13 @@
 """Rules a handout states about *how* a deliverable is written, enforced while it runs.
 
 A test asks for a guard by name when it calls student code (``grader.deliverables.guarded``); the
-deliverable process applies it for the length of that call. A guard runs in the student's process,
-so a determined submission can undo it: it catches honest mistakes and gives them a clear message,
-while the static audit (``grader.audit``), which runs on the trusted side, is what a score relies
-on.
+deliverable process applies it for the length of that call. A guard is a second layer only: it
+runs in the student's process, where code of the submission ran first (at import, in any module
+of it) and can switch it off or go around it: keep a function it replaces from before it was
+applied, call below it, patch what it patches. It catches honest mistakes and explains them while
+they happen. The static audit (``grader.audit``), which reads every file of the submission on the
+trusted side, is what a score relies on: it refuses what would switch a guard off (``torch._C``,
+``torch.overrides``, PyTorch's private dispatch helpers, monkeypatching, dynamic lookups).
 """
 
 from __future__ import annotations
@@ -59,6 +62,13 @@ _BUILTIN_ATTENTION = (
 )  # fmt: skip
 
 
+# Parts of the names of PyTorch's fused attention operators (torch.ops.aten), as the dispatcher
+# sees them: _scaled_dot_product_flash_attention_for_cpu, _native_multi_head_attention,
+# _efficient_attention_forward, _triton_scaled_dot_attention ...
+_FUSED_KERNELS = ("scaled_dot_product", "scaled_dot_attention", "multi_head_attention",
+                  "flash_attention", "efficient_attention", "cudnn_attention", "fused_attention")  # fmt: skip
+
+
 def _refuse_attention(name: str) -> None:
     raise ForbiddenFunctionError(
         f"your forward called {name}, which this assignment forbids. {HINT_BUILTIN_ATTENTION}."
@@ -80,12 +90,18 @@ def _owner(dotted: str) -> Any:
 def no_builtin_attention() -> Iterator[None]:
     """Within: PyTorch's built-in attention raises :class:`ForbiddenFunctionError` (H4.1).
 
-    The functions are replaced where they live, and a ``TorchFunctionMode`` catches them however
-    they are reached: a name imported before the guard replaced them (``from torch.nn.functional
-    import scaled_dot_product_attention``), ``torch.ops.aten``. The originals are put back on the
-    way out, so code outside the guarded call (an oracle ``nn.MultiheadAttention``) runs as usual.
+    Three layers. The functions are replaced where they live; a ``TorchFunctionMode`` catches
+    them however they are reached (a name imported before the guard replaced them, ``from
+    torch.nn.functional import scaled_dot_product_attention``); and a ``TorchDispatchMode``
+    refuses PyTorch's fused attention kernels at the dispatcher, where ``torch.ops.aten``'s ops
+    arrive even inside ``torch._C.DisableTorchFunction()``. Not seen: attention computed by
+    PyTorch's *math* fallback, which reaches the dispatcher as the matmuls and softmax an honest
+    forward uses (the static audit refuses the names that lead there). The originals are put back
+    on the way out, so code outside the guarded call (an oracle ``nn.MultiheadAttention``) runs
+    as usual.
     """
     from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
 
     saved = [(owner, attr, getattr(owner, attr))
              for owner, attr in ((_owner(o), a) for _, o, a in _BUILTIN_ATTENTION)]  # fmt: skip
@@ -100,6 +116,13 @@ def no_builtin_attention() -> Iterator[None]:
                 _refuse_attention(originals.get(id(func), f"torch's {name}"))
             return func(*args, **(kwargs or {}))
 
+    class RefuseFusedKernels(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.name()  # "aten::_scaled_dot_product_flash_attention_for_cpu"
+            if any(kernel in name for kernel in _FUSED_KERNELS):
+                _refuse_attention(f"PyTorch's fused attention kernel {name}")
+            return func(*args, **(kwargs or {}))
+
     try:
         for (name, _, _), (owner, attr, _) in zip(_BUILTIN_ATTENTION, saved, strict=True):
 
@@ -107,7 +130,7 @@ def no_builtin_attention() -> Iterator[None]:
                 _refuse_attention(_name)
 
             setattr(owner, attr, stand_in)
-        with RefuseBuiltinAttention():
+        with RefuseBuiltinAttention(), RefuseFusedKernels():
             yield
     finally:
         for owner, attr, original in saved:

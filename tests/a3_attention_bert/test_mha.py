@@ -4,7 +4,7 @@ The oracle is PyTorch's module (float64, dropout 0) with the same weights, on si
 draws: batch, query and key lengths, head count and head size (C = nh · hs). Every call of your
 forward runs with the built-in attention functions replaced by functions that raise (the guard
 ``no_builtin_attention``, applied where your code runs); test 1.7 grades that rule by itself, by
-reading mha.py (``rules.toml``) as well as by running your forward.
+reading every file of your submission (``rules.toml``) as well as by running your forward.
 
 Fully masked query rows are not graded: when every key is masked for a query (all True in a
 boolean mask, all -inf in a float one, in some head), softmax over nothing has no value. PyTorch
@@ -32,7 +32,8 @@ RULE = "mha-from-scratch"  # tests/a3_attention_bert/rules.toml
 # --------------------------------------------------------------------------- the forbidden functions
 # Every call of the student's forward runs with the guard "no_builtin_attention" (in the process
 # where that code runs: grader/boundary/guards.py), which makes the built-ins raise
-# ForbiddenFunctionError with the handout's rule. Test 1.7 grades the rule by reading mha.py.
+# ForbiddenFunctionError with the handout's rule. Test 1.7 grades the rule by reading the whole
+# submission (grader.audit): the guard is a second layer, which code in that process can undo.
 
 
 def _forward(module, *args, **kwargs):
@@ -415,17 +416,18 @@ def _no_builtins(option, case):
 @pytest.mark.points(2)
 @pytest.mark.number("1.7")
 def test_no_builtin_attention(check, graded_tree):
-    """written from scratch: mha.py names no built-in attention, and forward runs with them refused"""
+    """written from scratch: no file uses a library's attention or dynamic access, and forward runs with the built-ins refused"""
     # The score relies on reading the submitted source here, on the trusted side: code in the
-    # student's process could undo the guard. A use found costs the whole test.
+    # student's process could undo the guard. A finding costs the whole test.
     rule = audit.rules(ASSIGNMENT)[RULE]
     found = audit.violations(graded_tree, ASSIGNMENT, rule)
     if found:
         listed = "\n".join(f"  {f.describe()}" for f in found[:10])
+        more = f"\n  ... and {len(found) - 10} more" if len(found) > 10 else ""
         raise AssertionError(
-            f"{ASSIGNMENT}/mha.py uses the built-in attention (read from your source: this counts "
-            f"whether or not the line runs, so none of this test's points):\n{listed}\n"
-            f"Hint: {rule.why}"
+            f"your submission breaks H4.1's from-scratch rule ({len(found)} finding"
+            f"{'s' if len(found) != 1 else ''}, read from your source: a line counts whether or "
+            f"not it runs, so none of this test's points):\n{listed}{more}\nHint: {rule.why}"
         )
     for option in ("need_weights=True", "need_weights=False"):
         with check(option):
