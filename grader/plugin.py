@@ -42,6 +42,8 @@ MARKERS = (
     "slow(reason): a long test (e.g. an artifact check); mutant runs skip it unless they name it.",
     "trusted(reason): runs no student code at all (it may read submitted files, e.g. weights, "
     "through the graded_tree fixture, and held-out data); importing a deliverable fails in it.",
+    "reference_only(reason): compares with the instructor's implementation (tests/twin.py), which "
+    "handouts do not carry: its file is left out of them; Gradescope runs it as any other.",
 )
 CAPTURED_CHARS = 1500  # of a student's own prints, per stream and test
 
@@ -235,6 +237,7 @@ def meta_of(item: pytest.Item) -> TestMeta:
         ),
         slow=item.get_closest_marker("slow") is not None,
         trusted=item.get_closest_marker("trusted") is not None,
+        reference_only=item.get_closest_marker("reference_only") is not None,
     )
 
 

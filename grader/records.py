@@ -30,6 +30,7 @@ class TestMeta:
     leaderboard: dict[str, str] | None = None  # {"name": ..., "order": "asc"|"desc"}
     slow: bool = False  # mutants skip it unless their catalogue entry names it
     trusted: bool = False  # runs no student code at all (deliverables refused)
+    reference_only: bool = False  # compares with the reference (tests/twin.py): not in handouts
 
     @property
     def part(self) -> str:

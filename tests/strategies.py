@@ -311,3 +311,56 @@ def translator_cases(draw, *, padding: bool | None = None, torch_layout: bool = 
             "F": draw(st.integers(1, 8)), "V_src": V_src, "V_tgt": V_tgt,
             "max_length": T + draw(st.integers(0, 3)), "inputs": _ids(draw, (B, T), V_src),
             "padding_mask": mask, "seed": draw(st.integers(0, 2**16))}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- contract (twin) cases
+# Sizes of a module deliverable and an input for it, drawn together; small, so that a case costs
+# milliseconds, and never the defaults alone (a padding id other than 0, several layers ...).
+
+
+@st.composite
+def dan_contract_cases(draw) -> dict:
+    V = draw(st.integers(3, 12))
+    pad_id = draw(st.sampled_from([0, V - 1, draw(st.integers(0, V - 1))]))
+    B, T = draw(st.integers(1, 3)), draw(st.integers(1, 6))
+    real = draw(st.lists(st.integers(1, T), min_size=B, max_size=B))  # at least one real token
+    rows = []
+    for n in real:
+        words = [draw(st.integers(0, V - 1).filter(lambda w: w != pad_id)) for _ in range(n)]
+        rows.append(words + [pad_id] * (T - n))
+    return {"V": V, "C": draw(st.integers(1, 5)), "H": draw(st.integers(1, 5)),
+            "K": draw(st.integers(2, 4)), "pad_id": pad_id, "idx": torch.tensor(rows),
+            "seed": draw(st.integers(0, 2**16)), "train": draw(st.booleans())}  # fmt: skip
+
+
+@st.composite
+def char_lm_contract_cases(draw, *, recurrent: bool = True) -> dict:
+    V = draw(st.integers(2, 9))
+    B, T = draw(st.integers(1, 3)), draw(st.integers(1, 6))
+    case = {"V": V, "C": draw(st.integers(1, 5)), "H": draw(st.integers(1, 5)),
+            "idx": _ids(draw, (B, T), V), "seed": draw(st.integers(0, 2**16)),
+            "train": draw(st.booleans())}  # fmt: skip
+    if recurrent:
+        case["layers"] = draw(st.integers(1, 2))
+        if draw(st.booleans()):  # continue from a given state (h, c), each (layers, B, H)
+            shape = (case["layers"], B, case["H"])
+            case["state"] = (_float64(draw, shape), _float64(draw, shape))
+    return case
+
+
+@st.composite
+def translator_contract_cases(draw) -> dict:
+    """translator_cases with a dropout-free mode drawn: train() or eval()."""
+    case = draw(translator_cases())
+    return {**case, "train": draw(st.booleans())}
+
+
+@st.composite
+def lora_contract_cases(draw) -> dict:
+    """Sizes of a LoRALinear around an nn.Linear, a float64 input (B, T, C_in), and a mode."""
+    C_in, C_out = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    B, T = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    return {"C_in": C_in, "C_out": C_out, "r": draw(st.integers(1, 4)),
+            "alpha": draw(st.sampled_from([1.0, 2.0, 16.0, 0.5])), "bias": draw(st.booleans()),
+            "x": _float64(draw, (B, T, C_in)), "seed": draw(st.integers(0, 2**16)),
+            "train": draw(st.booleans())}  # fmt: skip
