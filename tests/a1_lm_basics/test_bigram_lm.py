@@ -76,12 +76,30 @@ def test_sgd_step():
                      hint="p ← p - lr · grad (a plus sign climbs the loss)")  # fmt: skip
 
 
-# The fast training run: 3,000 SGD steps of batch 50 on the first 30,000 words of WikiText-2
-# (vocabulary 300, C = H = 20, lr 1.0), perplexity on 5,000 held-out words. The reference
-# reaches 14.73 with seed 0 (seeds 0-2: 14.50-14.83; unigram baseline 20.96); the threshold is
-# 10% above it, far below what a wrong gradient or step reaches.
+# The fast training run: 3,000 SGD steps of batch 50 on the first 30,000 words of WikiText-2's
+# wiki.valid (vocabulary 300, C = H = 20, lr 1.0), perplexity on the first 5,000 words of the
+# held-out wiki.test (root's alone on Gradescope). A handout holds wiki.valid alone: there the
+# run scores the 5,000 words after the training slice, and says so.
+# Seeds 0-9 (`make train-spread`, one thread): SPREAD.
 FAST = {"vocab_size": 300, "embed_dim": 20, "hidden": 20, "lr": 1.0, "iterations": 3000}
 THRESHOLD = 16.2
+HELDOUT = ("wikitext2/wiki.test.tokens",)
+
+
+def graded_run(module, seed: int = 0, heldout: bool | None = None) -> tuple[dict, str]:
+    """The graded run of ``module``'s bigram LM: (the run's figures, what was scored).
+    ``heldout``: score wiki.test (default: wherever data.toml declares it)."""
+    from coursekit import a1_bigram as kit
+    from coursekit.data import heldout_here
+
+    heldout = heldout_here("a1_lm_basics", HELDOUT) if heldout is None else heldout
+    cfg = kit.BigramConfig(batch_size=50, seed=seed, **FAST)
+    result = kit.run(module, cfg, train_words=30_000, eval_words=5_000,
+                     eval_split="test" if heldout else "valid")  # fmt: skip
+    what = ("5,000 held-out words of wiki.test" if heldout else
+            "5,000 words of wiki.valid after the training slice (public dev data in this "
+            "handout; Gradescope scores held-out wiki.test)")  # fmt: skip
+    return result, what
 
 
 @pytest.mark.points(2)
@@ -89,15 +107,12 @@ THRESHOLD = 16.2
 @pytest.mark.timeout(60)  # a few seconds here; its own limit, whatever a run's default
 def test_training_beats_the_threshold(check):
     """3,000 SGD steps on WikiText-2 bring held-out perplexity to 16.2 or less (unigram: 21.0)"""
-    from coursekit import a1_bigram as kit
-
-    cfg = kit.BigramConfig(batch_size=50, seed=0, **FAST)
-    result = kit.run(lm.module(), cfg, train_words=30_000, eval_words=5_000)
+    result, scored = graded_run(lm.module())
     with check("below the unigram baseline"):
         assert_at_most(result["perplexity"], result["unigram_perplexity"],
-                       what="held-out perplexity after training", why="the unigram model's",
+                       what=f"perplexity on {scored} after training", why="the unigram model's",
                        hint="a model worse than word frequencies: check the sign of the SGD step "
                             "and the embedding gradient")  # fmt: skip
     with check(f"at most {THRESHOLD}"):
-        assert_at_most(result["perplexity"], THRESHOLD, what="held-out perplexity after training",
-                       why="the reference reaches 14.73; 10% margin")  # fmt: skip
+        assert_at_most(result["perplexity"], THRESHOLD, what=f"perplexity on {scored} after training",
+                       why="REASON")  # fmt: skip

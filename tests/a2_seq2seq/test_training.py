@@ -1,8 +1,10 @@
 """H3.6 — training on a small slice of Multi30k German→English, in seconds.
 
 ``coursekit.a2_translation`` trains your classes (Adam, clipped gradients, length-bucketed batches)
-and measures dev perplexity on the first 200 validation pairs of at most 10 words; the trivial
-baseline is the unigram model of the training targets. The full-size figures are in the README
+and measures perplexity on the first 200 held-out pairs of at most 10 words (Multi30k's
+test_2016_flickr, root's alone on Gradescope; a handout holds the public train and val splits
+alone, and there the run scores val instead, and says so); the trivial baseline is the unigram
+model of the training targets. The full-size figures are in the README
 (``python -m coursekit.a2_fullsize``). The protocols: the Transformer scores target word t from the
 source alone (position t); Seq2Seq here is teacher-forced (it also sees the gold words before t).
 The kit computes the perplexity itself, from the scores your model gives; teacher-forced, the model
@@ -36,11 +38,29 @@ SEQ2SEQ = {"model": "seq2seq-attn", "teacher_forcing": True, "model_type": "LSTM
 SEQ2SEQ_THRESHOLD = 46.0
 
 
-def _check_run(check, module, options, threshold, reference, hint):
-    from coursekit import a2_translation as kit
+HELDOUT = ("multi30k/test_2016_flickr.de", "multi30k/test_2016_flickr.en")
 
-    result = kit.run(module, kit.TranslationConfig(**SLICE, **options))
-    what = f"dev perplexity of {options['model']} after training on the slice"
+
+def graded_run(
+    module, options: dict, seed: int = 0, heldout: bool | None = None
+) -> tuple[dict, str]:
+    """The graded run of ``module`` with ``options``: (the run's figures, what was scored).
+    ``heldout``: score test_2016_flickr (default: wherever data.toml declares it)."""
+    from coursekit import a2_translation as kit
+    from coursekit.data import heldout_here
+
+    heldout = heldout_here("a2_seq2seq", HELDOUT) if heldout is None else heldout
+    cfg = kit.TranslationConfig(**{**SLICE, "seed": seed}, **options)
+    result = kit.run(module, cfg, eval_split="test_2016_flickr" if heldout else "val")
+    what = ("200 held-out test pairs" if heldout else
+            "200 val pairs (public dev data in this handout; Gradescope scores 200 held-out "
+            "test pairs)")  # fmt: skip
+    return result, what
+
+
+def _check_run(check, module, options, threshold, reference, hint):
+    result, scored = graded_run(module, options)
+    what = f"perplexity of {options['model']} on {scored} after training on the slice"
     with check("below the unigram baseline"):
         assert_at_most(result["perplexity"], lambda: result["unigram_perplexity"], what=what,
                        why="the unigram model of the training targets",
