@@ -363,19 +363,19 @@ def ensure(files: list[str] | tuple[str, ...]) -> list[str]:
     return problems
 
 
-def heldout_here(assignment: str, files: list[str] | tuple[str, ...]) -> bool:
-    """Whether ``assignment``'s graded tests score these held-out files here: yes wherever its
-    ``tests/<assignment>/data.toml`` lists them under ``heldout`` (the kit, the Gradescope zip:
-    grading checks they are there before it starts, so a missing one is a setup problem), no in
-    a handout, whose data.toml lists public files alone (its tests then score public dev data,
-    and say that Gradescope scores held-out data)."""
-    from grader.assignments import data_needs
+def heldout_here(data_toml: Path, files: list[str] | tuple[str, ...]) -> bool:
+    """Whether the graded tests beside ``data_toml`` (their ``tests/<assignment>/data.toml``)
+    score these held-out files here: yes wherever it lists them under ``heldout`` (the kit, the
+    Gradescope zip: grading checks they are there before it starts, so a missing one is a setup
+    problem), no in a handout, whose data.toml lists public files alone (its tests then score
+    public dev data, and say that Gradescope scores held-out data)."""
+    import tomllib
 
-    declared = set(data_needs(assignment).heldout)
+    declared = set(tomllib.loads(data_toml.read_text()).get("heldout", ()))
     if set(files) <= declared:
         return True
     if declared & set(files):
-        raise ValueError(f"{assignment}'s data.toml lists some of {files} as held out, not all")
+        raise ValueError(f"{data_toml} lists some of {files} as held out, not all")
     return False
 
 

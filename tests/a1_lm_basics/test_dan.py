@@ -4,6 +4,8 @@ short training run on IMDB that must beat a measured accuracy.
 Oracles: a loop over the real tokens written here; the student's own layers composed by hand;
 the majority class as the trivial baseline."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from compare import assert_at_most, assert_close
@@ -13,6 +15,7 @@ from strategies import masked_embeddings, padded_tokens
 from grader.deliverables import deliverable
 
 dan = deliverable("a1_lm_basics.dan")
+DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
 V, PAD = 9, 0  # the vocabulary of padded_tokens()
 
 
@@ -85,7 +88,10 @@ def test_pad_id_is_honoured(check):
 # (coursekit.a1_dan.heldout_sample), root's alone on Gradescope. small_test is public (the
 # students' dev data): a DAN that looked its reviews up would learn nothing and pass. A handout
 # holds public data alone: there the run scores small_test, and says so.
-# Seeds 0-9 (`make train-spread`, one thread): SPREAD; majority class 0.5.
+# Seeds 0-9 (`make train-spread`, one thread): held-out accuracy median 0.802, worst 0.794
+# (seed 8); a handout's small_test: median 0.792, worst 0.774 (seed 1); majority class 0.5. The
+# threshold, 0.72, keeps 7.4 points below the worst held-out seed (5.4 below the worst on
+# small_test): an honest solution draws its random numbers in its own order, as another seed.
 FAST = {"vocab_size": 10_000, "max_len": 200, "embed_dim": 32, "hidden_size": 32, "epochs": 5,
         "lr": 3e-3}  # fmt: skip
 THRESHOLD = 0.72
@@ -98,7 +104,7 @@ def graded_run(module, seed: int = 0, heldout: bool | None = None) -> tuple[floa
     from coursekit import a1_dan as kit
     from coursekit.data import heldout_here
 
-    heldout = heldout_here("a1_lm_basics", HELDOUT) if heldout is None else heldout
+    heldout = heldout_here(DATA_TOML, HELDOUT) if heldout is None else heldout
     split = "heldout_test" if heldout else "small_test"
     result = kit.run(module, kit.DanConfig(seed=seed, **FAST), train="small_train",
                      evaluate=[split])  # fmt: skip
@@ -123,4 +129,4 @@ def test_training_beats_the_threshold(check):
                             "does forward return logits for every review?")  # fmt: skip
     with check(f"accuracy at least {THRESHOLD}"):
         assert_at_most(error, 1 - THRESHOLD, what=f"error rate on {scored} after training",
-                       why="REASON")  # fmt: skip
+                       why="the reference reaches 0.800 (worst of seeds 0-9: 0.794); 7.4 points of margin")  # fmt: skip

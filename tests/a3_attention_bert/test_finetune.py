@@ -9,6 +9,7 @@ oracles run here on twins with the same weights.
 """
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from coursekit.data import heldout_here
 from grader.deliverables import build, deliverable
 
 ft = deliverable("a3_attention_bert.finetune")
+DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
 
 # The accuracy check. The reference recipe (`make finetune`: LoRA r=8 on query/value + head,
 # 600 s on 2 cores) measured the SST-2 test accuracy recorded in the README. Full marks start a
@@ -67,7 +69,7 @@ SENTENCES = [
 def test_submitted_artifact_accuracy(award, record_leaderboard, graded_tree):
     """the submitted artifact's accuracy on held-out SST-2 test sentences"""
     state, meta = _submitted_artifact(graded_tree, "sst2_classifier.safetensors", "finetune")
-    heldout = heldout_here("a3_attention_bert", SST2_HELDOUT)
+    heldout = heldout_here(DATA_TOML, SST2_HELDOUT)
     # Held out: not in the submission. A handout has no test.tsv: there, the public dev split.
     sentences, labels = kit.load_sst2("test" if heldout else "dev")
     scored = ("held-out SST-2 test accuracy" if heldout else
@@ -93,7 +95,7 @@ def test_submitted_imdb_artifact_accuracy(award, record_leaderboard, graded_tree
     """the submitted IMDB artifact's accuracy on held-out IMDB test reviews (H2.3)"""
     state, meta = _submitted_artifact(graded_tree, "imdb_classifier.safetensors", "finetune-imdb")
     close = _closeness_to_sst2(graded_tree, state, meta)
-    heldout = heldout_here("a3_attention_bert", IMDB_HELDOUT)
+    heldout = heldout_here(DATA_TOML, IMDB_HELDOUT)
     # Held out: not in the submission. A handout has no held-out reviews: there, small_test.
     reviews, labels = kit.load_imdb("heldout_test" if heldout else "small_test")
     reviews, labels = reviews[:IMDB_REVIEWS], labels[:IMDB_REVIEWS]
