@@ -28,6 +28,7 @@ import hashlib
 import importlib
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -327,11 +328,50 @@ def data_file(dataset: str, filename: str, *, download: bool = True, verify: boo
     return path
 
 
+# Derived files made from a folder that lacks them (a read-only one) are kept here, one folder per
+# user, private to it, and used again only when their md5 is the published one: IMDB's held-out
+# sample costs a decompression of the 25,000 test reviews (about 0.3 s idle, 1 s on a busy
+# machine), once rather than in every graded run. A fixed path: grading children get a
+# temporary TMPDIR and HOME of their own.
+DERIVED_CACHE = Path("/tmp") / f"coursekit-derived-{os.getuid()}"
+
+
+def _private_cache() -> Path | None:
+    """The cache folder, made if need be; None unless it is this user's and private to it."""
+    try:
+        DERIVED_CACHE.mkdir(mode=0o700, exist_ok=True)
+        st = DERIVED_CACHE.lstat()
+    except OSError:
+        return None
+    mine = st.st_uid == os.getuid() and stat.S_ISDIR(st.st_mode)
+    return DERIVED_CACHE if mine and not st.st_mode & 0o077 else None
+
+
+def _derived_text(dataset: str, filename: str) -> str:
+    """A derived file the data folder lacks: from the cache when it holds the published text,
+    else made from the sources (and kept in the cache)."""
+    spec = DATASETS[dataset]
+    expected = spec.md5.get(filename)
+    cache = _private_cache() if expected else None
+    kept = cache / f"{dataset}-{filename}" if cache else None
+    if kept is not None and kept.is_file() and _md5(kept) == expected:
+        return kept.read_text(encoding="utf-8")
+    text = _derive(spec, filename, download=False)
+    if kept is not None and hashlib.md5(text.encode()).hexdigest() == expected:
+        try:
+            with tempfile.NamedTemporaryFile("w", dir=cache, delete=False, encoding="utf-8") as f:
+                f.write(text)
+            os.replace(f.name, kept)
+        except OSError:
+            pass  # a cache only
+    return text
+
+
 def read_text(dataset: str, filename: str) -> str:
     """The text of a data file: read from the folder, or — a derived file the folder lacks —
-    made from its sources in memory."""
+    made from its sources (see DERIVED_CACHE)."""
     if _derivable_here(dataset, filename):
-        return _derive(DATASETS[dataset], filename, download=False)
+        return _derived_text(dataset, filename)
     return data_file(dataset, filename).read_text(encoding="utf-8")
 
 
