@@ -228,11 +228,16 @@ def _fetch(remote: Remote, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def _build(spec: Dataset, folder: Path) -> None:
-    import importlib
-
+def _build(spec: Dataset, folder: Path, wanted: list[str] | tuple[str, ...]) -> None:
+    """Write the ``wanted`` files of a data set made by its builder into ``folder``, and only
+    them: the builder writes every file of the set (all of IMDB's splits) into a temporary
+    folder, so a handout's folder gets the public files it asked for and no other split."""
     module, function = spec.builder.split(":")
-    getattr(importlib.import_module(module), function)(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as tmp:
+        getattr(importlib.import_module(module), function)(Path(tmp))
+        for name in wanted:
+            os.replace(Path(tmp) / name, folder / name)
 
 
 def _source(spec: Dataset, filename: str, download: bool, tmp: Path) -> Path:
@@ -308,7 +313,7 @@ def data_file(dataset: str, filename: str, *, download: bool = True, verify: boo
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
             else:
-                _build(spec, path.parent)
+                _build(spec, path.parent, [filename])
         except (OSError, ValueError, EOFError) as exc:  # pooch: requests' errors are OSErrors
             where = remote.url if remote is not None else spec.source
             raise DataNotFound(
@@ -441,6 +446,17 @@ def main(argv: list[str] | None = None) -> int:
         spec = DATASETS[name.split("/", 1)[0]]
         every = sorted(set(spec.md5) | (set(spec.remote) if args.all else set()))
         items += [name.split("/", 1)] if "/" in name else [(name, f) for f in every]
+    for name in dict.fromkeys(n for n, _ in items):  # one pass over an archive for all its files
+        spec, folder = DATASETS[name], data_dir() / name
+        built = [
+            f for n, f in items if n == name and f not in spec.remote and f not in spec.derived
+        ]
+        missing = [f for f in built if not (folder / f).exists()]
+        if spec.builder and len(missing) > 1 and _may_download(True):
+            try:
+                _build(spec, folder, missing)
+            except (OSError, ValueError, EOFError):
+                pass  # each file then says what failed
     for name, filename in items:
         spec = DATASETS[name]
         try:

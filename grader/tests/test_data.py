@@ -209,3 +209,19 @@ def test_a_derived_file_is_cached_privately_and_only_its_published_text_is_used(
     (tmp_path / "cache").chmod(0o777)  # a cache others can write is not used
     assert data._private_cache() is None
     assert data.read_text("tinyshakespeare", "train.txt") == want
+
+
+def _two_file_builder(dest):
+    """A data set's builder that writes every file of its set at once (as IMDB's does)."""
+    (dest / "public.txt").write_text("public\n")
+    (dest / "heldout.txt").write_text("held out\n")
+
+
+def test_a_builder_leaves_only_the_files_asked_for(tmp_path, monkeypatch):
+    """A handout asks for public files alone: the other files a builder makes (IMDB's test split)
+    do not land in its data folder."""
+    fake = data.Dataset("built", "test", builder="grader.tests.test_data:_two_file_builder")
+    monkeypatch.setitem(data.DATASETS, "built", fake)
+    monkeypatch.setenv(data.ENV, str(tmp_path))
+    assert data.data_file("built", "public.txt").read_text() == "public\n"
+    assert sorted(p.name for p in (tmp_path / "built").iterdir()) == ["public.txt"]
