@@ -36,18 +36,25 @@ FLOOR = 0.75
 # steps of 16 at lr 2e-3, 8.5-10 minutes on 2 cores. The check scores the first IMDB_REVIEWS of
 # the 1,000 held-out reviews of imdb/heldout_test.jsonl (a seeded, balanced sample of IMDB's
 # 25,000 test reviews outside small_test, which is public: the students' dev data), 200 of each
-# label, cut as in training: 11-17 s at one thread (all 1,000 would take 35-50 s). IMDB_SPREAD
+# label, cut as in training: 11-17 s at one thread (all 1,000 would take 35-50 s). Measured on
+# these 400: the reference (seed 0) 0.880, seeds 1 and 2 0.890 and 0.885 (on small_test's first
+# 400 they scored 0.890, 0.900, 0.890). Full marks from 0.85: 3 points (12 reviews) below the
+# worst of the three. The floor is well above the majority class (0.50).
 IMDB_REVIEWS = 400
-IMDB_THRESHOLD = 0.86
+IMDB_THRESHOLD = 0.85
 IMDB_FLOOR = 0.60
 IMDB_HELDOUT = ("imdb/heldout_test.jsonl",)
-# The SST-2 artifact scores about as well on IMDB reviews (sentiment transfers), so an IMDB
-# artifact that changes the model as the submitted SST-2 artifact does is refused: compared as
-# updates (kit.artifact_update: B @ A * scaling per layer, the head), never as bytes, so a
-# re-save with other metadata, a float16 round trip (distance 0.0002) or noise of 5% of each
-# tensor's spread (0.044) is the same artifact. ADAPTER_DISTANCES
+# The SST-2 artifact scores as well on these reviews (0.900: sentiment transfers), so an IMDB
+# artifact that changes the model as the submitted SST-2 artifact does is refused. They are
+# compared as updates (kit.artifact_update: B @ A * scaling per layer, and the head), never as
+# bytes: kit.update_distance is 0 for a re-save with other metadata or A and B rescaled against
+# each other, 0.0002 after a float16 round trip, 0.018 and 0.044 with noise of 2% and 5% of each
+# tensor's spread. Independently trained adapters are 1.06-1.23 apart (the reference's SST-2
+# adapter and IMDB seeds 0-2, every pair); an IMDB adapter trained on from the SST-2 adapter
+# stays closer: 0.199 after 30 steps, TRANSFER_300 after 300. ADAPTER_COPY refuses copies;
+# below ADAPTER_CLOSE, under half the closest independent pair, course staff are told.
 ADAPTER_COPY = 0.05
-ADAPTER_CLOSE = 0.30
+ADAPTER_CLOSE = 0.5
 SST2_HELDOUT = ("sst2/test.tsv",)
 SENTENCES = [
     "a gripping , beautifully shot film",
@@ -132,10 +139,10 @@ def _closeness_to_sst2(graded_tree, state, meta) -> str:
             "same adapter re-saved, rounded or nudged): train on IMDB with `make finetune-imdb`."
         )
     if distance <= ADAPTER_CLOSE:
-        return (
+        return (  # shown with the score until a trusted test can flag staff directly
             f"\nNote: this adapter is unusually close to your SST-2 adapter (relative distance "
-            f"{distance:.3f}; independently trained ones are {ADAPTER_CLOSE} or more apart): "
-            "course staff will look at the two."
+            f"of their updates {distance:.3f}; adapters trained independently are about 1.1 "
+            "apart): course staff will look at the two."
         )
     return ""
 
