@@ -50,11 +50,13 @@ IMDB_HELDOUT = ("imdb/heldout_test.jsonl",)
 # bytes: kit.update_distance is 0 for a re-save with other metadata or A and B rescaled against
 # each other, 0.0002 after a float16 round trip, 0.018 and 0.044 with noise of 2% and 5% of each
 # tensor's spread. Independently trained adapters are 1.06-1.23 apart (the reference's SST-2
-# adapter and IMDB seeds 0-2, every pair); an IMDB adapter trained on from the SST-2 adapter
-# stays closer: 0.199 after 30 steps, TRANSFER_300 after 300. ADAPTER_COPY refuses copies;
-# below ADAPTER_CLOSE, under half the closest independent pair, course staff are told.
+# adapter and IMDB seeds 0-2, every pair); an IMDB adapter trained from the SST-2 adapter, an
+# honest transfer, stays closer: 0.448 after the full 300 steps (held-out accuracy 0.915), 0.199
+# after 30 (0.890). ADAPTER_COPY refuses copies. Below ADAPTER_CLOSE — a third under the full
+# transfer run, so that it is not, but a token amount of IMDB training on the SST-2 adapter is —
+# course staff are told.
 ADAPTER_COPY = 0.05
-ADAPTER_CLOSE = 0.5
+ADAPTER_CLOSE = 0.3
 SST2_HELDOUT = ("sst2/test.tsv",)
 SENTENCES = [
     "a gripping , beautifully shot film",
