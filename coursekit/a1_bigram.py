@@ -149,11 +149,19 @@ def run(
     eval_words: int | None = None,
     progress: bool = False,
 ) -> dict[str, float]:
-    """Build the vocabulary on the training words, train, and measure perplexities."""
+    """Build the vocabulary on the training words, train, and measure perplexities. With
+    ``eval_split`` the training split, the words scored are the ``eval_words`` after the
+    ``train_words`` trained on (a handout's stand-in for the held-out split)."""
     start = time.monotonic()
     words = load_words(train_split, train_words)
     vocab = Vocab.build(words, cfg.vocab_size)
-    train_ids, eval_ids = vocab.encode(words), vocab.encode(load_words(eval_split, eval_words))
+    if eval_split == train_split:
+        if train_words is None or eval_words is None:
+            raise ValueError("scoring the training split needs train_words and eval_words")
+        eval_text = load_words(train_split, train_words + eval_words)[train_words:]
+    else:
+        eval_text = load_words(eval_split, eval_words)
+    train_ids, eval_ids = vocab.encode(words), vocab.encode(eval_text)
     params, losses = build("coursekit.a1_bigram.train_from_options", lm, *pairs(train_ids),
                            asdict(cfg), progress=progress)  # fmt: skip
     return {

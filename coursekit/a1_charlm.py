@@ -20,15 +20,37 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-from coursekit.data import data_file
+from coursekit.data import data_file, read_text
 from grader.deliverables import build
 
 HELDOUT_FRACTION = 0.1  # the last 10% of Tiny Shakespeare is held out
 
 
 def load_text(limit: int | None = None) -> str:
+    """The whole of Tiny Shakespeare (or its first ``limit`` characters): the full-size run's."""
     text = data_file("tinyshakespeare", "input.txt").read_text(encoding="utf-8")
     return text if limit is None else text[:limit]
+
+
+def training_part(path: Path) -> str:
+    """The text of ``tinyshakespeare/train.txt``: the first 90% of ``input.txt`` (at ``path``),
+    what a handout holds; the last 10% is held out."""
+    text = path.read_text(encoding="utf-8")
+    return text[: int(len(text) * (1 - HELDOUT_FRACTION))]
+
+
+def load_parts(heldout: bool) -> tuple[str, str]:
+    """(training part, held-out part) of Tiny Shakespeare for the graded run. ``heldout``: the
+    held-out part is the last 10% of ``input.txt`` (the trusted side's file); otherwise — in a
+    handout, which holds ``train.txt`` alone — the training part is all there is, and the
+    caller scores on a stretch of it that training never reads."""
+    train = read_text("tinyshakespeare", "train.txt")
+    if not heldout:
+        return train, ""
+    whole = data_file("tinyshakespeare", "input.txt").read_text(encoding="utf-8")
+    if not whole.startswith(train):
+        raise ValueError("tinyshakespeare/train.txt is not the beginning of input.txt")
+    return train, whole[len(train) :]
 
 
 @dataclass
@@ -159,17 +181,24 @@ def run(
     *,
     text_limit: int | None = None,
     heldout_limit: int | None = None,
+    parts: tuple[str, str] | None = None,
     progress: bool = False,
     plot: str | os.PathLike | None = None,
     passages: bool = False,
     sample_chars: int = 0,
 ) -> dict:
     """Train on the first 90% of Tiny Shakespeare (or of its first ``text_limit`` characters)
-    and measure held-out perplexity (on at most ``heldout_limit`` held-out characters)."""
+    and measure held-out perplexity (on at most ``heldout_limit`` held-out characters).
+    ``parts``: (training text, held-out text) given by the caller instead (the graded run's;
+    the vocabulary is the characters of both, as it is of the whole text otherwise)."""
     start = time.monotonic()
-    text = load_text(text_limit)
-    chars = Chars.of(text)
-    train_ids, held = split(chars.encode(text))
+    if parts is None:
+        text = load_text(text_limit)
+        chars = Chars.of(text)
+        train_ids, held = split(chars.encode(text))
+    else:
+        chars = Chars.of(parts[0] + parts[1])
+        train_ids, held = chars.encode(parts[0]), chars.encode(parts[1])
     held = held if heldout_limit is None else held[:heldout_limit]
     torch.manual_seed(cfg.seed)
     model = rnn.CharRNN(len(chars), cfg.embed_dim, cfg.hidden_size, cfg.num_layers)

@@ -263,6 +263,75 @@ def evaluate_state(
     return accuracy(predicted, labels)
 
 
+def artifact_update(state: dict[str, Tensor], metadata: dict[str, str]) -> dict[str, Tensor]:
+    """What an artifact changes in its base model, tensor by tensor (float32): ``B @ A * scaling``
+    for each LoRA pair; for a tensor it replaces, its value minus the pretrained one (a new
+    classification head, which the pretrained checkpoint lacks, counts from zero).
+
+    Two artifacts that change the model alike have close updates whatever their bytes: other
+    metadata, another dtype, the rank's factors split another way (``A * c``, ``B / c``), or the
+    scaling moved between metadata and ``B``."""
+    scaling = float(metadata.get("lora_scaling", 1.0))
+    update: dict[str, Tensor] = {}
+    replaced = []
+    for key, tensor in state.items():
+        if key.endswith(".lora_A.weight"):
+            prefix = key[: -len(".lora_A.weight")]
+            b = state.get(prefix + ".lora_B.weight")
+            if (
+                b is not None
+                and b.dim() == 2
+                and tensor.dim() == 2
+                and b.shape[1] == tensor.shape[0]
+            ):
+                update[prefix + ".weight"] = b.float() @ tensor.float() * scaling  # (out, in)
+        elif not key.endswith(".lora_B.weight"):
+            replaced.append(key)
+    pretrained = _pretrained_tensors(metadata.get("base_model", DEFAULT_MODEL), replaced)
+    for key in replaced:
+        value = state[key].float()
+        base = pretrained.get(key)
+        delta = value - base if base is not None and base.shape == value.shape else value
+        update[key] = update[key] + delta if key in update else delta
+    return update
+
+
+def _pretrained_tensors(name: str, keys: Sequence[str]) -> dict[str, Tensor]:
+    """The pretrained values of ``keys`` (classification-model names, ``bert.…``) read from the
+    base model's checkpoint; keys it lacks (a new head) are left out."""
+    from safetensors import safe_open
+
+    path = Path(model_path(name)) / "model.safetensors"
+    if not keys or not path.is_file():
+        return {}
+    out = {}
+    with safe_open(str(path), framework="pt") as f:
+        names = set(f.keys())
+        for key in keys:
+            stored = next((k for k in (key, key.removeprefix("bert.")) if k in names), None)
+            if stored is not None:
+                out[key] = f.get_tensor(stored).float()
+    return out
+
+
+def update_distance(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:
+    """``||a - b|| / max(||a||, ||b||)`` over every tensor either update changes (a tensor only
+    one changes, or of another shape, counts as unrelated): 0 for the same change, about 1.4 for
+    independent changes of equal size, 1 when one changes nothing."""
+    diff = norm_a = norm_b = 0.0
+    for key in set(a) | set(b):
+        x, y = a.get(key), b.get(key)
+        nx = float(x.double().square().sum()) if x is not None else 0.0
+        ny = float(y.double().square().sum()) if y is not None else 0.0
+        norm_a, norm_b = norm_a + nx, norm_b + ny
+        if x is not None and y is not None and x.shape == y.shape:
+            diff += float((x.double() - y.double()).square().sum())
+        else:
+            diff += nx + ny
+    scale = max(norm_a, norm_b) ** 0.5
+    return diff**0.5 / scale if scale > 0 else 0.0
+
+
 def partial_credit(acc: float, *, floor: float, threshold: float) -> float:
     """Fraction of the points: 0 at or below ``floor``, 1 at ``threshold``, linear between."""
     if acc >= threshold:

@@ -11,8 +11,9 @@ code. Prints dev and test accuracy and the predictions for four sentences, write
 and, for ``lora``, the artifact the accuracy check grades, plus a JSON report beside it.
 
 ``--task imdb`` trains on IMDB ``small_train`` (2,000 reviews cut to ``IMDB_MAX_LENGTH`` tokens) and
-scores ``small_test`` (1,000) the way its accuracy check does; it has no dev split (the curve is
-the training loss) and writes ``imdb_classifier.safetensors`` and ``imdb_<recipe>_report.json``.
+scores ``small_test`` (1,000, the students' dev reviews) cut as the accuracy check cuts (the check
+itself scores held-out test reviews); it has no dev split (the curve is the training loss) and
+writes ``imdb_classifier.safetensors`` and ``imdb_<recipe>_report.json``.
 """
 
 from __future__ import annotations

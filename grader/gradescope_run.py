@@ -33,6 +33,12 @@ def _metadata_note(root: Path) -> str:
     return f"Submission #{len(previous) + 1}." if isinstance(previous, list) else ""
 
 
+def heldout_files(assignment: str, data_dir: Path) -> list[Path]:
+    """The held-out files of the zip's data folder (tests/<a>/data.toml): made root's alone
+    before grading, read by the tests' process and never by student code."""
+    return [data_dir / name for name in assignments.data_needs(assignment).heldout]
+
+
 def run(assignment: str, root: Path, user: str | None, limits: Limits = Limits()) -> dict:
     start = time.monotonic()
     results_path = root / "results" / "results.json"
@@ -45,7 +51,7 @@ def run(assignment: str, root: Path, user: str | None, limits: Limits = Limits()
         secrets = []
         if data_dir.is_dir():  # the files the tests read, shipped in the zip
             os.environ["COURSEKIT_DATA_DIR"] = str(data_dir)
-            secrets += [data_dir / name for name in assignments.data_needs(assignment).heldout]
+            secrets += heldout_files(assignment, data_dir)
         packaged = not any((KIT_ROOT / "reference").glob("*/__init__.py"))  # an autograder zip
         if packaged:  # the tests run in a process of root's: hidden tests stay hidden
             secrets.append(KIT_ROOT / "tests")

@@ -8,12 +8,15 @@ Autograder zip (``python -m grader autograder -a A --out DIR``)::
     kit/              # grader, coursekit, tests of A (hidden ones too), the template of A,
                       # hints (never the mutant patches), pyproject.toml, constraints.txt,
                       # and data/: the files the tests read (tests/A/data.toml; held-out ones
-                      # root-only, read by trusted checks alone)
+                      # root-only at grading: read by the tests' process alone)
 
 It never contains ``reference/`` nor the mutant catalogue's patches (they quote the solution).
 
 Handout (``python -m grader handout -a A --out DIR``): the template of A, its *public* test files,
-the grader, coursekit, hints, and a student README with ``make grade``.
+the grader, coursekit, hints, and a student README with ``make grade``. It holds and fetches
+public data alone: its data.toml lists no held-out file (so grading there needs none), its
+``make data`` fetches the public files, and a test that scores held-out data on Gradescope scores
+a public stand-in there, saying so.
 """
 
 from __future__ import annotations
@@ -56,13 +59,17 @@ exec "${{GRADER_PYTHON:-/autograder/venv/bin/python}}" -m grader gradescope \\
 STUDENT_README = """# {assignment}
 
 1. Set up once: `make setup` (creates `.venv` with the pinned packages, torch from PyTorch's CPU
-   wheel index; needs Python 3.11), then `make data` (downloads the data sets the tests read into
-   `~/.cache/coursekit/data`, or set `COURSEKIT_DATA_DIR` to a folder that already holds them).
+   wheel index; needs Python 3.11), then `make data` (downloads the public data files the tests
+   read into `~/.cache/coursekit/data`, or set `COURSEKIT_DATA_DIR` to a folder that already
+   holds them).
 2. Fill in the `TODO`s in `student_template/{assignment}/`.
 3. `make grade` runs the public tests through the grader and prints your points, what differed
    where, and hints for common mistakes. Gradescope runs the same tests plus hidden ones. If data
    is missing, `make grade` says so and grades nothing (exit status 3): that is a setup problem,
    not a mistake in your code.
+4. Figures that training tests and artifact checks measure (perplexity, accuracy) are scored
+   here on public dev data, and on Gradescope on held-out data that is in no handout: the
+   thresholds leave a margin for the difference, and the test's message says which data it used.
 
 Plain pytest also works: `.venv/bin/python -m pytest tests/{assignment} --impl student_template`.
 """
@@ -78,7 +85,7 @@ setup: .venv/.installed
 \t$(PIP) -e .
 \ttouch $@
 data: setup
-\t$(PY) -m coursekit.data {datasets}
+\t$(PY) -m coursekit.data {files}
 grade: setup
 \t$(PY) -m grader grade --assignment {assignment} --impl template
 """
@@ -86,10 +93,24 @@ grade: setup
 SHARED_TEST_FILES = ("conftest.py", "compare.py", "strategies.py")
 
 
-def _datasets(assignment: str) -> list[str]:
-    """The data sets the assignment's graded tests read (its data.toml)."""
+def _public_files(assignment: str) -> list[str]:
+    """The public data files the assignment's graded tests read (its data.toml): a handout's."""
+    return list(assignments.data_needs(assignment).public)
+
+
+def _handout_data_toml(assignment: str) -> str:
+    """The handout's data.toml: the kit's, with no held-out file (a handout holds none)."""
     needs = assignments.data_needs(assignment)
-    return sorted({f.split("/", 1)[0] for f in (*needs.public, *needs.heldout)})
+
+    def items(names) -> str:
+        return "[" + "".join(f"\n    {json.dumps(n)}," for n in names) + ("\n]" if names else "]")
+
+    return (
+        "# The data files the public tests read (written from the kit's tests/<a>/data.toml).\n"
+        "# A handout holds public data alone: tests that score held-out files on Gradescope score\n"
+        "# a public stand-in here, and say so.\n"
+        f"public = {items(needs.public)}\nheldout = []\nmodels = {items(needs.models)}\n"
+    )
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -108,19 +129,19 @@ def _hints_json(assignment: str, dst: Path) -> None:
 
 
 def _data(assignment: str, dest: Path) -> None:
-    """Copy the data files the tests read (``tests/<assignment>/data.toml``) into ``dest``."""
-    from coursekit.data import data_file
+    """Write the data files the tests read (``tests/<assignment>/data.toml``) into ``dest``:
+    copies, and derived files (a sample, a part of a corpus) made from their sources."""
+    from coursekit.data import materialize
 
     needs = assignments.data_needs(assignment)
     for name in (*needs.public, *needs.heldout):
-        dataset, _, filename = name.partition("/")
-        _copy(data_file(dataset, filename), dest / dataset / filename)
+        materialize(name, dest)
 
 
 SETTINGS_FILES = ("data.toml", "rules.toml", "assignment.toml")
 
 
-def _kit(assignment: str, dest: Path, *, test_files: list[Path]) -> None:
+def _kit(assignment: str, dest: Path, *, test_files: list[Path], handout: bool = False) -> None:
     for name in ("pyproject.toml", "constraints.txt"):
         _copy(KIT_ROOT / name, dest / name)
     _copy(KIT_ROOT / "grader", dest / "grader")
@@ -133,6 +154,8 @@ def _kit(assignment: str, dest: Path, *, test_files: list[Path]) -> None:
     for name in SETTINGS_FILES:  # data the tests read, the handout's rules, grading settings
         if (assignments.TESTS / assignment / name).exists():
             _copy(assignments.TESTS / assignment / name, dest / "tests" / assignment / name)
+    if handout and (assignments.TESTS / assignment / "data.toml").exists():
+        (dest / "tests" / assignment / "data.toml").write_text(_handout_data_toml(assignment))
     template = dest / "student_template" / assignment
     _copy(assignments.TEMPLATE / assignment, template)
     (dest / "reference").mkdir()  # the ini's default tree; empty on purpose
@@ -185,10 +208,10 @@ def handout(assignment: str, out: Path) -> Path:
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
-    _kit(assignment, stage, test_files=public_test_files(assignment))
+    _kit(assignment, stage, test_files=public_test_files(assignment), handout=True)
     (stage / "README.md").write_text(STUDENT_README.format(assignment=assignment))
     (stage / "Makefile").write_text(
-        STUDENT_MAKEFILE.format(assignment=assignment, datasets=" ".join(_datasets(assignment)))
+        STUDENT_MAKEFILE.format(assignment=assignment, files=" ".join(_public_files(assignment)))
     )
     _zip(stage, out / f"handout-{assignment}.zip")
     return stage

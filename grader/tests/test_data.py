@@ -170,3 +170,58 @@ def test_model_path_reports_a_missing_model_as_a_setup_problem(monkeypatch):
         a3_finetune.model_path()
     assert "Fix: `make setup`" in str(exc.value)
     assert a3_finetune.missing_models([a3_finetune.DEFAULT_MODEL])
+
+
+def test_derived_files_match_their_published_checksums():
+    """Where the course machines' data dir is configured, each derived file made from its sources
+    (IMDB's held-out sample, Tiny Shakespeare's public part) has its listed md5."""
+    for name, spec in data.DATASETS.items():
+        for filename, derived in spec.derived.items():
+            if not all((data.data_dir() / name / s).exists() for s in derived.sources):
+                continue
+            text = data._derive(spec, filename, download=False)
+            assert hashlib.md5(text.encode()).hexdigest() == spec.md5[filename], filename
+
+
+def test_a_derived_file_is_cached_privately_and_only_its_published_text_is_used(
+    tmp_path, monkeypatch
+):
+    import os
+    import stat
+
+    folder = tmp_path / "read-only"
+    (folder / "tinyshakespeare").mkdir(parents=True)
+    source = folder / "tinyshakespeare" / "input.txt"
+    source.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n")
+    folder.chmod(0o555)
+    (folder / "tinyshakespeare").chmod(0o555)
+    want = source.read_text()[: int(len(source.read_text()) * 0.9)]
+    monkeypatch.setitem(data.DATASETS["tinyshakespeare"].md5, "train.txt",
+                        hashlib.md5(want.encode()).hexdigest())  # fmt: skip
+    monkeypatch.setenv(data.ENV, str(folder))
+    monkeypatch.setattr(data, "DERIVED_CACHE", tmp_path / "cache")
+    assert data.read_text("tinyshakespeare", "train.txt") == want
+    kept = tmp_path / "cache" / "tinyshakespeare-train.txt"
+    assert stat.S_IMODE(os.stat(tmp_path / "cache").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600 and kept.read_text() == want
+    kept.write_text("forged")  # not the published text: made again from the source
+    assert data.read_text("tinyshakespeare", "train.txt") == want
+    (tmp_path / "cache").chmod(0o777)  # a cache others can write is not used
+    assert data._private_cache() is None
+    assert data.read_text("tinyshakespeare", "train.txt") == want
+
+
+def _two_file_builder(dest):
+    """A data set's builder that writes every file of its set at once (as IMDB's does)."""
+    (dest / "public.txt").write_text("public\n")
+    (dest / "heldout.txt").write_text("held out\n")
+
+
+def test_a_builder_leaves_only_the_files_asked_for(tmp_path, monkeypatch):
+    """A handout asks for public files alone: the other files a builder makes (IMDB's test split)
+    do not land in its data folder."""
+    fake = data.Dataset("built", "test", builder="grader.tests.test_data:_two_file_builder")
+    monkeypatch.setitem(data.DATASETS, "built", fake)
+    monkeypatch.setenv(data.ENV, str(tmp_path))
+    assert data.data_file("built", "public.txt").read_text() == "public\n"
+    assert sorted(p.name for p in (tmp_path / "built").iterdir()) == ["public.txt"]

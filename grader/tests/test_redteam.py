@@ -4,7 +4,8 @@ the grader, and must get exactly the score and message its entry says.
 Each is graded as Gradescope grades: the tests in a trusted process, student code behind the
 boundary, and — when these tests run as root — running as an unprivileged user of its own, with a
 folder of secrets (``{verdicts}``: as the tests are on Gradescope) and a held-out file readable by
-root alone. Entries that need that user switch are skipped, saying so,
+root alone. The tests read their data from a folder laid out as the autograder zip's
+(``COURSEKIT_DATA_DIR``), its held-out files root's alone as ``run_autograder`` makes them. Entries that need that user switch are skipped, saying so,
 when not root. Two lanes grade in parallel, each with its own user (the grader kills every process
 of the student user after a run, so two runs must not share one).
 
@@ -36,7 +37,18 @@ from pathlib import Path
 
 import pytest
 
-from grader import assignments, gradescope, hints, runner, sandbox, submission
+from coursekit import data as kit_data
+from grader import (
+    assignments,
+    gradescope,
+    gradescope_run,
+    hints,
+    package,
+    pipeline,
+    runner,
+    sandbox,
+    submission,
+)
 from grader.runner import Limits, Manifest, collect
 from grader.tests.conftest import SYSTEM_PYTHON, processes_of_user, standin_python
 
@@ -54,7 +66,8 @@ USERS = ("kitredteam1", "kitredteam2")
 AS_ROOT = os.geteuid() == 0 and SYSTEM_PYTHON.exists()  # else no user switch
 LIMITS = Limits(test_timeout=10, grace=5, exit_wait=1.0)
 WRONG = "softmax-wrong-axis"  # `start = "wrong"`: the honest mistake of most entries
-UPLOAD_KEYS = ("upload", "zip_in_zip", "links", "fifos", "zip", "sparse", "cells", "junk")
+UPLOAD_KEYS = ("upload", "zip_in_zip", "links", "fifos", "zip", "sparse", "cells", "junk",
+               "artifacts")  # fmt: skip
 EXPECTS = ("full", "no-gain", "lose", "zero")
 
 
@@ -111,6 +124,28 @@ def _zip_link(zf: zipfile.ZipFile, name: str, target: str) -> None:
     zf.writestr(info, target)
 
 
+def _artifact_from(source: Path, target: Path, spec: dict) -> None:
+    """A safetensors artifact made from a reference one: ``metadata`` entries added, every tensor
+    times ``factor_A`` / ``factor_B`` (LoRA's A / B), plus ``noise`` times its own standard
+    deviation of seeded Gaussian noise, then stored as ``dtype``."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from coursekit.a3_finetune import read_artifact
+
+    meta = {**read_artifact(source)[1], **spec.get("metadata", {})}
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for key, tensor in load_file(str(source)).items():
+        factor = spec.get("factor_A" if ".lora_A." in key else "factor_B" if ".lora_B." in key
+                          else "factor", 1.0)  # fmt: skip
+        t = tensor.float() * factor
+        t = t + spec.get("noise", 0.0) * t.std() * torch.randn(t.shape, generator=g)
+        out[key] = t.to(getattr(torch, spec.get("dtype", "float32"))).contiguous()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file(out, str(target), metadata=meta)
+
+
 def _command(pid: int) -> str:
     try:
         return (
@@ -157,10 +192,17 @@ class Harness:
             assignment, files = key
             paths = [assignments.TESTS / assignment / f for f in files]
             self.manifests[key] = collect(paths, LIMITS)  # the limits the tests run under
+        self.data = root / "data"  # the zip's kit/data: what the tests read, held-out files too
+        for assignment in sorted({_key(e)[0] for e in entries} | {A1}):
+            package._data(assignment, self.data)
+        for path in [self.data, *self.data.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
         if AS_ROOT:  # what gradescope_run does: secrets and held-out data are root's alone
             for path in [root / "verdicts", *(root / "verdicts").rglob("*")]:
                 path.chmod(0o700 if path.is_dir() else 0o600)
             self.heldout.chmod(0o600)
+            for assignment in sorted({_key(e)[0] for e in entries} | {A1}):
+                pipeline.private(gradescope_run.heldout_files(assignment, self.data))
 
     def fill(self, text: str, results: Path, assignment: str = A1) -> str:
         for name, value in (("results", results), ("verdicts", self.verdicts), ("heldout", self.heldout),
@@ -194,6 +236,8 @@ class Harness:
                     zf.writestr(arcname, (ref / source).read_bytes())
                 for arcname, target in spec.get("links", {}).items():
                     _zip_link(zf, arcname, self.fill(target, results, assignment))
+        for name, spec in entry.get("artifacts", {}).items():
+            _artifact_from(ref / spec["from"], upload / name, spec)
         if "cells" in entry:
             import nbformat
 
@@ -340,6 +384,8 @@ def graded(request) -> dict[str, Outcome]:
         selected = _selected_entries(request)
         entries = [*_baselines(selected), *selected]
         harness = Harness(root, entries)
+        saved_data = os.environ.get(kit_data.ENV)
+        os.environ[kit_data.ENV] = str(harness.data)  # the grading children read it
         with ThreadPoolExecutor(max_workers=len(USERS)) as pool:
             # The slowest first, so that the two lanes finish together.
             order = sorted(entries, key=lambda e: -e.get("within", 0))
@@ -348,6 +394,9 @@ def graded(request) -> dict[str, Outcome]:
         yield outcomes
     finally:
         runner.PYTHON = saved
+        if "saved_data" in locals():
+            os.environ.pop(kit_data.ENV, None)
+            os.environ.update({kit_data.ENV: saved_data} if saved_data is not None else {})
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -4,6 +4,8 @@ SGD, and a short training run on WikiText-2 that must beat a measured threshold.
 Oracles: the same model in torch with autograd (float64); the unigram model as the trivial
 baseline."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +16,7 @@ from strategies import bigram_case
 from grader.deliverables import deliverable, mutable
 
 lm = deliverable("a1_lm_basics.bigram_lm")
+DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
 NAMES = ("E", "W1", "b1", "W2", "b2")
 
 
@@ -76,12 +79,35 @@ def test_sgd_step():
                      hint="p ← p - lr · grad (a plus sign climbs the loss)")  # fmt: skip
 
 
-# The fast training run: 3,000 SGD steps of batch 50 on the first 30,000 words of WikiText-2
-# (vocabulary 300, C = H = 20, lr 1.0), perplexity on 5,000 held-out words. The reference
-# reaches 14.73 with seed 0 (seeds 0-2: 14.50-14.83; unigram baseline 20.96); the threshold is
-# 10% above it, far below what a wrong gradient or step reaches.
+# The fast training run: 3,000 SGD steps of batch 50 on the first 30,000 words of WikiText-2's
+# wiki.valid (vocabulary 300, C = H = 20, lr 1.0), perplexity on the first 5,000 words of the
+# held-out wiki.test (root's alone on Gradescope). A handout holds wiki.valid alone: there the
+# run scores the 5,000 words after the training slice, and says so.
+# Seeds 0-9 (`make train-spread`, one thread): held-out perplexity median 14.66, worst 15.05
+# (seed 9; unigram baseline 20.96): THRESHOLD is 8% above the worst. A handout's words are
+# harder: median 15.81, worst 16.33 (seed 9; unigram 21.46): STAND_IN_THRESHOLD is 8% above
+# that worst, so the reference passes there too. Far below what a wrong gradient or step reaches.
 FAST = {"vocab_size": 300, "embed_dim": 20, "hidden": 20, "lr": 1.0, "iterations": 3000}
 THRESHOLD = 16.2
+STAND_IN_THRESHOLD = 17.6
+HELDOUT = ("wikitext2/wiki.test.tokens",)
+
+
+def graded_run(module, seed: int = 0, heldout: bool | None = None) -> tuple[dict, str, float]:
+    """The graded run of ``module``'s bigram LM: (the run's figures, what was scored, the
+    threshold for it).
+    ``heldout``: score wiki.test (default: wherever data.toml declares it)."""
+    from coursekit import a1_bigram as kit
+    from coursekit.data import heldout_here
+
+    heldout = heldout_here(DATA_TOML, HELDOUT) if heldout is None else heldout
+    cfg = kit.BigramConfig(batch_size=50, seed=seed, **FAST)
+    result = kit.run(module, cfg, train_words=30_000, eval_words=5_000,
+                     eval_split="test" if heldout else "valid")  # fmt: skip
+    what = ("5,000 held-out words of wiki.test" if heldout else
+            "5,000 words of wiki.valid after the training slice (public dev data in this "
+            "handout; Gradescope scores held-out wiki.test)")  # fmt: skip
+    return result, what, THRESHOLD if heldout else STAND_IN_THRESHOLD
 
 
 @pytest.mark.points(2)
@@ -89,15 +115,12 @@ THRESHOLD = 16.2
 @pytest.mark.timeout(60)  # a few seconds here; its own limit, whatever a run's default
 def test_training_beats_the_threshold(check):
     """3,000 SGD steps on WikiText-2 bring held-out perplexity to 16.2 or less (unigram: 21.0)"""
-    from coursekit import a1_bigram as kit
-
-    cfg = kit.BigramConfig(batch_size=50, seed=0, **FAST)
-    result = kit.run(lm.module(), cfg, train_words=30_000, eval_words=5_000)
+    result, scored, threshold = graded_run(lm.module())
     with check("below the unigram baseline"):
         assert_at_most(result["perplexity"], result["unigram_perplexity"],
-                       what="held-out perplexity after training", why="the unigram model's",
+                       what=f"perplexity on {scored} after training", why="the unigram model's",
                        hint="a model worse than word frequencies: check the sign of the SGD step "
                             "and the embedding gradient")  # fmt: skip
-    with check(f"at most {THRESHOLD}"):
-        assert_at_most(result["perplexity"], THRESHOLD, what="held-out perplexity after training",
-                       why="the reference reaches 14.73; 10% margin")  # fmt: skip
+    with check(f"at most {threshold}"):
+        assert_at_most(result["perplexity"], threshold, what=f"perplexity on {scored} after training",
+                       why="8% above the reference's worst of seeds 0-9 (held out: 15.05)")  # fmt: skip

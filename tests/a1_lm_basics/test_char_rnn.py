@@ -7,6 +7,7 @@ model as the trivial baseline."""
 
 import copy
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from strategies import token_batches
 from grader.deliverables import build, deliverable
 
 rnn = deliverable("a1_lm_basics.char_rnn")
+DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
 V = 7  # the vocabulary of token_batches()
 
 
@@ -200,29 +202,52 @@ def test_heldout_perplexity(check):
                               "counts over all windows before exp (corpus_perplexity)")  # fmt: skip
 
 
-# The fast run: 3 epochs of 50 batches (32 windows of 64 characters, Adam lr 1e-2) on the first
-# 90,000 characters of Tiny Shakespeare, a 1-layer LSTM (C = 16, H = 64); perplexity on 5,000
-# held-out characters. The reference reaches 7.13 with seed 0 (seeds 0-3: 6.65-7.20; unigram
-# baseline 28.4); the threshold is 15% above it.
+# The fast run: 3 epochs of 50 batches (32 windows of 64 characters, Adam lr 1e-2) on 90,000
+# characters of Tiny Shakespeare, a 1-layer LSTM (C = 16, H = 64); perplexity on the first 5,000
+# characters of the held-out last 10% (input.txt is root's alone on Gradescope; a handout holds
+# train.txt, the first 90%, alone). The slice trained on ends 5,000 characters before train.txt
+# does, so that the text scored continues the text trained on (the same play); in a handout the
+# run scores those last 5,000 characters of train.txt instead, and says so.
+# Seeds 0-9 (`make train-spread`, one thread): held-out perplexity median 7.98, worst 8.21
+# (seed 7; unigram baseline 27.3); a handout's stand-in: median 7.38, worst 7.72 (unigram 28.1).
+# The threshold is 14% above the worst held-out seed (22% above the stand-in's). (Before, the
+# run scored characters 90,000-95,000 of the text its first 90,000 trained on: worst 7.20.)
 FAST = {"embed_dim": 16, "hidden_size": 64, "num_layers": 1, "seq_len": 64, "batch_size": 32,
         "batches_per_epoch": 50, "epochs": 3, "lr": 1e-2}  # fmt: skip
-THRESHOLD = 8.2
+THRESHOLD = 9.4
+HELDOUT = ("tinyshakespeare/input.txt",)
+TRAIN_CHARS, SCORED_CHARS = 90_000, 5_000
+
+
+def graded_run(module, seed: int = 0, heldout: bool | None = None) -> tuple[dict, str]:
+    """The graded run of ``module``'s char LM: (the run's figures, what was scored).
+    ``heldout``: score the held-out part (default: wherever data.toml declares input.txt)."""
+    from coursekit import a1_charlm as kit
+    from coursekit.data import heldout_here
+
+    heldout = heldout_here(DATA_TOML, HELDOUT) if heldout is None else heldout
+    train, held = kit.load_parts(heldout)
+    end = len(train) - SCORED_CHARS  # the slice ends here; a handout scores what follows
+    scored = held[:SCORED_CHARS] if heldout else train[end:]
+    parts = (train[end - TRAIN_CHARS : end], scored)
+    result = kit.run(module, kit.CharConfig(seed=seed, **FAST), parts=parts)
+    what = ("5,000 held-out characters" if heldout else
+            "the last 5,000 characters of train.txt (public data in this handout; Gradescope "
+            "scores 5,000 held-out characters)")  # fmt: skip
+    return result, what
 
 
 @pytest.mark.points(2)
 @pytest.mark.number("7.7")
 @pytest.mark.timeout(60)  # a few seconds here; its own limit, whatever a run's default
 def test_training_beats_the_threshold(check):
-    """150 steps on Tiny Shakespeare bring held-out perplexity to 8.2 or less (unigram: 28.4)"""
-    from coursekit import a1_charlm as kit
-
-    result = kit.run(rnn.module(), kit.CharConfig(seed=0, **FAST), text_limit=100_000,
-                     heldout_limit=5_000)  # fmt: skip
+    """150 steps on Tiny Shakespeare bring held-out perplexity to 9.4 or less (unigram: 27.3)"""
+    result, scored = graded_run(rnn.module())
     with check("below the unigram baseline"):
         assert_at_most(result["perplexity"], result["unigram_perplexity"],
-                       what="held-out perplexity after training", why="the unigram model's",
+                       what=f"perplexity on {scored} after training", why="the unigram model's",
                        hint="worse than character frequencies: is the loss shifted, and does "
                             "each step zero the gradients?")  # fmt: skip
     with check(f"at most {THRESHOLD}"):
-        assert_at_most(result["perplexity"], THRESHOLD, what="held-out perplexity after training",
-                       why="the reference reaches 7.13; 15% margin")  # fmt: skip
+        assert_at_most(result["perplexity"], THRESHOLD, what=f"perplexity on {scored} after training",
+                       why="the reference reaches 8.12 (worst of seeds 0-9: 8.21); 14% margin")  # fmt: skip

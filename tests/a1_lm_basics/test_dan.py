@@ -4,6 +4,8 @@ short training run on IMDB that must beat a measured accuracy.
 Oracles: a loop over the real tokens written here; the student's own layers composed by hand;
 the majority class as the trivial baseline."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from compare import assert_at_most, assert_close
@@ -13,6 +15,7 @@ from strategies import masked_embeddings, padded_tokens
 from grader.deliverables import deliverable
 
 dan = deliverable("a1_lm_basics.dan")
+DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
 V, PAD = 9, 0  # the vocabulary of padded_tokens()
 
 
@@ -80,30 +83,50 @@ def test_pad_id_is_honoured(check):
 
 
 # The fast run: 5 epochs of Adam (lr 3e-3, batch 32) on the 2,000 reviews of IMDB's small_train
-# (vocabulary 10,000, the first 200 tokens, C = H = 32), accuracy on the 1,000 of small_test.
-# The reference reaches 0.780 with seed 0 (seed 1: 0.774; the majority class: 0.5); the
-# threshold, 0.72, leaves 6 points of margin. The full-size run (20,000 reviews) is `make a1-full`.
+# (vocabulary 10,000, the first 200 tokens, C = H = 32), accuracy on 1,000 held-out reviews:
+# imdb/heldout_test.jsonl, a seeded, balanced sample of IMDB's test split outside small_test
+# (coursekit.a1_dan.heldout_sample), root's alone on Gradescope. small_test is public (the
+# students' dev data): a DAN that looked its reviews up would learn nothing and pass. A handout
+# holds public data alone: there the run scores small_test, and says so.
+# Seeds 0-9 (`make train-spread`, one thread): held-out accuracy median 0.802, worst 0.794
+# (seed 8); a handout's small_test: median 0.792, worst 0.774 (seed 1); majority class 0.5. The
+# threshold, 0.72, keeps 7.4 points below the worst held-out seed (5.4 below the worst on
+# small_test): an honest solution draws its random numbers in its own order, as another seed.
 FAST = {"vocab_size": 10_000, "max_len": 200, "embed_dim": 32, "hidden_size": 32, "epochs": 5,
         "lr": 3e-3}  # fmt: skip
 THRESHOLD = 0.72
+HELDOUT = ("imdb/heldout_test.jsonl",)
+
+
+def graded_run(module, seed: int = 0, heldout: bool | None = None) -> tuple[float, float, str]:
+    """The graded run of ``module``'s DAN: (accuracy, majority-class rate, what was scored).
+    ``heldout``: score the held-out reviews (default: wherever data.toml declares them)."""
+    from coursekit import a1_dan as kit
+    from coursekit.data import heldout_here
+
+    heldout = heldout_here(DATA_TOML, HELDOUT) if heldout is None else heldout
+    split = "heldout_test" if heldout else "small_test"
+    result = kit.run(module, kit.DanConfig(seed=seed, **FAST), train="small_train",
+                     evaluate=[split])  # fmt: skip
+    what = ("1,000 held-out IMDB test reviews" if heldout else
+            "small_test (public dev data in this handout; Gradescope scores 1,000 held-out "
+            "test reviews)")  # fmt: skip
+    return result[f"{split}_accuracy"], result[f"{split}_majority"], what
 
 
 @pytest.mark.points(2)
 @pytest.mark.number("8.3")
 @pytest.mark.timeout(60)  # a few seconds here; its own limit, whatever a run's default
 def test_training_beats_the_threshold(check):
-    """5 epochs on 2,000 IMDB reviews reach 72% accuracy on 1,000 others (majority class: 50%)"""
-    from coursekit import a1_dan as kit
-
-    result = kit.run(dan.module(), kit.DanConfig(seed=0, **FAST), train="small_train",
-                     evaluate=["small_test"])  # fmt: skip
-    error = 1 - result["small_test_accuracy"]
+    """5 epochs on 2,000 IMDB reviews reach 72% accuracy on 1,000 held-out ones (majority class: 50%)"""
+    accuracy, majority, scored = graded_run(dan.module())
+    error = 1 - accuracy
     with check("better than the majority class"):
-        assert_at_most(error, 1 - result["small_test_majority"] - 0.1,
-                       what="error rate on small_test after training",
+        assert_at_most(error, 1 - majority - 0.1,
+                       what=f"error rate on {scored} after training",
                        why="10 points better than always answering the majority class",
                        hint="a model that learns nothing: are padded positions averaged in, and "
                             "does forward return logits for every review?")  # fmt: skip
     with check(f"accuracy at least {THRESHOLD}"):
-        assert_at_most(error, 1 - THRESHOLD, what="error rate on small_test after training",
-                       why="the reference reaches 0.780 accuracy; 6 points of margin")  # fmt: skip
+        assert_at_most(error, 1 - THRESHOLD, what=f"error rate on {scored} after training",
+                       why="the reference reaches 0.800 (worst of seeds 0-9: 0.794); 7.4 points of margin")  # fmt: skip

@@ -9,6 +9,7 @@ oracles run here on twins with the same weights.
 """
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,9 +17,11 @@ import torch.nn.functional as F
 from compare import assert_close
 
 from coursekit import a3_finetune as kit
+from coursekit.data import heldout_here
 from grader.deliverables import build, deliverable
 
 ft = deliverable("a3_attention_bert.finetune")
+DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
 
 # The accuracy check. The reference recipe (`make finetune`: LoRA r=8 on query/value + head,
 # 600 s on 2 cores) measured the SST-2 test accuracy recorded in the README. Full marks start a
@@ -30,16 +33,31 @@ THRESHOLD = 0.85
 FLOOR = 0.75
 # The IMDB check (H2.3: LoRA on a small IMDB subset). `make finetune-imdb` runs the same code on
 # the 2,000 reviews of small_train cut to kit.IMDB_MAX_LENGTH (256) tokens: kit.IMDB_STEPS (300)
-# steps of 16 at lr 2e-3, 8.5-10 minutes on 2 cores. The check scores the first IMDB_REVIEWS of the
-# 1,000 held-out small_test reviews (204 positive), cut as in training: 11-17 s at one thread (all
-# 1,000 would take 35-50 s). Measured on these 400: the reference (seed 0) 0.890, seeds 1 and 2
-# 0.900 and 0.890; with half the budget (150 steps) seeds 0-2 gave 0.885, 0.905, 0.890. Full marks
-# from 0.86: 3 points (12 reviews) below the reference, 2.5 below the worst of those six runs. The
-# floor is a little above the majority class (0.51). The SST-2 artifact scores 0.865 here
-# (sentiment transfers), so the check refuses a copy of it.
+# steps of 16 at lr 2e-3, 8.5-10 minutes on 2 cores. The check scores the first IMDB_REVIEWS of
+# the 1,000 held-out reviews of imdb/heldout_test.jsonl (a seeded, balanced sample of IMDB's
+# 25,000 test reviews outside small_test, which is public: the students' dev data), 200 of each
+# label, cut as in training: 11-17 s at one thread (all 1,000 would take 35-50 s). Measured on
+# these 400: the reference (seed 0) 0.880, seeds 1 and 2 0.890 and 0.885 (on small_test's first
+# 400 they scored 0.890, 0.900, 0.890). Full marks from 0.85: 3 points (12 reviews) below the
+# worst of the three. The floor is well above the majority class (0.50).
 IMDB_REVIEWS = 400
-IMDB_THRESHOLD = 0.86
+IMDB_THRESHOLD = 0.85
 IMDB_FLOOR = 0.60
+IMDB_HELDOUT = ("imdb/heldout_test.jsonl",)
+# The SST-2 artifact scores as well on these reviews (0.900: sentiment transfers), so an IMDB
+# artifact that changes the model as the submitted SST-2 artifact does is refused. They are
+# compared as updates (kit.artifact_update: B @ A * scaling per layer, and the head), never as
+# bytes: kit.update_distance is 0 for a re-save with other metadata or A and B rescaled against
+# each other, 0.0002 after a float16 round trip, 0.018 and 0.044 with noise of 2% and 5% of each
+# tensor's spread. Independently trained adapters are 1.06-1.23 apart (the reference's SST-2
+# adapter and IMDB seeds 0-2, every pair); an IMDB adapter trained from the SST-2 adapter, an
+# honest transfer, stays closer: 0.448 after the full 300 steps (held-out accuracy 0.915), 0.199
+# after 30 (0.890). ADAPTER_COPY refuses copies. Below ADAPTER_CLOSE — a third under the full
+# transfer run, so that it is not, but a token amount of IMDB training on the SST-2 adapter is —
+# course staff are told.
+ADAPTER_COPY = 0.05
+ADAPTER_CLOSE = 0.3
+SST2_HELDOUT = ("sst2/test.tsv",)
 SENTENCES = [
     "a gripping , beautifully shot film",
     "dull and far too long",
@@ -60,13 +78,18 @@ SENTENCES = [
 def test_submitted_artifact_accuracy(award, record_leaderboard, graded_tree):
     """the submitted artifact's accuracy on held-out SST-2 test sentences"""
     state, meta = _submitted_artifact(graded_tree, "sst2_classifier.safetensors", "finetune")
-    sentences, labels = kit.load_sst2("test")  # held out: not in the submission
+    heldout = heldout_here(DATA_TOML, SST2_HELDOUT)
+    # Held out: not in the submission. A handout has no test.tsv: there, the public dev split.
+    sentences, labels = kit.load_sst2("test" if heldout else "dev")
+    scored = ("held-out SST-2 test accuracy" if heldout else
+              "SST-2 dev accuracy (public dev data in this handout; Gradescope scores the "
+              "held-out test sentences)")  # fmt: skip
     acc = kit.evaluate_state(state, meta, sentences, labels)
     record_leaderboard(round(acc, 4))
     fraction = kit.partial_credit(acc, floor=FLOOR, threshold=THRESHOLD)
     award(
         fraction,
-        f"SST-2 test accuracy {acc:.4f}: full marks from {THRESHOLD}, none at or below {FLOOR}, "
+        f"{scored} {acc:.4f}: full marks from {THRESHOLD}, none at or below {FLOOR}, "
         f"linear between ({fraction:.0%} of the points).",
     )
 
@@ -80,17 +103,14 @@ def test_submitted_artifact_accuracy(award, record_leaderboard, graded_tree):
 def test_submitted_imdb_artifact_accuracy(award, record_leaderboard, graded_tree):
     """the submitted IMDB artifact's accuracy on held-out IMDB test reviews (H2.3)"""
     state, meta = _submitted_artifact(graded_tree, "imdb_classifier.safetensors", "finetune-imdb")
-    sst2 = graded_tree / "a3_attention_bert" / "artifacts" / "sst2_classifier.safetensors"
-    if (
-        sst2.is_file()
-        and sst2.read_bytes() == sst2.with_name("imdb_classifier.safetensors").read_bytes()
-    ):
-        pytest.fail(
-            "imdb_classifier.safetensors is a copy of sst2_classifier.safetensors: train on IMDB "
-            "with `make finetune-imdb`."
-        )
-    reviews, labels = kit.load_imdb("small_test")  # held out: not in the submission
+    close = _closeness_to_sst2(graded_tree, state, meta)
+    heldout = heldout_here(DATA_TOML, IMDB_HELDOUT)
+    # Held out: not in the submission. A handout has no held-out reviews: there, small_test.
+    reviews, labels = kit.load_imdb("heldout_test" if heldout else "small_test")
     reviews, labels = reviews[:IMDB_REVIEWS], labels[:IMDB_REVIEWS]
+    scored = (f"{IMDB_REVIEWS} held-out reviews" if heldout else
+              f"the first {IMDB_REVIEWS} reviews of small_test: public dev data in this handout; "
+              f"Gradescope scores {IMDB_REVIEWS} held-out test reviews")  # fmt: skip
     # Batches of 16: peak memory 0.83 GB standalone, against 1.03 GB with the default 64.
     acc = kit.evaluate_state(state, meta, reviews, labels, max_length=kit.IMDB_MAX_LENGTH,
                              batch_size=16)  # fmt: skip
@@ -98,10 +118,35 @@ def test_submitted_imdb_artifact_accuracy(award, record_leaderboard, graded_tree
     fraction = kit.partial_credit(acc, floor=IMDB_FLOOR, threshold=IMDB_THRESHOLD)
     award(
         fraction,
-        f"IMDB test accuracy {acc:.4f} ({IMDB_REVIEWS} held-out reviews, cut to "
-        f"{kit.IMDB_MAX_LENGTH} tokens): full marks from {IMDB_THRESHOLD}, none at or below "
-        f"{IMDB_FLOOR}, linear between ({fraction:.0%} of the points).",
+        f"IMDB test accuracy {acc:.4f} ({scored}, cut to {kit.IMDB_MAX_LENGTH} tokens): full "
+        f"marks from {IMDB_THRESHOLD}, none at or below {IMDB_FLOOR}, linear between "
+        f"({fraction:.0%} of the points).{close}",
     )
+
+
+def _closeness_to_sst2(graded_tree, state, meta) -> str:
+    """Fails the test if the IMDB artifact changes the model as the submitted SST-2 artifact
+    does (within ADAPTER_COPY); a note for course staff if the two are unusually close."""
+    path = graded_tree / "a3_attention_bert" / "artifacts" / "sst2_classifier.safetensors"
+    try:
+        sst2_state, sst2_meta = kit.read_artifact(path)
+    except Exception:  # missing or damaged: test 4.7 says so; nothing to compare here
+        return ""
+    distance = kit.update_distance(kit.artifact_update(state, meta),
+                                   kit.artifact_update(sst2_state, sst2_meta))  # fmt: skip
+    if distance <= ADAPTER_COPY:
+        pytest.fail(
+            "imdb_classifier.safetensors changes the model as sst2_classifier.safetensors does "
+            f"(relative distance of their updates {distance:.4f}, at most {ADAPTER_COPY} is the "
+            "same adapter re-saved, rounded or nudged): train on IMDB with `make finetune-imdb`."
+        )
+    if distance <= ADAPTER_CLOSE:
+        return (  # shown with the score until a trusted test can flag staff directly
+            f"\nNote: this adapter is unusually close to your SST-2 adapter (relative distance "
+            f"of their updates {distance:.3f}; adapters trained independently are about 1.1 "
+            "apart): course staff will look at the two."
+        )
+    return ""
 
 
 def _submitted_artifact(graded_tree, name: str, target: str):

@@ -1,0 +1,106 @@
+"""What leaves the repository: the handout holds and fetches public data alone, and grades on
+public stand-ins saying so; the autograder zip carries the held-out files the tests score."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+
+import pytest
+
+from coursekit import data
+from grader import assignments, package
+from grader.runner import KIT_ROOT
+
+ASSIGNMENTS = assignments.names()
+
+
+@pytest.fixture(scope="module")
+def handout_a1(tmp_path_factory):
+    return package.handout("a1_lm_basics", tmp_path_factory.mktemp("handout"))
+
+
+def _public_folder(folder, assignment: str):
+    """A data folder holding the assignment's public files alone, as a handout's `make data`
+    leaves it."""
+    for name in assignments.data_needs(assignment).public:
+        data.materialize(name, folder)
+    return folder
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_graded_figure_reads_heldout_files_that_no_public_list_holds(assignment):
+    needs = assignments.data_needs(assignment)
+    assert needs.heldout, f"{assignment}: its graded figures are scored on held-out data"
+    assert not set(needs.public) & set(needs.heldout)
+
+
+def test_the_handout_lists_and_fetches_public_files_only(handout_a1):
+    needs = assignments.data_needs("a1_lm_basics")
+    toml = tomllib.loads((handout_a1 / "tests" / "a1_lm_basics" / "data.toml").read_text())
+    assert toml["heldout"] == [] and toml["public"] == list(needs.public)
+    make_data = next(line for line in (handout_a1 / "Makefile").read_text().splitlines()
+                     if "coursekit.data" in line)  # fmt: skip
+    assert make_data.split("coursekit.data", 1)[1].split() == list(needs.public)
+    for name in needs.heldout:
+        assert name not in (handout_a1 / "Makefile").read_text()
+    assert not (handout_a1 / "data").exists()
+
+
+def test_the_autograder_zip_carries_the_heldout_files(tmp_path):
+    archive = package.autograder("a1_lm_basics", tmp_path)
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+        needs = assignments.data_needs("a1_lm_basics")
+        for name in (*needs.public, *needs.heldout):
+            assert f"kit/data/{name}" in names
+        for name in ("imdb/heldout_test.jsonl", "tinyshakespeare/train.txt"):  # derived
+            digest = hashlib.md5(zf.read(f"kit/data/{name}")).hexdigest()
+            assert digest == data.DATASETS[name.split("/")[0]].md5[name.split("/")[1]], name
+        assert "kit/data/imdb/test.jsonl.gz" not in names  # the sample's source stays home
+        toml = tomllib.loads(zf.read("kit/tests/a1_lm_basics/data.toml").decode())
+        assert toml["heldout"] == list(needs.heldout)
+
+
+def test_derived_files_are_made_in_memory_from_a_read_only_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "ro"
+    data.materialize("tinyshakespeare/input.txt", folder)
+    for path in [*folder.rglob("*"), folder]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    monkeypatch.setenv(data.ENV, str(folder))
+    text = data.read_text("tinyshakespeare", "train.txt")
+    assert (
+        hashlib.md5(text.encode()).hexdigest() == data.DATASETS["tinyshakespeare"].md5["train.txt"]
+    )
+    assert data.ensure(["tinyshakespeare/train.txt"]) == []
+    assert not (folder / "tinyshakespeare" / "train.txt").exists()
+
+
+def _grade(cwd, data_dir, *args):
+    env = {**os.environ, data.ENV: str(data_dir), data.DOWNLOAD_ENV: "0"}
+    return subprocess.run([sys.executable, "-m", "grader", "grade", "-a", "a1_lm_basics", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+@pytest.mark.timeout(600)
+def test_the_kit_requires_its_heldout_files_a_handout_scores_public_stand_ins(handout_a1, tmp_path):
+    """With public data alone: the kit stops with a setup problem naming the held-out files; a
+    handout grades, scoring the public stand-ins and saying that Gradescope scores held-out data."""
+    public = _public_folder(tmp_path / "public", "a1_lm_basics")
+    kit = _grade(KIT_ROOT, public, "--impl", "reference")
+    assert kit.returncode == 3, kit.stdout + kit.stderr
+    for name in assignments.data_needs("a1_lm_basics").heldout:
+        assert name.split("/")[-1] in kit.stderr
+    # A DAN that learns nothing, graded in the handout: its message names the stand-in.
+    broken = tmp_path / "broken" / "a1_lm_basics"
+    broken.mkdir(parents=True)
+    for f in (assignments.REFERENCE / "a1_lm_basics").glob("*.py"):
+        (broken / f.name).write_text(f.read_text())
+    dan = broken / "dan.py"
+    dan.write_text(dan.read_text().replace("idx != self.pad_id)  # (B, C)", "idx == self.pad_id)"))
+    out = _grade(handout_a1, public, "--impl", str(broken.parent))
+    assert out.returncode in (0, 1), out.stdout + out.stderr
+    assert "Setup problem" not in out.stdout + out.stderr
+    assert "public dev data in this handout; Gradescope scores 1,000 held-out" in out.stdout
