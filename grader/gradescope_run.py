@@ -52,10 +52,11 @@ def run(assignment: str, root: Path, user: str | None, limits: Limits = Limits()
         if data_dir.is_dir():  # the files the tests read, shipped in the zip
             os.environ["COURSEKIT_DATA_DIR"] = str(data_dir)
             secrets += heldout_files(assignment, data_dir)
-        packaged = not any((KIT_ROOT / "reference").glob("*/__init__.py"))  # an autograder zip
-        if packaged:  # the tests run in a process of root's: hidden tests stay hidden
-            secrets.append(KIT_ROOT / "tests")
-        pipeline.private(secrets)  # the tests and held-out labels: root's alone
+        if (KIT_ROOT / "AUTOGRADER").exists():  # an autograder zip (grader.package)
+            # The tests (hidden ones too) and the reference (the contract checks' twin) are read
+            # by the tests' process alone, which runs as root.
+            secrets += [KIT_ROOT / "tests", KIT_ROOT / "reference"]
+        pipeline.private(secrets)  # the tests, the reference and held-out data: root's alone
         outcome = pipeline.grade_upload(
             assignment,
             root / "submission",

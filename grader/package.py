@@ -9,10 +9,15 @@ Autograder zip (``python -m grader autograder -a A --out DIR``)::
                       # hints (never the mutant patches), pyproject.toml, constraints.txt,
                       # and data/: the files the tests read (tests/A/data.toml; held-out ones
                       # root-only at grading: read by the tests' process alone)
+      reference/A/    # the solution's modules, the twin of the contract checks (tests/twin.py)
+      AUTOGRADER      # marks the kit as a zip's: tests/ and reference/ become root's alone
 
-It never contains ``reference/`` nor the mutant catalogue's patches (they quote the solution).
+``run_autograder`` makes ``tests/``, ``reference/`` and the held-out data root's alone before any
+student code runs, and student code runs as another user: it can read none of them. The zip never
+contains the mutant catalogue's patches (they quote the solution outside that folder).
 
-Handout (``python -m grader handout -a A --out DIR``): the template of A, its *public* test files,
+Handout (``python -m grader handout -a A --out DIR``): the template of A, its *public* test files
+(not those that compare with the reference: ``reference_only``),
 the grader, coursekit, hints, and a student README with ``make grade``. It holds and fetches
 public data alone: its data.toml lists no held-out file (so grading there needs none), its
 ``make data`` fetches the public files, and a test that scores held-out data on Gradescope scores
@@ -139,6 +144,7 @@ def _data(assignment: str, dest: Path) -> None:
 
 
 SETTINGS_FILES = ("data.toml", "rules.toml", "assignment.toml")
+AUTOGRADER_MARK = "AUTOGRADER"  # in an autograder zip's kit folder (grader.gradescope_run reads it)
 
 
 def _kit(assignment: str, dest: Path, *, test_files: list[Path], handout: bool = False) -> None:
@@ -166,15 +172,24 @@ def _all_test_files(assignment: str) -> list[Path]:
 
 
 def public_test_files(assignment: str) -> list[Path]:
-    """Test files whose every test is visible; a file mixing visibilities is an error."""
+    """Test files whose every test is visible and none compares with the reference (a handout
+    carries no reference); a file mixing visibilities is an error."""
     manifest = collect(assignments.test_paths(assignment))
     vis: dict[str, set[str]] = {}
+    needs_reference: set[str] = set()
     for m in manifest.tests:
-        vis.setdefault(m.nodeid.split("::")[0].rsplit("/", 1)[-1], set()).add(m.visibility)
+        name = m.nodeid.split("::")[0].rsplit("/", 1)[-1]
+        vis.setdefault(name, set()).add(m.visibility)
+        if m.reference_only:
+            needs_reference.add(name)
     mixed = [f for f, v in vis.items() if len(v) > 1]
     if mixed:
         raise ValueError(f"put hidden tests in files of their own: {mixed} mix visibilities")
-    return [f for f in _all_test_files(assignment) if vis.get(f.name, {"visible"}) == {"visible"}]
+    return [
+        f
+        for f in _all_test_files(assignment)
+        if vis.get(f.name, {"visible"}) == {"visible"} and f.name not in needs_reference
+    ]
 
 
 def _zip(folder: Path, archive: Path) -> Path:
@@ -195,6 +210,13 @@ def autograder(assignment: str, out: Path) -> Path:
     stage.mkdir(parents=True)
     _kit(assignment, stage / "kit", test_files=_all_test_files(assignment))
     _data(assignment, stage / "kit" / "data")  # held-out files are made root-only at grading
+    # The contract checks' twin (tests/twin.py): the solution's modules, root's alone at grading.
+    for module in sorted((assignments.REFERENCE / assignment).glob("*.py")):
+        _copy(module, stage / "kit" / "reference" / assignment / module.name)
+    (stage / "kit" / AUTOGRADER_MARK).write_text(
+        "This kit is an autograder zip's: run_autograder makes tests/, reference/ and the "
+        "held-out data root's alone before any student code runs.\n"
+    )
     for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
         path = stage / name
         path.write_text(text.format(assignment=assignment) if "{" in text else text)

@@ -106,12 +106,14 @@ class _Running:
     messages: list[str] = field(default_factory=list)
     captured: list[str] = field(default_factory=list)
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    staff_notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
 
 AWARD_KEY = pytest.StashKey[tuple[float, str]]()
 CHECKS_KEY = pytest.StashKey[Checks]()
 LEADERBOARD_KEY = pytest.StashKey[list]()
+STAFF_KEY = pytest.StashKey[list]()
 STATE_KEY = pytest.StashKey["GradingSession"]()
 
 
@@ -322,6 +324,22 @@ def record_leaderboard(request: pytest.FixtureRequest):
     return record
 
 
+@pytest.fixture
+def note_for_staff(request: pytest.FixtureRequest):
+    """Call with a short text for course staff (not the student): it reaches the results' flags
+    (``extra_data``) and ``batch``'s flags.csv, whatever the score. Trusted checks only: what
+    student code could reach, it could write."""
+    if request.node.get_closest_marker("trusted") is None:
+        raise pytest.UsageError(f"{request.node.nodeid}: note_for_staff is for trusted checks only")
+    notes: list[str] = []
+    request.node.stash[STAFF_KEY] = notes
+
+    def note(text: str) -> None:
+        notes.append(str(text))
+
+    return note
+
+
 # --------------------------------------------------------------------------- the per-run plugin
 
 
@@ -353,7 +371,12 @@ class GradingSession:
             from grader.sandbox import lookup_user
 
             limits = json.loads(self.config.getoption("grader_limits") or "{}")
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADER_", "PYTEST_"))}
+            from coursekit.data import ENV as DATA_ENV
+
+            # The data folder stays the tests' business: student code is handed its inputs and
+            # needs no data file (held-out ones are root's alone where grading counts).
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("GRADER_", "PYTEST_")) and k != DATA_ENV}  # fmt: skip
             user = lookup_user(self.config.getoption("grader_user"))
             self._boundary = Boundary(
                 self.impl_root,
@@ -520,13 +543,17 @@ class GradingSession:
             if call.when == "setup":
                 run.fraction = 0.0
         if call.when == "call":
+            # A trusted check runs no student code: what it printed is the check's own (a
+            # library's load report), not "your code".
+            whose = "the check" if run.meta.trusted else "your code"
             for stream, text in (("stdout", report.capstdout), ("stderr", report.capstderr)):
                 if text:
                     run.captured.append(
-                        f"--- your code printed ({stream}) ---\n{truncate(text, CAPTURED_CHARS)}"
+                        f"--- {whose} printed ({stream}) ---\n{truncate(text, CAPTURED_CHARS)}"
                     )
         if call.when == "teardown":
             run.leaderboard = list(item.stash.get(LEADERBOARD_KEY, []))
+            run.staff_notes = list(item.stash.get(STAFF_KEY, []))
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple) -> None:
         printed = self._boundary.end_test() if self._boundary is not None else ""
@@ -547,6 +574,7 @@ class GradingSession:
             output=truncate("\n".join(run.messages + run.captured)),
             duration=round(time.monotonic() - run.started, 3),
             leaderboard=run.leaderboard,
+            staff_notes=run.staff_notes,
         )
         self.results[nodeid] = result
         self.emit(event="result", **result.to_json())

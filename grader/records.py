@@ -60,6 +60,7 @@ class TestResult:
     output: str = ""
     duration: float = 0.0
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    staff_notes: list[str] = field(default_factory=list)  # from trusted checks, for course staff
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,11 +74,13 @@ class TestResult:
             output=str(data.get("output", "")),
             duration=float(data.get("duration", 0.0)),
             leaderboard=list(data.get("leaderboard", [])),
+            staff_notes=[str(n) for n in data.get("staff_notes", [])],
         )
 
 
 MAX_OUTPUT = 20_000  # characters of one test's output accepted from a child
 MAX_BOARD_ENTRIES = 5  # leaderboard values one test may report
+MAX_STAFF_NOTES, MAX_STAFF_NOTE = 3, 500  # notes for staff one trusted check may report, chars
 
 
 def _finite(value: Any) -> float | None:
@@ -93,7 +96,8 @@ def validated_result(data: dict[str, Any], meta: TestMeta) -> TestResult:
     The score is a finite number within [0, max points] (anything else counts as 0); the status
     is "passed" only with full points; the output is text of bounded length; leaderboard entries
     only from a test marked ``leaderboard``, under that marker's name and order, with a finite
-    number or a short string as value.
+    number or a short string as value; notes for staff only from a trusted check (which runs no
+    student code), at most MAX_STAFF_NOTES of bounded length.
     """
     score = _finite(data.get("score")) or 0.0
     score = min(max(score, 0.0), meta.max_score)
@@ -113,6 +117,12 @@ def validated_result(data: dict[str, Any], meta: TestMeta) -> TestResult:
                 continue
             board.append({"name": meta.leaderboard["name"], "value": value,
                           "order": meta.leaderboard.get("order", "desc")})  # fmt: skip
+    notes = data.get("staff_notes")
+    staff_notes = (
+        [n[:MAX_STAFF_NOTE] for n in notes[:MAX_STAFF_NOTES] if isinstance(n, str)]
+        if meta.trusted and isinstance(notes, list)
+        else []
+    )
     return TestResult(
         nodeid=meta.nodeid,
         score=round(score, 4),
@@ -120,4 +130,5 @@ def validated_result(data: dict[str, Any], meta: TestMeta) -> TestResult:
         output=output,
         duration=max(_finite(data.get("duration")) or 0.0, 0.0),
         leaderboard=board,
+        staff_notes=staff_notes,
     )

@@ -105,15 +105,65 @@ def zipped(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def test_the_zip_holds_no_solution(autograder):
+def test_the_zip_holds_the_solution_only_as_the_twin(autograder):
+    """The solution's modules travel in kit/reference/ alone (the contract checks' twin, made
+    root's before grading); nowhere else, and never the mutant catalogue's patches."""
     _, archive, _ = autograder
     names = zipfile.ZipFile(archive).namelist()
-    assert {"setup.sh", "run_autograder"} <= set(names)
-    assert not [n for n in names if n.startswith("kit/reference/") or n.endswith("mutants.toml")]
+    assert {"setup.sh", "run_autograder", "kit/AUTOGRADER"} <= set(names)
+    assert f"kit/reference/{A}/softmax.py" in names
+    assert not [n for n in names if n.endswith("mutants.toml")]
     solution_line = "shifted = x - x.amax(dim=dim, keepdim=True)"
     assert solution_line.encode() in reference_file("softmax.py")
     for n in names:
-        assert solution_line.encode() not in zipfile.ZipFile(archive).read(n), n
+        if not n.startswith("kit/reference/"):
+            assert solution_line.encode() not in zipfile.ZipFile(archive).read(n), n
+
+
+READS_THE_TWIN = """
+import os
+
+def _twin():
+    \"\"\"The kit's folder is named on the command line of the process that runs the tests: read the
+    reference's softmax.py from there.\"\"\"
+    for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+        except OSError:
+            continue
+        if b"--rootdir" in argv:
+            kit = argv[argv.index(b"--rootdir") + 1].decode()
+            path = os.path.join(kit, "reference", "a1_lm_basics", "softmax.py")
+            try:
+                return open(path).read()
+            except OSError as exc:
+                print("the twin is out of reach:", exc)
+    return None
+
+
+_source = _twin()
+if _source is not None:
+    exec(_source)
+else:
+    def softmax(x, dim=-1):
+        raise NotImplementedError("fill in the TODO")
+
+    def cross_entropy(logits, targets):
+        raise NotImplementedError("fill in the TODO")
+
+    def cross_entropy_backward(logits, targets):
+        raise NotImplementedError("fill in the TODO")
+"""
+
+
+def test_student_code_cannot_read_the_twin(autograder):
+    root, _, user = autograder
+    if user is None:
+        pytest.skip("needs root: student code runs as a user of its own")
+    data = run_autograder(root, user, {"softmax.py": READS_THE_TWIN.encode()})
+    softmax_tests = [t for t in data["tests"] if t.get("number", "").startswith("1.")]
+    assert softmax_tests and all(t["score"] == 0 for t in softmax_tests), softmax_tests
+    assert "the twin is out of reach" in softmax_tests[0]["output"], softmax_tests[0]["output"]
 
 
 def test_a_zipped_tree_inside_a_zip_gets_full_marks(autograder):

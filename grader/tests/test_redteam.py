@@ -170,6 +170,7 @@ class Outcome:
     leftover: list[str] = field(default_factory=list)  # processes of the student user after it
     links_in_tree: list[str] = field(default_factory=list)
     leaked: list[str] = field(default_factory=list)  # tree files holding the held-out text
+    staff_notes: list[str] = field(default_factory=list)  # what trusted checks noted for staff
     next_full: bool | None = None
     skipped: str = ""
 
@@ -355,6 +356,7 @@ class Harness:
             out.scores[name] = g.results[m.nodeid].score
             out.max_scores[name] = m.max_score
             out.outputs[name] = g.results[m.nodeid].output
+            out.staff_notes += g.results[m.nodeid].staff_notes
         return out
 
 
@@ -457,6 +459,8 @@ def test_attack(graded, entry):
         assert lost <= set(out.scores), f"unknown tests in lost: {lost - set(out.scores)}"
         for name, ok in full.items():
             assert ok != (name in lost), f"{name}: {out.scores[name]} / {out.max_scores[name]}\n{out.outputs[name]}"  # fmt: skip
+    if entry.get("staff_note"):
+        assert any(entry["staff_note"] in n for n in out.staff_notes), out.staff_notes
     if entry.get("report"):
         assert entry["report"] in out.report, out.report
     if entry.get("message"):

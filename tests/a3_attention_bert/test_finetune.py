@@ -100,10 +100,10 @@ def test_submitted_artifact_accuracy(award, record_leaderboard, graded_tree):
 @pytest.mark.slow(f"loads the real model and classifies {IMDB_REVIEWS} long reviews")
 @pytest.mark.trusted("reads the held-out IMDB test labels; loads the artifact as data only")
 @pytest.mark.leaderboard("IMDB test accuracy", order="desc")
-def test_submitted_imdb_artifact_accuracy(award, record_leaderboard, graded_tree):
+def test_submitted_imdb_artifact_accuracy(award, record_leaderboard, note_for_staff, graded_tree):
     """the submitted IMDB artifact's accuracy on held-out IMDB test reviews (H2.3)"""
     state, meta = _submitted_artifact(graded_tree, "imdb_classifier.safetensors", "finetune-imdb")
-    close = _closeness_to_sst2(graded_tree, state, meta)
+    close = _closeness_to_sst2(graded_tree, state, meta, note_for_staff)
     heldout = heldout_here(DATA_TOML, IMDB_HELDOUT)
     # Held out: not in the submission. A handout has no held-out reviews: there, small_test.
     reviews, labels = kit.load_imdb("heldout_test" if heldout else "small_test")
@@ -124,9 +124,10 @@ def test_submitted_imdb_artifact_accuracy(award, record_leaderboard, graded_tree
     )
 
 
-def _closeness_to_sst2(graded_tree, state, meta) -> str:
+def _closeness_to_sst2(graded_tree, state, meta, note_for_staff) -> str:
     """Fails the test if the IMDB artifact changes the model as the submitted SST-2 artifact
-    does (within ADAPTER_COPY); a note for course staff if the two are unusually close."""
+    does (within ADAPTER_COPY); a note for course staff if the two are unusually close (and a
+    line for the student saying so)."""
     path = graded_tree / "a3_attention_bert" / "artifacts" / "sst2_classifier.safetensors"
     try:
         sst2_state, sst2_meta = kit.read_artifact(path)
@@ -141,7 +142,12 @@ def _closeness_to_sst2(graded_tree, state, meta) -> str:
             "same adapter re-saved, rounded or nudged): train on IMDB with `make finetune-imdb`."
         )
     if distance <= ADAPTER_CLOSE:
-        return (  # shown with the score until a trusted test can flag staff directly
+        note_for_staff(
+            f"imdb_classifier.safetensors is unusually close to sst2_classifier.safetensors "
+            f"(relative distance of their updates {distance:.3f}; independent adapters are "
+            "1.06-1.23 apart, an honest 300-step transfer from the SST-2 adapter 0.45)"
+        )
+        return (
             f"\nNote: this adapter is unusually close to your SST-2 adapter (relative distance "
             f"of their updates {distance:.3f}; adapters trained independently are about 1.1 "
             "apart): course staff will look at the two."
