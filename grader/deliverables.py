@@ -147,6 +147,14 @@ def active_guards() -> list[str]:
     return list(_guards)
 
 
+class Instrument:
+    """Base of a test's object handed to student code as itself, with the methods in ``EXPOSED``
+    callable from there (an optimizer's ``step``): see ``grader.boundary.client.Instrument``,
+    which this is when grading. In a plain in-process run student code gets the object itself."""
+
+    EXPOSED: tuple[str, ...] = ()
+
+
 def mutable(value: Any) -> Any:
     """Hand ``value`` (a tensor, a list or dict of them, a generator) to student code as an
     argument it may change in place, with the change written back — as an ``sgd_step(params,

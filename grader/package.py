@@ -95,7 +95,7 @@ grade: setup
 \t$(PY) -m grader grade --assignment {assignment} --impl template
 """
 
-SHARED_TEST_FILES = ("conftest.py", "compare.py", "strategies.py")
+SHARED_TEST_FILES = ("conftest.py", "compare.py", "strategies.py", "twin.py", "instruments.py")
 
 
 def _public_files(assignment: str) -> list[str]:

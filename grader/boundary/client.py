@@ -47,6 +47,12 @@ from grader.boundary.wire import (
     socket_pair,
 )
 
+# An Instrument is a test's object handed to student code as itself: student code may call the
+# methods named in its EXPOSED (an optimizer's step and zero_grad) and nothing else; each call runs
+# here, on the test side, where it can observe the student's objects through their proxies before
+# passing the call on. What it records is the test's own.
+from grader.deliverables import Instrument
+
 GiB = 1024**3
 MAX_WRITEBACKS = 10_000  # entries in one reply's write-back (the arguments a call may change)
 SCALARS = (bool, int, float, str, type(None))
@@ -465,6 +471,11 @@ class Boundary:
             if ref.generation != self.generation:
                 raise errors.StaleObject()
             return {"side": "d", "id": ref.id, "kind": ref.kind, "type": ref.type}
+        if isinstance(obj, Instrument):
+            key = id(obj)
+            self.exports[key] = obj
+            return {"side": "t", "id": key, "kind": "instrument", "type": type(obj).__name__[:80],
+                    "methods": list(obj.EXPOSED)}  # fmt: skip
         if callable(obj):
             key = id(obj)
             self.exports[key] = obj
@@ -526,6 +537,13 @@ class Boundary:
         if not isinstance(target, dict) or target.get("side") != "t":
             raise WireError("a call of something that is not a test's function")
         fn = self._resolve(target)
+        method = target.get("method")
+        if isinstance(fn, Instrument):  # only the methods it exposes, named exactly
+            if not isinstance(method, str) or method not in type(fn).EXPOSED:
+                raise WireError(f"a call of {str(method)[:40]!r}, which the test's object does not expose")  # fmt: skip
+            fn = getattr(fn, method)
+        elif method is not None:
+            raise WireError("a method call on a test's function")
         params, _ = self._decode(blob, msg.get("params"))
         if not (
             isinstance(params, list)

@@ -96,6 +96,29 @@ class TrustedFunction:
         return "<function of the test>"
 
 
+class TrustedObject:
+    """A test's object handed to student code (``grader.boundary.client.Instrument``): its
+    exposed methods call back into the test process; nothing else of it is here."""
+
+    def __init__(self, server: Server, ref: dict[str, Any]) -> None:
+        self._server, self._ref = server, ref
+        methods = ref.get("methods")
+        self._methods = (
+            tuple(m for m in methods if isinstance(m, str)) if isinstance(methods, list) else ()
+        )
+
+    def __getattr__(self, name: str) -> TrustedFunction:
+        if name.startswith("_") or name not in self._methods:
+            raise AttributeError(
+                f"the test's {str(self._ref.get('type'))[:40]} has no {name!r}: it offers "
+                f"{', '.join(self._methods) or 'nothing'}"
+            )
+        return TrustedFunction(self._server, {**self._ref, "method": name})
+
+    def __repr__(self) -> str:
+        return f"<the test's {str(self._ref.get('type'))[:40]}>"
+
+
 class CallbackError(Exception):
     """The test's function raised when student code called it."""
 
@@ -194,6 +217,8 @@ class Server:
     def resolve(self, ref: dict[str, Any]) -> Any:
         if ref.get("side") == "t" and ref.get("kind") == "callable":
             return TrustedFunction(self, ref)
+        if ref.get("side") == "t" and ref.get("kind") == "instrument":
+            return TrustedObject(self, ref)
         return self.table.get(ref)
 
     def encode(self, value: Any) -> tuple[Any, Encoder]:

@@ -61,8 +61,10 @@ def train_epoch(
 ) -> float:
     """One pass over ``batches`` (each (B, T) int64): a step of ``optimizer`` per batch.
 
-    Gradient norms are clipped to ``max_grad_norm`` (unless None) before each step — recurrent
-    nets are prone to exploding gradients. Returns the mean of the batches' losses.
+    The model is put in training mode first (the caller's may be in eval mode). Each step applies
+    that batch's gradients alone, their norm clipped to ``max_grad_norm`` (unless None) before the
+    step — recurrent nets are prone to exploding gradients. Returns the mean of the batches'
+    losses (each batch's ``lm_loss``, weighted equally).
     """
     # TODO: model.train(); for each batch: zero the gradients, logits from the model, lm_loss,
     #       backward, torch.nn.utils.clip_grad_norm_, optimizer.step(). Average the losses.

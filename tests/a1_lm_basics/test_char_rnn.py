@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from compare import assert_at_most, assert_close, assert_equal
 from hypothesis import given
 from hypothesis import strategies as st
+from instruments import OptimizerWatch
 from strategies import token_batches
 
 from grader.deliverables import build, deliverable
@@ -89,9 +90,10 @@ def test_loss_predicts_the_next_character(idx, seed):
                  hint="the logits at step t predict character t + 1: logits[:, :-1] vs idx[:, 1:]")  # fmt: skip
 
 
-def _reference_epoch(model, batches, lr, max_grad_norm):
+def _reference_epoch(model, batches, lr, max_grad_norm, applied=None):
     """SGD written out here: the student's forward and backward, then clipping and the step on
-    the gradients read back (``clip_grad_norm_``'s formula), written with load_state_dict."""
+    the gradients read back (``clip_grad_norm_``'s formula), written with load_state_dict.
+    ``applied``: a list that receives the (clipped) gradients of every step."""
     losses = []
     for idx in batches:
         model.zero_grad()
@@ -108,6 +110,8 @@ def _reference_epoch(model, batches, lr, max_grad_norm):
             )
             scale = min(1.0, max_grad_norm / (float(total) + 1e-6))
             grads = {n: g * scale for n, g in grads.items()}
+        if applied is not None:
+            applied.append(grads)
         model.load_state_dict(
             {n: p.detach() - lr * grads[n] for n, p in params.items()}, strict=False
         )
@@ -135,6 +139,43 @@ def test_train_epoch(check):
                 assert_close(p.detach(), q.detach(), what=f"{name} after 4 steps of SGD (lr 0.5, clip {max_grad_norm})",
                              hint="optimizer.zero_grad() before each backward (gradients add up "
                                   "otherwise), clip after backward and before step")  # fmt: skip
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("7.9")
+def test_train_epoch_contract(check):
+    """train_epoch, watched step by step: train mode, one step per batch, each with this batch's clipped gradients"""
+    g = torch.Generator().manual_seed(4)
+    batches = [torch.randint(V, (2, 5), generator=g) for _ in range(3)]
+    for max_grad_norm in (None, 0.05):
+        model = _model(seed=2).eval()  # handed over in eval mode: the loop must switch to train
+        twin = copy.deepcopy(model)
+        applied: list[dict] = []
+        _reference_epoch(twin, batches, 0.5, max_grad_norm, applied)
+        optimizer = build("coursekit.builders.optimizer", model, "SGD", lr=0.5)
+        watch = OptimizerWatch(optimizer, model)
+        rnn.train_epoch(model, batches, watch, max_grad_norm)
+        with check(f"one step per batch (max_grad_norm={max_grad_norm})"):
+            assert_equal(len(watch.steps), len(batches), what=f"optimizer steps for {len(batches)} batches",
+                         hint="call optimizer.step() once per batch, after backward")  # fmt: skip
+        with check(
+            f"train mode at every step (the model came in eval mode; max_grad_norm={max_grad_norm})"
+        ):
+            assert_equal([s.training for s in watch.steps], [True] * len(watch.steps),
+                         what="model.training at each optimizer step",
+                         hint="call model.train() at the start of the epoch: the caller's model may "
+                         "be in eval mode (dropout and batch norm behave differently there)")  # fmt: skip
+        with check(
+            f"each step applies this batch's gradients, clipped (max_grad_norm={max_grad_norm})"
+        ):
+            for k, (step, want) in enumerate(zip(watch.steps, applied, strict=False)):
+                for name, grad in want.items():
+                    assert_close(step.grads[name], grad, what=f"the gradient of {name} at step {k + 1} "
+                                 f"(max_grad_norm={max_grad_norm})", rtol=1e-6, atol=1e-9,
+                                 why="the same float64 backward; clipping scales by a norm that "
+                                 "rounds differently", hint="optimizer.zero_grad() before each "
+                                 "backward (else the gradients of earlier batches add up), "
+                                 "clip_grad_norm_ after backward and before step")  # fmt: skip
 
 
 def _oracle_sample(model, prompt, n, temperature, seed, greedy=False):
