@@ -1,4 +1,6 @@
-"""Write-back: the test process changes only what it handed over as ``mutable(...)``.
+"""The trusted side acts only on what it asked for: write-backs and instruments.
+
+Write-back: the test process changes only what it handed over as ``mutable(...)``.
 
 A reply from the deliverable process may carry changes to the call's arguments. The student's
 process decides what it sends, so the trusted side checks every change before applying any: its
@@ -6,6 +8,9 @@ path lies inside an argument passed as mutable, and its value fits what is there
 dtype, same length, same keys). A forged change of any other argument fails the call and leaves
 the test's values as they were. Each case runs a real deliverable process: the forger patches the
 server loop it runs in, as a hostile submission would.
+
+Instruments (``grader.deliverables.Instrument``): a test's object handed to student code offers its
+exposed methods and nothing else, even to a forged request.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.boundary.client import Boundary, Mutable
+from grader.boundary.client import Boundary, Instrument, Mutable
 from grader.boundary.errors import BoundaryViolation
 
 FORGER = '''
@@ -65,6 +70,28 @@ def update(params, lr):
 def shorten(items):
     items.pop()
     return len(items)
+
+
+def use(watch):
+    """Calls the exposed method, then reaches for what the instrument holds."""
+    watch.step(2)
+    found = []
+    for name in ("calls", "_calls", "zero_grad"):
+        try:
+            getattr(watch, name)
+            found.append(name)
+        except AttributeError:
+            pass
+    if "calls" in repr(vars(watch)):  # what the stand-in here holds: a reference, no state
+        found.append("vars")
+    return found
+
+
+def forge(watch):
+    """Asks the test process for a method the instrument does not expose, by a forged reference."""
+    type(watch).__getattr__ = lambda self, name: _server.TrustedFunction(
+        self._server, {**self._ref, "method": name})
+    return watch.calls()
 '''
 
 
@@ -132,3 +159,27 @@ def test_honest_changes_of_a_mutable_argument_come_back_in_place(boundary):
         assert after is before  # the test's own tensors, changed in place
     assert torch.equal(w[0], torch.full((2,), 0.5, dtype=torch.float64))
     assert torch.equal(w[1], torch.full((3,), 1.5, dtype=torch.float64))
+
+
+class Watch(Instrument):
+    EXPOSED = ("step",)
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def step(self, n):
+        self.calls.append(n)
+        return n
+
+
+def test_an_instrument_offers_its_exposed_methods_and_nothing_else(boundary):
+    watch = Watch()
+    assert _module(boundary).use(watch) == []  # not even a method it does not expose
+    assert watch.calls == [2]
+
+
+def test_a_forged_call_of_a_method_not_exposed_fails_the_call(boundary):
+    watch = Watch()
+    with pytest.raises(BoundaryViolation, match="does not expose"):
+        _module(boundary).forge(watch)
+    assert watch.calls == []
