@@ -163,7 +163,10 @@ def test_student_code_cannot_read_the_twin(autograder):
     data = run_autograder(root, user, {"softmax.py": READS_THE_TWIN.encode()})
     softmax_tests = [t for t in data["tests"] if t.get("number", "").startswith("1.")]
     assert softmax_tests and all(t["score"] == 0 for t in softmax_tests), softmax_tests
-    assert "the twin is out of reach" in softmax_tests[0]["output"], softmax_tests[0]["output"]
+    printed = [t["output"] for t in data["tests"] if "twin" in t["output"]]
+    assert printed and "the twin is out of reach" in printed[0], [
+        t["output"][-300:] for t in data["tests"][:3]
+    ]
 
 
 def test_a_zipped_tree_inside_a_zip_gets_full_marks(autograder):

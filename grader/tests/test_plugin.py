@@ -70,6 +70,7 @@ def test_manifest_carries_every_marker(pytester: pytest.Pytester):
         "leaderboard": None,
         "slow": False,
         "trusted": False,
+        "reference_only": False,
     }
     assert tests["test_param[2]"]["name"] == "parametrized[2]"
     assert manifest["errors"] == []
