@@ -261,12 +261,21 @@ def recurrent_cases(draw, *, init_states: bool | None = None) -> dict:
 
 @st.composite
 def cosine_attention_cases(draw) -> dict:
-    """A decoder hidden state (1, B, H) and encoder outputs (B, T, H), no zero vectors, with
-    positive scale factors for the query (B,) and for each key (B, T)."""
+    """A decoder hidden state (1, B, H) and encoder outputs (B, T, H), with positive scale
+    factors for the query (B,) and for each key (B, T). No vector is nearly zero, but the query or
+    one key may be exactly zero (a state can be: the docstring's max(‖q‖ ‖k_t‖, 1e-8) makes its
+    cosine 0)."""
     B, T, H = draw(st.integers(1, 3)), draw(st.integers(1, 6)), draw(st.integers(1, 5))
     scales = st.floats(0.05, 20.0, width=64)
-    return {"hidden": _float64(draw, (1, B, H), nonzero_values),
-            "encoder_outputs": _float64(draw, (B, T, H), nonzero_values),
+    hidden = _float64(draw, (1, B, H), nonzero_values)
+    encoder_outputs = _float64(draw, (B, T, H), nonzero_values)
+    zero = draw(st.sampled_from(("none", "query", "key")))
+    b = draw(st.integers(0, B - 1))
+    if zero == "query":
+        hidden[0, b] = 0.0
+    elif zero == "key":
+        encoder_outputs[b, draw(st.integers(0, T - 1))] = 0.0
+    return {"hidden": hidden, "encoder_outputs": encoder_outputs,
             "query_scale": _float64(draw, (B,), scales),
             "key_scale": _float64(draw, (B, T), scales)}  # fmt: skip
 
@@ -274,7 +283,8 @@ def cosine_attention_cases(draw) -> dict:
 @st.composite
 def seq2seq_cases(draw, *, model_type: str | None = None, attention: bool | None = None) -> dict:
     """Sizes and options of an Encoder / Decoder / Seq2Seq, int64 source (B, T) and target
-    (B, T_tgt ≥ 2) ids, and a seed for the weights. With an LSTM or with attention the encoder
+    (B, T_tgt ≥ 2) ids, the <sos> id the two vocabularies share (any id, not always 0), and a seed
+    for the weights. With an LSTM or with attention the encoder
     and decoder hidden sizes are equal (the cell state passes unchanged; cosine compares them)."""
     model_type = draw(st.sampled_from(["RNN", "LSTM"])) if model_type is None else model_type
     attention = draw(st.booleans()) if attention is None else attention
@@ -286,6 +296,7 @@ def seq2seq_cases(draw, *, model_type: str | None = None, attention: bool | None
     return {"model_type": model_type, "attention": attention, "B": B, "T": T, "T_tgt": T_tgt,
             "V_src": V_src, "V_tgt": V_tgt, "C": C, "H_enc": H_enc, "H_dec": H_dec,
             "source": _ids(draw, (B, T), V_src), "target": _ids(draw, (B, T_tgt), V_tgt),
+            "sos": draw(st.integers(0, min(V_src, V_tgt) - 1)),
             "seed": draw(st.integers(0, 2**16))}  # fmt: skip
 
 

@@ -205,3 +205,41 @@ def compare_call(
                      "leaves parameters and buffers as it found them)", rtol=0.0, atol=0.0,
                      why="nothing may change them", hint="write no parameter or buffer in "
                      "forward (no in-place update, no .data assignment)")  # fmt: skip
+
+
+def decisive_classifier(texts: list[str], tokenizer, *, num_labels: int, seed: int = 0,
+                        **config: Any) -> tuple[torch.nn.Module, dict, list[int]]:  # fmt: skip
+    """A small random BERT classifier, kept here, whose predictions on ``texts`` turn on what
+    each text says: (the model in eval mode, its ``BertConfig`` fields, its predictions, one text
+    at a time).
+
+    A freshly initialised BERT (weights of spread 0.02) reads every text alike and predicts one
+    class for all of them, so a wrong order, a missing ``eval()`` or attention paid to padding
+    all pass. Here the weights have spread 0.5 and the head's bias is centred on the texts'
+    logits, so the texts fall on different sides of its decision boundaries, each at a margin
+    (≥ 1e-3, asserted) far above float32 rounding (~1e-6). The set-up also asserts that the
+    predictions differ between texts and that reading the padding of a batch changes some.
+    """
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = {"vocab_size": tokenizer.vocab_size, "hidden_size": 16, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "intermediate_size": 32, **config,
+              "num_labels": num_labels, "initializer_range": 0.5}  # fmt: skip
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(BertConfig(**config)).eval()
+    with torch.no_grad():
+
+        def one_at_a_time() -> torch.Tensor:  # (N, K)
+            return torch.cat([model(**tokenizer([t], return_tensors="pt")).logits for t in texts])
+
+        model.classifier.bias.sub_(one_at_a_time().mean(dim=0))
+        logits = one_at_a_time()
+        batch = tokenizer(list(texts), padding=True, return_tensors="pt")
+        unmasked = model(input_ids=batch["input_ids"]).logits.argmax(-1).tolist()
+    top2 = logits.topk(2, dim=-1).values
+    margin = float((top2[:, 0] - top2[:, 1]).min())
+    predictions = logits.argmax(-1).tolist()
+    assert margin >= 1e-3, f"test set-up: a decision margin of {margin:.2g} is too close to call"
+    assert len(set(predictions)) >= 2, f"test set-up: one class for every text ({predictions})"
+    assert unmasked != predictions, "test set-up: the padding of a batch should matter"
+    return model, config, predictions

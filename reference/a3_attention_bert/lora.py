@@ -27,6 +27,10 @@ class LoRALinear(nn.Module):
         r: the rank, a positive int.
         lora_alpha: the update is scaled by ``lora_alpha / r``.
         lora_dropout: dropout probability on the adapter's input.
+    Attributes:
+        lora_A: ``nn.Linear(C_in, r, bias=False)``, Kaiming-uniform with a=√5 — uniform on
+            ±1/√C_in, as ``nn.Linear`` draws its own weight (the scale sets how fast LoRA learns).
+        lora_B: ``nn.Linear(r, C_out, bias=False)``, zeros.
     Raises:
         ValueError: ``r`` is not a positive int.
     """

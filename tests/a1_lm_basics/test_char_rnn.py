@@ -208,6 +208,26 @@ def test_sample(check):
                          hint="softmax(logits / temperature), one torch.multinomial(probs, 1, "
                               "generator=generator) per character, feeding each back with the "
                               "state")  # fmt: skip
+    with check("the continuation depends on the whole prompt, not its last character"):
+        # Two prompts that end alike, and a model (seed 1, scale 4) that remembers how they
+        # began: for some seed their continuations differ (the set-up asserts it), so sampling
+        # from a state that saw only the last character, or the first, gets one of them wrong.
+        memory = _model(seed=1, scale=4.0)
+        prompts = (torch.tensor([1, 4, 2]), torch.tensor([6, 0, 3, 3, 2]))
+        seeds = (5, 6, 7)
+        expected = {(i, seed): _oracle_sample(memory, p, 6, 1.0, seed)[len(p):].tolist()
+                    for i, p in enumerate(prompts) for seed in seeds}  # fmt: skip
+        assert any(expected[0, s] != expected[1, s] for s in seeds), (
+            "test set-up: the prompts should lead apart for some seed"
+        )
+        for (i, seed), want in expected.items():
+            p = prompts[i]
+            got = rnn.sample(memory, p, 6, generator=torch.Generator().manual_seed(seed))
+            assert_equal(got[len(p):].tolist(), want,
+                         what=f"the 6 characters sampled after prompt {p.tolist()} (seed {seed})",
+                         hint="run the whole prompt through the model once and sample the first "
+                              "character from the logits at its last position, with the state it "
+                              "leaves")  # fmt: skip
     with check("temperature 0.01 is greedy"):
         got = rnn.sample(
             model, prompt, 12, temperature=0.01, generator=torch.Generator().manual_seed(5)

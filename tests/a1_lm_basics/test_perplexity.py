@@ -56,7 +56,7 @@ def test_matches_cross_entropy_and_ignores_padding(batch):
 @pytest.mark.points(2)
 @pytest.mark.number("5.3")
 def test_uniform_and_perfect_models(check):
-    """a uniform model's perplexity is the vocabulary size; a perfect model's is 1"""
+    """a uniform model's perplexity is V, a perfect model's 1, a confidently wrong one's finite"""
     targets = torch.tensor([[0, 3, 1, PAD], [2, 2, PAD, PAD]])
     with check("uniform over V = 5"):
         assert_close(pp.perplexity(torch.zeros(2, 4, 5, dtype=torch.float64), targets, ignore_index=PAD),
@@ -67,6 +67,20 @@ def test_uniform_and_perfect_models(check):
         perfect[keep.nonzero(as_tuple=True) + (targets[keep],)] = 50.0
         assert_close(pp.perplexity(perfect, targets, ignore_index=PAD),
                      torch.tensor(1.0, dtype=torch.float64), what="perplexity of a perfect model")  # fmt: skip
+    for dtype, gap, n in ((torch.float32, 200.0, 50), (torch.float64, 800.0, 200)):
+        with check(f"one confidently wrong token among {n}, {dtype}: a finite perplexity"):
+            # Its probability, e^-gap, is below the dtype's smallest number: softmax rounds it
+            # to 0 and log(0) = -inf, while log_softmax returns -gap. The mean NLL stays ~4.
+            logits = torch.full((1, n, 4), -30.0, dtype=dtype)
+            logits[..., 0] = 0.0
+            wrong = torch.zeros(1, n, dtype=torch.long)
+            wrong[0, n // 2] = 1
+            logits[0, n // 2] = torch.tensor([0.0, -gap, 0.0, 0.0])
+            assert_close(pp.perplexity(logits, wrong, ignore_index=PAD), lambda lg=logits, w=wrong: _oracle(lg, w),
+                         what=f"perplexity with logits {gap:g} apart ({dtype})",
+                         hint="take log-probabilities with log_softmax (or logits minus their "
+                              "logsumexp): log(softmax(...)) underflows to -inf for a token the "
+                              "model rules out")  # fmt: skip
     with check("ignore_index=0 (a class id) is honoured, by perplexity and corpus_perplexity"):
         g = torch.Generator().manual_seed(3)
         logits = torch.randn(2, 4, 5, generator=g, dtype=torch.float64)

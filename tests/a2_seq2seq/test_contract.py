@@ -140,7 +140,7 @@ def test_seq2seq_against_the_reference(case, train, forced):
 
     twin = _mode(twin_of(mine, build, what), train)
     source, target = case["source"].clone(), case["target"].clone()
-    source[:, 0] = target[:, 0] = 0  # the same <sos> id in both vocabularies
+    source[:, 0] = target[:, 0] = case["sos"]  # the same <sos> id in both vocabularies
     kwargs = {"target": target} if forced else {}
     compare_call(mine, twin, (source,), kwargs, what=f"{what} on {source.tolist()}",
                  seed=case["seed"], hint="encode once; decode step by step from <sos>, feeding the "

@@ -122,8 +122,9 @@ def _attention_decoder(H: int):
     return s2s.Decoder(2, H, H, 3, 0.0, "RNN", attention=True).double()
 
 
-ATTENTION_HINT = ("cosine similarity q·k_t / (‖q‖ ‖k_t‖) between the decoder state q and each "
-                  "encoder output k_t, then softmax over the source positions (the last dim)")  # fmt: skip
+ATTENTION_HINT = ("cosine similarity q·k_t / max(‖q‖ ‖k_t‖, 1e-8) between the decoder state q and "
+                  "each encoder output k_t (a zero vector gets 0, not 0/0 = nan), then softmax over "
+                  "the source positions (the last dim)")  # fmt: skip
 
 
 @pytest.mark.points(2)
@@ -265,9 +266,9 @@ def _toy_seq2seq(case):
 
 
 def _sos(case):
-    """Source and target starting with the same <sos> id (0 in both vocabularies here)."""
+    """Source and target starting with the same <sos> id (drawn: not always 0)."""
     source, target = case["source"].clone(), case["target"].clone()
-    source[:, 0] = target[:, 0] = 0
+    source[:, 0] = target[:, 0] = case["sos"]
     return source, target
 
 
@@ -378,7 +379,7 @@ def _dropout_case(model_type: str, attention: bool) -> dict:
     B, T, H = 2, 4, 3
     H_dec = H if model_type == "LSTM" or attention else 2
     return {"model_type": model_type, "attention": attention, "B": B, "T": T, "T_tgt": 3,
-            "V_src": 6, "V_tgt": 5, "C": 3, "H_enc": H, "H_dec": H_dec, "seed": 3,
+            "V_src": 6, "V_tgt": 5, "C": 3, "H_enc": H, "H_dec": H_dec, "seed": 3, "sos": 2,
             "source": torch.randint(0, 6, (B, T), generator=g),
             "target": torch.randint(0, 5, (B, 3), generator=g)}  # fmt: skip
 

@@ -154,10 +154,14 @@ ATTENTION_HINT = ("head j uses columns j·d .. (j+1)·d of q, k, v (view(B, T, n
 def test_multi_head_attention(weights, case):
     """multi_head_attention: heads softmax(QKᵀ/√d_k)V concatenated, projected, residual, LayerNorm"""
     (model, w), x = _model(weights, case), _x(case)
-    with torch.no_grad():
-        got = model.multi_head_attention(x)
-    assert_close(got, _no_grad(lambda: _attention(w, x, case["nh"], case["d_k"], case["d_v"])),
-                 what=f"multi_head_attention(x) for {_sizes(case)}", hint=ATTENTION_HINT)  # fmt: skip
+    # x · 100 puts the scores hundreds apart: exp() of them overflows, softmax must not.
+    for scale in (1.0, 100.0):
+        with torch.no_grad():
+            got = model.multi_head_attention(x * scale)
+        assert_close(got, _no_grad(lambda s=scale: _attention(w, x * s, case["nh"], case["d_k"], case["d_v"])),
+                     what=f"multi_head_attention(x{f' · {scale:g}' if scale != 1 else ''}) for {_sizes(case)}",
+                     hint=ATTENTION_HINT + ("" if scale == 1 else "; with scores hundreds apart, "
+                          "exp(score) overflows: use torch.softmax (it subtracts the row's maximum)"))  # fmt: skip
 
 
 @pytest.mark.points(2)

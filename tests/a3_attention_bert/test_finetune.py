@@ -8,13 +8,13 @@ handed — the tokenizer, datasets, models, an optimizer — is built where your
 oracles run here on twins with the same weights.
 """
 
-import copy
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from compare import assert_close
+from twin import decisive_classifier
 
 from coursekit import a3_finetune as kit
 from coursekit.data import heldout_here
@@ -432,35 +432,31 @@ def test_train_step(check, tiny):
 @pytest.mark.points(2)
 @pytest.mark.number("4.5")
 def test_predict(check, tiny, tiny_encoder):
-    """predict: evaluation mode, labels in the sentences' order across batches, any number of classes"""
+    """predict: evaluation mode, padding masked, labels in order across batches, any number of classes"""
     path, tokenizer = tiny
     with check("three classes: the argmax over all of them"):
         _predict_three_labels(tiny_encoder, tokenizer)
-    torch.manual_seed(0)
-    model, twin = _classifier(path)
-    # Make the two classes well separated, so dropout would flip some (written over there too).
-    with torch.no_grad():
-        twin.classifier.weight.mul_(50)
-    model.load_state_dict({"classifier.weight": twin.classifier.weight.detach()}, strict=False)
-    oracle = copy.deepcopy(twin).eval()
-    expected = []
-    with torch.no_grad():
-        for s in SENTENCES * 3:
-            enc = tokenizer([s], return_tensors="pt")
-            expected.append(int(oracle(**enc).logits.argmax(-1)))
-    model.train()  # as after training: predict must switch dropout off itself
+    long = " ".join(["and then it goes on and on about nothing much"] * 3)
+    sentences = [s + ("" if i % 2 else " " + long) for i, s in enumerate(SENTENCES * 3)]
+    twin, config, expected = decisive_classifier(sentences, tokenizer, num_labels=2,
+                                                 hidden_dropout_prob=0.3)  # fmt: skip
+    # Built in training mode, as after training: predict must switch dropout off itself.
+    model = build("coursekit.a3_models.bert", "sequence_classification", state=twin.state_dict(),
+                  **config)  # fmt: skip
     # The item types are read where predict ran (a NumPy int64 would arrive here as an int).
     got, types = build("coursekit.a3_models.with_item_types", ft.predict, model, _tokenizer(path),
-                       SENTENCES * 3, batch_size=4)  # fmt: skip
+                       sentences, batch_size=4)  # fmt: skip
     with check("one int label per sentence"):
         assert isinstance(got, list) and len(got) == 15, f"got {type(got).__name__} of {len(got)}"
         assert all(isinstance(g, int) for g in got) and set(types) == {"int"}, (
             f"labels of types {sorted(set(types))}: return Python ints (.tolist())"
         )
-    with check("labels equal the evaluation-mode argmax, in order"):
+    with check("labels equal the evaluation-mode argmax, in order, padding masked"):
         assert got == expected, (
-            f"predicted {got}, expected {expected}. Call model.eval() (dropout changes predictions) "
-            "and keep the sentences' order across batches."
+            f"predicted {got}, expected {expected} (each sentence classified alone, in evaluation "
+            "mode). Call model.eval() (dropout changes predictions), keep the sentences' order "
+            "across batches, and pass the attention_mask: in a batch of mixed lengths the short "
+            "sentences are padded, and without the mask they attend to the padding."
         )
 
 

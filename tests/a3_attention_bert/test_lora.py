@@ -51,7 +51,7 @@ def _load(model, state: dict[str, torch.Tensor]) -> None:
 @pytest.mark.points(2)
 @pytest.mark.number("2.1")
 def test_starts_as_the_base_layer(check):
-    """a freshly wrapped layer computes exactly the base layer (B = 0, A random)"""
+    """a freshly wrapped layer computes exactly the base layer (B = 0, A Kaiming-uniform)"""
     base, twin = _base()
     layer = lora.LoRALinear(base, r=2, lora_alpha=4)
     x = _x()
@@ -64,6 +64,22 @@ def test_starts_as_the_base_layer(check):
             [True, True],
             what="[A is non-zero, B is zero]",
             hint="A: Kaiming-uniform (a=sqrt(5)); B: zeros — a zero A and B would never train",
+        )
+    with check("A is Kaiming-uniform (a=√5): uniform on ±1/√C_in"):
+        # 16 x 256 draws: a uniform on ±b has std b/√3; the bands below are > 10 standard errors
+        # wide, so an honest draw never leaves them, whatever the seed.
+        wide = lora.LoRALinear(_base(256, 3)[0], r=16, lora_alpha=16)
+        a = wide.lora_A.weight.detach().double()
+        bound = 1 / 256**0.5
+        stats = {"max |A|": float(a.abs().max()), "std": float(a.std()), "mean": float(a.mean())}
+        ok = (stats["max |A|"] <= bound * (1 + 1e-6) and abs(stats["mean"]) <= 0.1 * bound
+              and 0.9 <= stats["std"] / (bound / 3**0.5) <= 1.1)  # fmt: skip
+        assert ok, (
+            f"lora_A of a 256-input layer: {', '.join(f'{k} {v:.4g}' for k, v in stats.items())}; "
+            f"Kaiming-uniform gives values within ±{bound:.4g} (= 1/√256) with std "
+            f"{bound / 3**0.5:.4g} and mean 0. Use nn.init.kaiming_uniform_(A, a=math.sqrt(5)) "
+            "(nn.Linear's own default), not a normal or constant init: the scale of A sets how "
+            "fast LoRA learns."
         )
     with check("shapes: A (r, in), B (out, r)"):
         assert_equal(

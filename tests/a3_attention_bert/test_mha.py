@@ -19,7 +19,7 @@ import pytest
 import torch
 from compare import assert_close, assert_equal, assert_unchanged, snapshot
 from hypothesis import given
-from strategies import attention_cases
+from strategies import AttentionCase, attention_cases
 
 from grader import audit
 from grader.boundary.guards import HINT_BUILTIN_ATTENTION as HINT_FORBIDDEN
@@ -181,6 +181,15 @@ def _no_bias(case):
     _compare(case, "with bias=False the projections have no bias (mha.in_proj_bias is None)")
 
 
+@given(case=attention_cases(padding="bool"))
+def _scores_far_apart(case):
+    far = AttentionCase({**case, **{k: case[k] * 100 for k in ("query", "key", "value")}})
+    _compare(far, "inputs 100 times larger put the scores hundreds apart: exp(score) overflows "
+                  "to inf (and inf / inf is nan); F.softmax subtracts each row's maximum first, "
+                  "and a masked key's score must be -inf, not a large negative number",
+             key_padding_mask=case["key_padding_mask"])  # fmt: skip
+
+
 def _parameter_count():
     # A bias on the keys shifts every score of a query's row alike, so softmax hides it: the
     # outputs cannot show a k_proj that keeps a bias with bias=False, its parameters do.
@@ -290,7 +299,7 @@ def _causal_hint_with_mask(case):
 @pytest.mark.points(3)
 @pytest.mark.number("1.1")
 def test_matches_torch_without_masks(check):
-    """the same outputs and head-averaged weights as nn.MultiheadAttention, no masks"""
+    """the same outputs and head-averaged weights as nn.MultiheadAttention, inputs of any scale"""
     with check("self-attention, batch_first=True (B, T, C)"):
         _self_attention_batch_first()
     with check("self-attention, batch_first=False (T, B, C)"):
@@ -299,6 +308,8 @@ def test_matches_torch_without_masks(check):
         _cross_attention()
     with check("bias=False"):
         _no_bias()
+    with check("inputs 100 times larger (scores hundreds apart), with padding"):
+        _scores_far_apart()
     with check("as many parameters as nn.MultiheadAttention, with and without bias"):
         _parameter_count()
 
