@@ -34,7 +34,6 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HELPERS = ("conftest.py", "compare.py", "strategies.py")  # tests/ files every suite imports
 
 
 def stage(assignment: str, work: Path, skip_slow: bool) -> None:
@@ -44,7 +43,9 @@ def stage(assignment: str, work: Path, skip_slow: bool) -> None:
     (work / "tests").mkdir(parents=True)
     shutil.copytree(ROOT / "reference" / assignment, work / assignment)
     shutil.copytree(ROOT / "tests" / assignment, work / "tests" / assignment)
-    for name in HELPERS:
+    from grader.package import SHARED_TEST_FILES  # tests/ files the suites import
+
+    for name in SHARED_TEST_FILES:
         shutil.copy2(ROOT / "tests" / name, work / "tests" / name)
     ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     ini = {**ini, "grader_impl": ".", "testpaths": ["tests"]}
