@@ -28,6 +28,11 @@ def test_char_tokenizer(check):
         ids = tok.encode("not to be")
         assert_equal(str(ids.dtype), "torch.int64", what="encode(...).dtype")
         assert_equal(tok.decode(ids), "not to be", what="decode(encode('not to be'))")
+    with check("the empty string: (0,) int64"):
+        empty = tok.encode("")
+        assert_equal([list(empty.shape), str(empty.dtype)], [[0], "torch.int64"],
+                     what="[shape, dtype] of encode('')",
+                     hint="torch.tensor([]) is float32: pass dtype=torch.long")  # fmt: skip
 
 
 @pytest.mark.points(2)

@@ -110,6 +110,11 @@ def test_gradient_check_tells_right_from_wrong(check):
         ok, err = gc.gradient_check(f, x, right + 0.01, h=0.1, tol=1e-8)
         assert_equal(bool(ok), True, what=f"gradient_check(..., h=0.1, tol=1e-8) on 3x² + 0.01 (error {err:.2e})",
                      hint="pass h on to numerical_gradient")  # fmt: skip
+    with check("the bound is inclusive: an error of exactly tol passes (0 at tol=0)"):
+        # A constant function: the centred difference is exactly 0, and so is the gradient.
+        ok, err = gc.gradient_check(lambda z: (z * 0).sum(), x, torch.zeros_like(x), tol=0.0)
+        assert_equal(bool(ok), True, what=f"gradient_check of a constant function at tol=0 (error {err:.2e})",
+                     hint="the check passes when relative_error <= tol, as the docstring says (not <)")  # fmt: skip
     with check("honours tol: a 1e-4 error passes at tol=1e-3 and fails at the default 1e-5"):
         off = right + 1e-4
         ok_loose, err = gc.gradient_check(f, x, off, tol=1e-3)

@@ -154,6 +154,13 @@ def test_trainer_learns_the_tags(check, so_root, student_tmp_path):
             BATCH_SIZE,
         ), "pass epochs, lr and batch_size through to TrainingArguments"
         assert str(a.save_strategy).lower().endswith("no"), "save no checkpoints"
+        # Invisible on this CPU-only grader, not on a student's machine with a GPU.
+        assert a.use_cpu, (
+            "train on the CPU, as the docstring says: use_cpu=True in TrainingArguments"
+        )
+        assert list(a.report_to or []) in ([], ["none"]), (
+            f"report_to={a.report_to}: report to no tracker (report_to=[] or 'none')"
+        )
     with check("batch_size and seed passed on; evaluation once per epoch"):
         # BATCH_SIZE (8) is TrainingArguments' own default: other values show they are passed on.
         other = so.build_trainer(model, tokenized, str(student_tmp_path / "other"), epochs=1,
