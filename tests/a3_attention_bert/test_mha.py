@@ -181,13 +181,23 @@ def _no_bias(case):
     _compare(case, "with bias=False the projections have no bias (mha.in_proj_bias is None)")
 
 
-@given(case=attention_cases(padding="bool"))
+def _far_apart(case) -> AttentionCase:
+    """The case with inputs 100 times larger: scores hundreds apart, where exp() overflows."""
+    return AttentionCase({**case, **{k: case[k] * 100 for k in ("query", "key", "value")}})
+
+
+@given(case=attention_cases())
 def _scores_far_apart(case):
-    far = AttentionCase({**case, **{k: case[k] * 100 for k in ("query", "key", "value")}})
-    _compare(far, "inputs 100 times larger put the scores hundreds apart: exp(score) overflows "
-                  "to inf (and inf / inf is nan); F.softmax subtracts each row's maximum first, "
-                  "and a masked key's score must be -inf, not a large negative number",
-             key_padding_mask=case["key_padding_mask"])  # fmt: skip
+    _compare(_far_apart(case), "inputs 100 times larger put the scores hundreds apart: exp(score) "
+             "overflows to inf (and inf / inf is nan); F.softmax subtracts each row's maximum "
+             "first")  # fmt: skip
+
+
+@given(case=attention_cases(padding="bool"))
+def _scores_far_apart_padded(case):
+    _compare(_far_apart(case), "with scores hundreds apart, a padding key's score must be -inf, "
+             "not a large negative number (the real scores can be further below it), and the "
+             "softmax must subtract each row's maximum", key_padding_mask=case["key_padding_mask"])  # fmt: skip
 
 
 def _parameter_count():
@@ -299,7 +309,7 @@ def _causal_hint_with_mask(case):
 @pytest.mark.points(3)
 @pytest.mark.number("1.1")
 def test_matches_torch_without_masks(check):
-    """the same outputs and head-averaged weights as nn.MultiheadAttention, inputs of any scale"""
+    """the same outputs and head-averaged weights as nn.MultiheadAttention, no masks, any input scale"""
     with check("self-attention, batch_first=True (B, T, C)"):
         _self_attention_batch_first()
     with check("self-attention, batch_first=False (T, B, C)"):
@@ -308,7 +318,7 @@ def test_matches_torch_without_masks(check):
         _cross_attention()
     with check("bias=False"):
         _no_bias()
-    with check("inputs 100 times larger (scores hundreds apart), with padding"):
+    with check("inputs 100 times larger (scores hundreds apart)"):
         _scores_far_apart()
     with check("as many parameters as nn.MultiheadAttention, with and without bias"):
         _parameter_count()
@@ -327,11 +337,13 @@ def test_need_weights_and_per_head_weights(check):
 @pytest.mark.points(2)
 @pytest.mark.number("1.3")
 def test_key_padding_mask(check):
-    """key_padding_mask (B, Tk), boolean (True = padding) and additive"""
+    """key_padding_mask (B, Tk), boolean (True = padding) and additive, at any input scale"""
     with check("boolean key_padding_mask"):
         _bool_padding()
     with check("float (additive) key_padding_mask"):
         _float_padding()
+    with check("boolean key_padding_mask, inputs 100 times larger (scores hundreds apart)"):
+        _scores_far_apart_padded()
 
 
 @pytest.mark.points(3)
