@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import re
 import sys
 import tempfile
@@ -67,7 +68,7 @@ def mutate(source: str, line: int, removed: str, added: str) -> str:
     text = lines[line - 1]
     if removed not in text:
         raise ValueError(f"line {line} does not read {removed!r}")
-    lines[line - 1] = text.replace(removed, added if added != "(deleted)" else "pass", 1)
+    lines[line - 1] = text.replace(removed, "" if added == "(deleted)" else added, 1)
     return "".join(lines)
 
 
@@ -275,7 +276,102 @@ def p_choose(m, seed):
                                      generator=_g(seed + 1)))  # fmt: skip
 
 
+_TOKENIZER: list = []
+
+
+def _tokenizer():
+    if not _TOKENIZER:
+        from transformers import AutoTokenizer
+
+        from coursekit.a3_finetune import model_path
+
+        _TOKENIZER.append(AutoTokenizer.from_pretrained(model_path()))
+    return _TOKENIZER[0]
+
+
+SENTENCES = ["a gripping film", "dull and far too long, with no end in sight", "i loved it",
+             "the plot makes no sense", "an instant classic", "naïve, but café scenes shine"]  # fmt: skip
+
+
+def p_tokenize_dataset(m, seed):
+    from datasets import Dataset
+
+    rows = SENTENCES[seed % 3 :] + SENTENCES[: seed % 3]
+    ds = Dataset.from_dict({"text": rows, "label": [i % 2 for i in range(len(rows))]})
+    out = m.tokenize_dataset(ds, _tokenizer(), max_length=4 + seed % 9, text_column="text")
+    return {c: [list(v) if isinstance(v, list) else v for v in out[c]] for c in out.column_names}
+
+
+def p_save_artifact(m, seed):
+    """Within the contract: one LoRA scaling per model, an artifacts folder that exists."""
+    lora = m.__name__.rsplit(".", 1)[0] + ".lora"
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential()
+    model.add_module("query", torch.nn.Linear(4, 4))
+    model.add_module("classifier", torch.nn.Linear(4, 2))
+    if seed % 2:
+        sys.modules[lora].inject_lora(model, ("query",), r=2, lora_alpha=4.0,
+                                      modules_to_save=("classifier",))  # fmt: skip
+    folder = Path(tempfile.mkdtemp(prefix="equiv-artifact-"))
+    path = m.save_artifact(model, folder / "a.safetensors", base_model="b", num_labels=2)
+    return m.load_artifact(path)
+
+
+def p_complete(m, seed):
+    from coursekit.a3_models import bert
+
+    tok = _tokenizer()
+    torch.manual_seed(seed)
+    model = bert("masked_lm", vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
+                 num_attention_heads=2, intermediate_size=32, train=False)  # fmt: skip
+    strategy = ("greedy", "top_k")[seed % 2]
+    return m.complete(model, tok, SENTENCES[seed % 6], 1 + seed % 3, strategy=strategy, seed=seed)
+
+
+def p_load_stackoverflow(m, seed):
+    root = Path(tempfile.mkdtemp(prefix="equiv-so-"))
+    for split in ("train", "test"):
+        for t, tag in enumerate(m.TAGS):
+            (root / split / tag).mkdir(parents=True)
+            for i in range(5):
+                text = f"{SENTENCES[(i + t) % 6]} — {tag} ünïcode {i}"
+                (root / split / tag / f"{i}.txt").write_text(text, encoding="utf-8")
+    d = m.load_stackoverflow(root, validation_fraction=0.2, seed=seed)
+    return {k: (list(v["text"]), list(v["label"])) for k, v in d.items()}
+
+
+def p_build_trainer(m, seed):
+    """What the docstring states: the arguments, and the metric on the validation split."""
+    from datasets import Dataset, DatasetDict
+
+    from coursekit.a3_models import bert
+
+    tok = _tokenizer()
+    torch.manual_seed(seed)
+    model = bert("sequence_classification", vocab_size=tok.vocab_size, hidden_size=16,
+                 num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, num_labels=4)  # fmt: skip
+    rows = {"text": SENTENCES * 2, "label": [i % 4 for i in range(12)]}
+    split = Dataset.from_dict(rows).map(
+        lambda b: tok(b["text"], truncation=True, padding="max_length", max_length=12),
+        batched=True, remove_columns=["text"])  # fmt: skip
+    trainer = m.build_trainer(model, DatasetDict(train=split, validation=split),
+                              tempfile.mkdtemp(prefix="equiv-trainer-"), epochs=1.0, lr=1e-3,
+                              batch_size=4, seed=seed)  # fmt: skip
+    a = trainer.args
+    stated = (a.num_train_epochs, a.learning_rate, a.per_device_train_batch_size, a.seed,
+              str(a.eval_strategy), str(a.save_strategy), a.use_cpu, list(a.report_to or []))  # fmt: skip
+    logits = torch.randn(7, 4, generator=_g(seed)).numpy()
+    labels = torch.randint(0, 4, (7,), generator=_g(seed + 1)).numpy()
+    metric = trainer.compute_metrics((logits, labels))
+    return stated, metric, round(trainer.evaluate()["eval_accuracy"], 6)
+
+
 PROBES: dict[tuple[str, str], Callable] = {
+    ("finetune.py", "tokenize_dataset"): p_tokenize_dataset,
+    ("finetune.py", "save_artifact"): p_save_artifact,
+    ("mask_fill.py", "complete"): p_complete,
+    ("stackoverflow.py", "load_stackoverflow"): p_load_stackoverflow,
+    ("stackoverflow.py", "build_trainer"): p_build_trainer,
     ("mha.py", "MultiHeadAttention"): p_mha,
     ("mha.py", "_apply_mask"): p_mha,
     ("lora.py", "LoRALinear"): p_lora,
@@ -344,8 +440,11 @@ def judge(assignment: str, seeds: int) -> list[str]:
         except ValueError:  # mutmut shows a change over several lines joined: not one line here
             rows.append(f"by hand   {where}: spans several lines, not applied")
             continue
-        mutated = {**sources, entry["file"]: text}
-        mutant = load(assignment, mutated, module)
+        try:
+            mutant = load(assignment, {**sources, entry["file"]: text}, module)
+        except SyntaxError:  # a deletion that leaves no statement, say
+            rows.append(f"by hand   {where}: not valid Python on its own line")
+            continue
         for seed in range(seeds):
             a, b = (
                 _observe(lambda m=m, p=probe, s=seed: p(m, s)) for m in (reference[module], mutant)
@@ -364,13 +463,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("assignments", nargs="+")
     p.add_argument("--seeds", type=int, default=50)
+    p.add_argument("--out", help="also write the verdicts to this file")
     args = p.parse_args(argv)
     import warnings
 
     warnings.filterwarnings("ignore")  # LogSoftmax(dim=None) warns, as the reference would not
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    lines = []
     for a in args.assignments:
-        print(f"## {a}")
-        print("\n".join(judge(a, args.seeds)))
+        lines += [f"## {a}", *judge(a, args.seeds)]
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text, end="")
     return 0
 
 
