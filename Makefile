@@ -7,7 +7,7 @@ export COURSEKIT_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 IMPL    ?= template
 ASSIGN  := $(if $(A),--assignment $(A),)
 
-.PHONY: setup test data hardening-all grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch finetune-imdb mask-fill mlm-head bench so-spread train-spread mutation lock clean
+.PHONY: setup test data hardening-all grade grade-reference lint format templates templates-check validate mutants selftest redteam a1-full translate translate-all finetune finetune-full finetune-scratch finetune-imdb mask-fill mlm-head bench so-spread train-spread mutation gradescope-check lock clean
 
 setup: $(STAMP)
 
@@ -141,6 +141,12 @@ train-spread: setup
 # Mutation score of one assignment's graded suite (mutmut over reference/$(A)/*.py, each mutant
 # against the tests that call the mutated function): out/mutation/$(A).md lists the survivors.
 # Installs the `mutation` extra on demand; not part of `make test`. SKIP_SLOW=1 leaves out @slow.
+# The Gradescope flow inside the default container's limits (768 MB for the whole process tree,
+# half a CPU): score, time, peak memory, OOM kills. Needs root (a cgroup and a student user).
+gradescope-check: setup
+	@test -n "$(A)" || { echo "usage: make gradescope-check A=a1_lm_basics [IMPL=template]"; exit 2; }
+	$(PY) bench/gradescope_check.py $(A) --impl $(if $(filter command line,$(origin IMPL)),$(IMPL),reference)
+
 mutation: setup
 	@test -n "$(A)" || { echo "usage: make mutation A=a1_lm_basics"; exit 2; }
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutation]'

@@ -10,6 +10,7 @@ deliverable does not exist yet say so instead of a number.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -368,18 +369,15 @@ def boundary_test_of_many_calls() -> dict:
 GRADESCOPE_BEFORE = {"a1_lm_basics": 7.3, "a2_seq2seq": 8.0, "a3_attention_bert": 24.8}
 
 
-def gradescope_flow(assignment: str) -> dict:
-    """``run_autograder`` on the reference submission as Gradescope runs it: the zip unpacked
-    into a stand-in /autograder, one core (``taskset -c 0``), student code as an unprivileged
-    user when run as root."""
+@contextlib.contextmanager
+def standin(assignment: str, impl: str = "reference"):
+    """A stand-in /autograder for ``assignment``: the zip unpacked, a Python like Gradescope's,
+    ``impl``'s files as the submission. Yields (root, env, command): run ``command`` (a list) with
+    ``env`` to grade as Gradescope does; results.json lands in ``root/results``."""
     from grader import assignments, package, sandbox
-    from grader.tests.conftest import SYSTEM_PYTHON, standin_python
+    from grader.tests.conftest import standin_python
 
-    if not SYSTEM_PYTHON.exists() or not shutil.which("taskset"):
-        return {
-            "row": f"Gradescope flow {assignment}, 1 core",
-            "note": "needs python3.11 and taskset",
-        }
+    tree = {"reference": assignments.REFERENCE, "template": assignments.TEMPLATE}[impl]
     root = Path(tempfile.mkdtemp(prefix="bench-autograder-"))
     try:
         root.chmod(0o755)
@@ -390,29 +388,39 @@ def gradescope_flow(assignment: str) -> dict:
         standin_python(root / "venv", root / "source" / "kit")
         user = sandbox.ensure_user("student") or ""
         (root / "submission").mkdir()
-        for f in (assignments.REFERENCE / assignment).rglob("*"):
+        for f in (tree / assignment).rglob("*"):
             if f.is_file() and "__pycache__" not in f.parts:
-                dest = (
-                    root
-                    / "submission"
-                    / assignment
-                    / f.relative_to(assignments.REFERENCE / assignment)
-                )
+                dest = root / "submission" / assignment / f.relative_to(tree / assignment)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(f.read_bytes())
         env = {**os.environ, "AUTOGRADER_ROOT": str(root), "GRADER_USER": user,
                "GRADER_PYTHON": str(root / "venv" / "bin" / "python")}  # fmt: skip
+        yield root, env, ["bash", str(root / "source" / "run_autograder")]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def gradescope_flow(assignment: str) -> dict:
+    """``run_autograder`` on the reference submission as Gradescope runs it: the zip unpacked
+    into a stand-in /autograder, one core (``taskset -c 0``), student code as an unprivileged
+    user when run as root."""
+    from grader.tests.conftest import SYSTEM_PYTHON
+
+    if not SYSTEM_PYTHON.exists() or not shutil.which("taskset"):
+        return {
+            "row": f"Gradescope flow {assignment}, 1 core",
+            "note": "needs python3.11 and taskset",
+        }
+    with standin(assignment) as (root, env, command):
 
         def once() -> float:
             start = time.perf_counter()
-            subprocess.run(["taskset", "-c", "0", "bash", str(root / "source" / "run_autograder")],
-                           env=env, capture_output=True, check=True)  # fmt: skip
+            subprocess.run(["taskset", "-c", "0", *command], env=env, capture_output=True,
+                           check=True)  # fmt: skip
             return time.perf_counter() - start
 
         seconds = statistics.median(once() for _ in range(3))
         data = json.loads((root / "results" / "results.json").read_text())
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
     before = GRADESCOPE_BEFORE.get(assignment)
     row = {"row": f"Gradescope flow {assignment}, reference, 1 core (taskset -c 0)",
            "ours_s": seconds, "goal": "<= 1.3x of before the boundary",

@@ -1,0 +1,126 @@
+"""``make gradescope-check A=<a>``: the Gradescope flow inside Gradescope's default container
+limits — 768 MB of memory for the whole process tree and half a CPU — with its time and peak.
+
+    python bench/gradescope_check.py a1_lm_basics [--impl template] [--memory-mb 768] [--cpus 0.5]
+
+``run_autograder`` grades the reference (or template) submission in a stand-in /autograder
+(``bench/run.py``'s ``standin``), inside a cgroup of its own that holds every process it starts:
+cgroup v1 (``memory.limit_in_bytes``, ``cpu.cfs_quota_us``) or v2 (``memory.max``, ``cpu.max``).
+Prints the score, the wall time, the cgroup's peak memory (the whole tree, as the container's
+limit counts it) and the OOM kills. Exit status 1 when the kernel killed a process for memory or
+the reference did not get full marks; 2 when it cannot run here (needs root, cgroups, python3.11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+CGROUP = Path("/sys/fs/cgroup")
+
+
+class Box:
+    """A memory and CPU cgroup (v1 or v2) that a child joins before it runs."""
+
+    def __init__(self, name: str, memory_bytes: int, cpus: float):
+        self.v2 = (CGROUP / "cgroup.controllers").exists()
+        period = 100_000
+        if self.v2:
+            self.dirs = [CGROUP / name]
+            self.dirs[0].mkdir()
+            (self.dirs[0] / "memory.max").write_text(str(memory_bytes))
+            (self.dirs[0] / "memory.swap.max").write_text("0")
+            (self.dirs[0] / "cpu.max").write_text(f"{int(cpus * period)} {period}")
+        else:
+            self.dirs = [CGROUP / "memory" / name, CGROUP / "cpu" / name]
+            for d in self.dirs:
+                d.mkdir()
+            (self.dirs[0] / "memory.limit_in_bytes").write_text(str(memory_bytes))
+            (self.dirs[1] / "cpu.cfs_period_us").write_text(str(period))
+            (self.dirs[1] / "cpu.cfs_quota_us").write_text(str(int(cpus * period)))
+
+    def join(self) -> None:
+        """In the child, before exec: this process and all it starts count against the box."""
+        for d in self.dirs:
+            (d / "cgroup.procs").write_text(str(os.getpid()))
+
+    def peak_bytes(self) -> int:
+        name = "memory.peak" if self.v2 else "memory.max_usage_in_bytes"
+        return int((self.dirs[0] / name).read_text())
+
+    def oom_kills(self) -> int:
+        name = "memory.events" if self.v2 else "memory.oom_control"
+        for line in (self.dirs[0] / name).read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return 0
+
+    def remove(self) -> None:
+        for d in self.dirs:
+            for _ in range(50):  # the last processes may still be leaving
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("assignment")
+    p.add_argument("--impl", choices=("reference", "template"), default="reference")
+    p.add_argument("--memory-mb", type=int, default=768, help="the container's memory (MB)")
+    p.add_argument("--cpus", type=float, default=0.5, help="the container's CPU share")
+    args = p.parse_args(argv)
+    from grader.tests.conftest import SYSTEM_PYTHON
+
+    if (
+        os.geteuid() != 0
+        or not (CGROUP / "memory").exists()
+        and not (CGROUP / "cgroup.controllers").exists()
+    ):
+        print("gradescope-check needs root and cgroups (it makes a cgroup and a student user)")
+        return 2
+    if not SYSTEM_PYTHON.exists():
+        print(f"gradescope-check needs {SYSTEM_PYTHON} (Gradescope's Python) to build the stand-in")
+        return 2
+    from run import standin
+
+    box = Box(f"coursekit-check-{os.getpid()}", args.memory_mb * 1024 * 1024, args.cpus)
+    try:
+        with standin(args.assignment, args.impl) as (root, env, command):
+            start = time.perf_counter()
+            done = subprocess.run(command, env=env, capture_output=True, preexec_fn=box.join)
+            seconds = time.perf_counter() - start
+            results = root / "results" / "results.json"
+            data = json.loads(results.read_text()) if results.exists() else None
+        peak, kills = box.peak_bytes(), box.oom_kills()
+    finally:
+        box.remove()
+    if data is None:
+        print(
+            f"no results.json (run_autograder exit {done.returncode}):\n{done.stderr.decode()[-2000:]}"
+        )
+        return 1
+    score, total = data["score"], sum(t.get("max_score", 0) for t in data["tests"])
+    lost = [t["name"] for t in data["tests"] if t.get("score", 0) < t.get("max_score", 0)]
+    print(f"{args.assignment} ({args.impl}) in {args.memory_mb} MB / {args.cpus:g} CPU: "
+          f"{score:g} / {total:g} points, {seconds:.1f} s, peak {peak / 2**20:.0f} MiB, "
+          f"{kills} OOM kill{'s' if kills != 1 else ''}")  # fmt: skip
+    if args.impl == "reference" and lost:
+        print("lost points:\n  " + "\n  ".join(lost[:20]))
+    return 1 if kills or (args.impl == "reference" and score < total) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
