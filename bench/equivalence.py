@@ -3,7 +3,7 @@ inside the contract and report whether any output differs.
 
 A survivor is equivalent only if no input in the contract tells it apart; reading the diff is not
 enough (``bench/mutation-survivors.md`` lists three that looked equivalent and were not). This
-reads ``out/mutation/<a>.md`` (written by ``make mutation A=<a>``), applies each survivor in a
+reads ``out/mutation/<a>.survivors.json`` (written by ``make mutation A=<a>``), applies each survivor in a
 solution region to a copy of the reference module, and calls the probe of its function on seeded
 inputs drawn across the contract's shapes and dtypes, on both versions. It prints, per survivor,
 ``same on N inputs`` or the first difference; a raised exception must match in type.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -30,22 +31,13 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-ENTRY = re.compile(
-    r"^- reference/(?P<a>[^/]+)/(?P<file>\S+):(?P<line>\d+) `(?P<key>[^`]+)` \((?P<status>[^)]*)\)$"
-)
 
 
 def survivors(assignment: str) -> Iterator[dict]:
-    """Each survivor of the last mutmut run in a solution region: file, line, removed, added."""
-    lines = (ROOT / "out" / "mutation" / f"{assignment}.md").read_text().splitlines()
-    for i, text in enumerate(lines):
-        m = ENTRY.match(text)
-        if not m or "given code" in m["status"]:
-            continue
-        removed = lines[i + 1].strip()[3:-1]  # "- `...`"
-        added = lines[i + 2].strip()[3:-1]
-        yield {"file": m["file"], "line": int(m["line"]), "key": m["key"], "removed": removed,
-               "added": added}  # fmt: skip
+    """Each survivor of the last mutmut run in a solution region (``bench/mutation.py`` writes
+    them as data): file, line, key, and the lines removed and added, stripped."""
+    path = ROOT / "out" / "mutation" / f"{assignment}.survivors.json"
+    yield from (v for v in json.loads(path.read_text()) if not v["given"])
 
 
 def load(assignment: str, files: dict[str, str], name: str) -> ModuleType:
@@ -63,13 +55,19 @@ def load(assignment: str, files: dict[str, str], name: str) -> ModuleType:
         sys.path.remove(str(folder))
 
 
-def mutate(source: str, line: int, removed: str, added: str) -> str:
+def mutate(source: str, line: int, removed: list[str], added: list[str]) -> str:
+    """``source`` with the survivor's change: one line edited in place, or the removed lines
+    (whole, from ``line`` on) replaced by the added ones at the first one's indentation."""
     lines = source.splitlines(keepends=True)
-    text = lines[line - 1]
-    if removed not in text:
-        raise ValueError(f"line {line} does not read {removed!r}")
-    lines[line - 1] = text.replace(removed, "" if added == "(deleted)" else added, 1)
-    return "".join(lines)
+    span = lines[line - 1 : line - 1 + len(removed)]
+    if len(span) < len(removed) or any(r not in t for r, t in zip(removed, span, strict=True)):
+        raise ValueError(f"lines from {line} do not read {removed!r}")
+    if len(removed) == 1:
+        new = [span[0].replace(removed[0], " ".join(added), 1)]
+    else:
+        indent = span[0][: len(span[0]) - len(span[0].lstrip())]
+        new = [f"{indent}{a}\n" for a in added]
+    return "".join(lines[: line - 1] + new + lines[line - 1 + len(removed) :])
 
 
 # --------------------------------------------------------------------------- probes
@@ -421,10 +419,9 @@ def judge(assignment: str, seeds: int) -> list[str]:
     reference: dict[str, ModuleType] = {}
     rows = []
     for entry in survivors(assignment):
-        where = f"{entry['file']}:{entry['line']} `{entry['removed']}` -> `{entry['added']}`"
-        dropped = re.search(r"\bdevice=", entry["removed"]) and not re.search(
-            r"\bdevice=(?!None)", entry["added"]
-        )
+        removed, added = " / ".join(entry["removed"]), " / ".join(entry["added"]) or "(deleted)"
+        where = f"{entry['file']}:{entry['line']} `{removed}` -> `{added}`"
+        dropped = re.search(r"\bdevice=", removed) and not re.search(r"\bdevice=(?!None)", added)
         if dropped:
             rows.append(f"cpu only  {where}: a device cannot be told apart without an accelerator")
             continue
@@ -435,11 +432,7 @@ def judge(assignment: str, seeds: int) -> list[str]:
         module = entry["file"].removesuffix(".py")
         if module not in reference:
             reference[module] = load(assignment, sources, module)
-        try:
-            text = mutate(sources[entry["file"]], entry["line"], entry["removed"], entry["added"])
-        except ValueError:  # mutmut shows a change over several lines joined: not one line here
-            rows.append(f"by hand   {where}: spans several lines, not applied")
-            continue
+        text = mutate(sources[entry["file"]], entry["line"], entry["removed"], entry["added"])
         try:
             mutant = load(assignment, {**sources, entry["file"]: text}, module)
         except SyntaxError:  # a deletion that leaves no statement, say
@@ -470,8 +463,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # LogSoftmax(dim=None) warns, as the reference would not
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     lines = []
-    for a in args.assignments:
-        lines += [f"## {a}", *judge(a, args.seeds)]
+    with tempfile.TemporaryDirectory(prefix="equivalence-") as scratch:
+        tempfile.tempdir = scratch  # every module copy and probe folder, removed with it
+        try:
+            for a in args.assignments:
+                lines += [f"## {a}", *judge(a, args.seeds)]
+        finally:
+            tempfile.tempdir = None
     text = "\n".join(lines) + "\n"
     if args.out:
         Path(args.out).write_text(text)

@@ -17,7 +17,8 @@ out after 10 x its tests' clean duration + 20 s (and pytest-timeout's 60 s per t
     python bench/mutation.py a1_lm_basics [--skip-slow]
 
 Writes ``out/mutation/<a>.md``: killed / survived / timeout / total and every survivor (file,
-line, the change).
+line, the change); and ``out/mutation/<a>.survivors.json``, the survivors as data
+(``bench/equivalence.py`` probes them).
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ def solution_lines(source: Path) -> set[int]:
     return lines
 
 
-def report(assignment: str, work: Path, seconds: float, log: Path) -> str:
-    """The summary and the survivors, read from mutmut's results in ``work/mutants``."""
+def report(assignment: str, work: Path, seconds: float, log: Path) -> tuple[str, list[dict]]:
+    """The summary and the survivors (as text, and as data), read from mutmut's results in
+    ``work/mutants``."""
     os.chdir(work)
     sys.path.insert(0, str(work / "mutants"))
     from mutmut.mutation.data import SourceFileMutationData
@@ -118,11 +120,12 @@ def report(assignment: str, work: Path, seconds: float, log: Path) -> str:
                 continue
             diff = get_diff_for_mutant(key, path=path).splitlines()[3:]  # skip ---/+++/@@
             removed = [d[1:].strip() for d in diff if d.startswith("-")]
-            added = [d[1:].strip() for d in diff if d.startswith("+")] or ["(deleted)"]
+            added = [d[1:].strip() for d in diff if d.startswith("+")]
             function, cls = orig_function_and_class_names_from_key(key)
             line = line_of(path, function, cls, removed[0] if removed else "")
-            where = "" if line in solution_lines(path) else ", given code"
-            survivors.append((f"reference/{path}", line, key, status + where, removed, added))
+            survivors.append({"file": path.name, "line": line, "key": key, "status": status,
+                              "given": line not in solution_lines(path), "removed": removed,
+                              "added": added})  # fmt: skip
     total = sum(counts.values())
     killed = counts.get("killed", 0)
     out = [
@@ -144,10 +147,14 @@ def report(assignment: str, work: Path, seconds: float, log: Path) -> str:
         "'given code': outside the BEGIN/END SOLUTION regions, i.e. handed to students as is.",
         "",
     ]
-    for file, line, key, status, removed, added in survivors:
-        out += [f"- {file}:{line} `{key}` ({status})", f"  - `{' / '.join(removed)}`"]
-        out += [f"  + `{' / '.join(added)}`"]
-    return "\n".join(out) + "\n"
+    for v in survivors:
+        status = v["status"] + (", given code" if v["given"] else "")
+        out += [f"- reference/{assignment}/{v['file']}:{v['line']} `{v['key']}` ({status})"]
+        out += [
+            f"  - `{' / '.join(v['removed'])}`",
+            f"  + `{' / '.join(v['added']) or '(deleted)'}`",
+        ]
+    return "\n".join(out) + "\n", survivors
 
 
 def main() -> int:
@@ -184,8 +191,12 @@ def main() -> int:
 
 def write_report(assignment: str, work: Path, log: Path) -> int:
     seconds = float((work / "seconds.txt").read_text())
-    text = report(assignment, work, seconds, log)
+    text, survivors = report(assignment, work, seconds, log)
     (ROOT / "out" / "mutation" / f"{assignment}.md").write_text(text)
+    # The same survivors as data, for bench/equivalence.py (which probes them).
+    (ROOT / "out" / "mutation" / f"{assignment}.survivors.json").write_text(
+        json.dumps(survivors, indent=1, ensure_ascii=False)
+    )
     print(text.split("## Survivors")[0].rstrip())
     print(f"survivors: out/mutation/{assignment}.md")
     return 0
