@@ -149,7 +149,7 @@ def grade(
 ) -> Grade:
     """Grade ``impl``: every test that calls student code reaches it through the boundary
     (``grader.boundary``), in a deliverable process of ``user`` when given; trusted checks, which
-    run no student code, in a child of their own."""
+    run no student code, last, once that process has ended."""
     with sandbox.claimed(user) as owned:  # a user of this run's own (reentrant: see claimed)
         return _grade(assignment, impl, hidden, limits, manifest, files, owned)
 
@@ -168,10 +168,9 @@ def _grade(
     paths = test_paths(assignment)
     if files is not None:
         paths = [p / f for p in paths for f in sorted(files)]
-    # Each part in a child of its own (grader.records.TestMeta.part): tests that reach student
-    # code through the boundary, in a child of the invoking user with a deliverable process of
-    # the student user beside it; trusted checks in a child with no deliverable process (the two
-    # never hold their memory at once).
+    # One child: tests that reach student code through the boundary, with a deliverable process
+    # of the student user beside it, then the trusted checks (no student code), once that process
+    # and everything the student's code started have ended (the two never hold memory at once).
     if manifest is None:  # learnt from the grading child's own collection: one start saved
         manifest, results = run_collecting(
             paths, impl, limits, user=user, visible_only=not hidden, part="boundary"
@@ -181,10 +180,8 @@ def _grade(
     else:
         _raise_on_collect_errors(assignment, manifest)
         chosen = select(manifest, hidden=hidden, files=files)
-        results = {}
-        if any(m.part == "boundary" for m in chosen.tests):
-            results = run(paths, impl, chosen, limits, user=user, part="boundary")
-    if any(m.part == "checks" for m in chosen.tests):
-        results.update(run(paths, impl, chosen, limits, part="checks"))
+        results = (
+            run(paths, impl, chosen, limits, user=user, part="boundary") if chosen.tests else {}
+        )
     hints.attach(assignment, chosen.tests, results)
     return Grade(assignment, impl, chosen.tests, results, time.monotonic() - start)

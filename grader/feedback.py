@@ -31,8 +31,20 @@ def _frames_in(tb, root: Path | None) -> list[traceback.FrameSummary]:
     ]
 
 
-def describe(exc: BaseException, impl_root: Path | None = None) -> str:
-    """One readable paragraph for ``exc``: type, message, notes, and where in the student's code."""
+def grader_out_of_time(limit: str) -> str:
+    """Why a trusted check (it runs no student code) stopped at its time limit: the grader's."""
+    return (
+        f"The grader's own check ran out of time ({limit}) and was stopped. It runs none of your "
+        "code, so this is not a mistake of yours: the grading machine was too slow or too busy. "
+        "Course staff can regrade the submission."
+    )
+
+
+def describe(exc: BaseException, impl_root: Path | None = None, trusted: bool = False) -> str:
+    """One readable paragraph for ``exc``: type, message, notes, and where in the student's code.
+    ``trusted``: raised in a trusted check (no student code ran): a time-out is the grader's."""
+    if trusted and type(exc).__name__ == "Failed" and str(exc).startswith("Timeout"):
+        return grader_out_of_time(str(exc).removeprefix("Timeout").strip(" >()") or "its limit")
     if isinstance(exc, AssertionError) and str(exc):
         # The kit's comparison helper writes complete messages; pytest's rewritten asserts too.
         text = str(exc)

@@ -146,10 +146,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--grader-only", default=None, help="(internal) JSON list of node ids to run.")
     group.addoption(
         "--grader-part",
-        choices=("all", "boundary", "checks"),
+        choices=("all", "boundary"),
         default="all",
-        help="(internal) run every test, or one part (grader.records.TestMeta.part): those that "
-        "reach student code through the boundary, or the trusted checks (no student code).",
+        help="(internal) 'boundary': a grading child (student code in a deliverable process of its "
+        "own; trusted checks last, after that process has ended).",
     )
     group.addoption(
         "--grader-boundary",
@@ -193,9 +193,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = GradingSession(config)
     config.stash[STATE_KEY] = session
     config.pluginmanager.register(session, "grader-session")
-    if session.refuse_all:
-        deliverables.use(deliverables.Refused("a trusted check runs no student code"))
-    elif session.boundary_wanted:
+    if session.boundary_wanted:
         deliverables.use(deliverables.ThroughBoundary(session))
     else:
         # Tests import deliverables by module name from the graded tree. It goes *last* on
@@ -357,7 +355,6 @@ class GradingSession:
         self.events = os.fdopen(fd, "w", buffering=1, encoding="utf-8") if fd is not None else None
         part = config.getoption("grader_part")
         self.boundary_wanted = part == "boundary" or config.getoption("grader_boundary")
-        self.refuse_all = part == "checks"  # trusted checks alone: no student code at all
         self._boundary: Any = None  # grader.boundary.client.Boundary, made on first use
 
     # the deliverable process ----------------------------------------------------------------
@@ -396,10 +393,12 @@ class GradingSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         # Start the deliverable process now, before any test is collected: forked from this
         # process (torch imported, nothing of the tests yet), it is ready at once — about 2 s
-        # saved on every grading. When the student user cannot read this interpreter's files
-        # (a stand-in interpreter was given), it starts as a fresh one instead.
+        # saved on every grading, as the student user too when it runs this interpreter (as on
+        # Gradescope). When it cannot read this interpreter's files (a stand-in interpreter was
+        # given), it starts as a fresh one instead.
         if self.boundary_wanted and not self.config.option.collectonly:
-            fork = not self.config.getoption("grader_python")
+            python = self.config.getoption("grader_python")
+            fork = not python or os.path.abspath(python) == os.path.abspath(sys.executable)
             for name in filter(None, self.config.getoption("grader_preload").split(",")):
                 if fork:  # shared with the forked process, and loaded there already
                     importlib.import_module(name)
@@ -449,21 +448,16 @@ class GradingSession:
             hidden = [i for i in items if meta_of(i).visibility != "visible"]
             config.hook.pytest_deselected(items=hidden)
             items[:] = [i for i in items if i not in hidden]
-        # The manifest names every selected test, the other part's too: the parent learns them all
-        # from this collection, and runs the other part in a child of its own.
         self.metas = {item.nodeid: meta_of(item) for item in items}
-        part = config.getoption("grader_part")
-        if part != "all":
-            other = [i for i in items if self.metas[i.nodeid].part != part]
-            config.hook.pytest_deselected(items=other)
-            items[:] = [i for i in items if i not in other]
+        if self.boundary_wanted:  # trusted checks last: they run once student code has ended
+            items.sort(key=lambda i: self.metas[i.nodeid].trusted)
 
     def _wait_for_boundary(self, items: list[pytest.Item]) -> None:
         """Before the first test's clock starts: the deliverable process is up (its start-up is
         never counted against a test's time limit)."""
         if self._boundary is None or self.config.option.collectonly:
             return
-        if any(self.metas[i.nodeid].part == "boundary" for i in items if i.nodeid in self.metas):
+        if any(not self.metas[i.nodeid].trusted for i in items if i.nodeid in self.metas):
             try:
                 self._boundary.ready()
             except Exception:  # the first test that needs it reports why
@@ -482,7 +476,7 @@ class GradingSession:
             tests=[m.to_json() for m in self.metas.values()],
             errors=self.collect_errors,
         )
-        if self.boundary_wanted or self.refuse_all:  # a grading child: the tests' modules (and
+        if self.boundary_wanted:  # a grading child: the tests' modules (and
             gc.collect()  # what they imported) live for the whole run; frozen, as at the start
             gc.freeze()
         self._wait_for_boundary(session.items)
@@ -496,6 +490,11 @@ class GradingSession:
         if self.boundary_wanted:
             if meta is not None and meta.trusted:
                 deliverables.use(deliverables.Refused("a trusted check runs no student code"))
+                # Student code has ended before a trusted check starts: nothing of it (a thread
+                # left spinning, a process it started) shares the machine's CPU or memory with
+                # the check, and the check's time is its own.
+                if self._boundary is not None:
+                    self._boundary.stop()
             else:
                 deliverables.use(deliverables.ThroughBoundary(self))
                 self.boundary.begin_test(meta.timeout if meta is not None else None)
@@ -511,7 +510,9 @@ class GradingSession:
 
     def _score_phase(self, run: _Running, item: pytest.Item, call: pytest.CallInfo, report) -> None:
         checks = item.stash.get(CHECKS_KEY, None)
-        error = describe(call.excinfo.value, self.impl_root) if call.excinfo else ""
+        error = (
+            describe(call.excinfo.value, self.impl_root, run.meta.trusted) if call.excinfo else ""
+        )
         if call.when == "call" and checks is not None and checks.parts:
             escaped_outside = call.excinfo is not None and not checks.escaped_from_part
             run.fraction = checks.passed / (len(checks.parts) + escaped_outside)
@@ -557,7 +558,7 @@ class GradingSession:
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple) -> None:
         printed = self._boundary.end_test() if self._boundary is not None else ""
-        if self.boundary_wanted or self.refuse_all:  # a grading child: keep the peak low
+        if self.boundary_wanted:  # a grading child: keep the peak low
             from grader.sandbox import release_memory
 
             release_memory()

@@ -32,13 +32,6 @@ class TestMeta:
     trusted: bool = False  # runs no student code at all (deliverables refused)
     reference_only: bool = False  # compares with the reference (tests/twin.py): not in handouts
 
-    @property
-    def part(self) -> str:
-        """Which grading child runs the test: "boundary" (it reaches student code through the
-        boundary) or "checks" (a trusted check: no student code at all, so no deliverable process
-        beside it)."""
-        return "checks" if self.trusted else "boundary"
-
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

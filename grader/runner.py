@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursekit import kit_root
-from grader.feedback import truncate
+from grader.feedback import grader_out_of_time, truncate
 from grader.records import TestMeta, TestResult, validated_result
 from grader.sandbox import (
     apply_limits,
@@ -342,14 +342,10 @@ class _Run:
         self.sweep = sweep  # the student user's uid: none of its processes outlives the run
         self.extra, self.part = ("--grader-part", part, *extra), part
         self.metas: dict[str, TestMeta] | None = None  # the tests this run must report
-        self.collected: dict[str, TestMeta] = {}  # every test the first child collected
+        self.collected: dict[str, TestMeta] = {}  # every test the first child collected (= metas)
         self.errors: list[dict[str, str]] = []
         self.results: dict[str, TestResult] = {}
         self.deadline = time.monotonic() + limits.run_budget
-
-    def _mine(self, meta: TestMeta) -> bool:
-        """Whether this run reports ``meta`` (the other part runs in a child of its own)."""
-        return self.part == "all" or meta.part == self.part
 
     def zero(self, nodeid: str, why: str) -> None:
         self.results[nodeid] = TestResult(nodeid=nodeid, score=0.0, status="failed", output=why)
@@ -464,12 +460,15 @@ class _Run:
         for m in tests:
             meta = TestMeta.from_json(m)
             self.collected[meta.nodeid] = meta
-        self.metas = {n: m for n, m in self.collected.items() if self._mine(m)}
+        self.metas = dict(self.collected)
         errors = event.get("errors", [])
         self.errors = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
         _notify("collected", len(self.collected))
 
     def cause(self, killed_for: str | None, nodeid: str, rc: int | None) -> str:
+        if killed_for == "timeout" and self.metas[nodeid].trusted:
+            t = self.test_limit(nodeid)
+            return grader_out_of_time(f"{t:g} s")
         if killed_for == "timeout":
             t = self.test_limit(nodeid)
             return (
@@ -541,15 +540,14 @@ def _part_args(
 ) -> tuple[tuple[int, int] | None, tuple[str, ...], int | None]:
     """(the user the pytest child runs as, its extra options, the student's uid to sweep).
 
-    The tests of the "boundary" part run in a child of the invoking user and only their
-    deliverable process runs as ``user``; trusted "checks" run no student code at all, in a child
-    of the invoking user with no deliverable process. "all" (the engine's own tests of this
-    runner, never grading) runs every test in one child that is ``user`` itself.
+    "boundary" (grading): the tests run in a child of the invoking user and only their
+    deliverable process runs as ``user``; trusted checks, which run no student code, come last in
+    the same child, after the deliverable process (and every process of ``user``) has ended.
+    "all" (the engine's own tests of this runner, never grading) runs every test in one child
+    that is ``user`` itself.
     """
     ids = lookup_user(user)
     sweep = ids[0] if ids is not None else None
-    if part == "checks":
-        return None, (), None
     if part == "boundary":
         boundary = {"memory_bytes": limits.memory_bytes, "file_bytes": limits.file_bytes,
                     "processes": limits.processes, "threads": limits.threads}  # fmt: skip
@@ -573,12 +571,12 @@ def run(
     """Run every test of ``manifest`` against ``impl``; a result for each, whatever happens.
 
     ``user``: student code runs as this (unprivileged) user; needs root.
-    ``part``: "boundary" or "checks" runs those tests of ``manifest`` (see ``TestMeta.part``);
-    "all" every one in one child, in-process (the engine's tests of this runner only).
+    ``part``: "boundary" grades (student code behind the boundary, trusted checks after it);
+    "all" runs every test in one child, in-process (the engine's tests of this runner only).
     """
     ids, extra, sweep = _part_args(part, user, limits)
     r = _Run(tests, impl, limits, ids, extra, part, sweep)
-    r.metas = {m.nodeid: m for m in manifest.tests if r._mine(m)}
+    r.metas = {m.nodeid: m for m in manifest.tests}
     r.go()
     return r.results
 
@@ -593,8 +591,7 @@ def run_collecting(
 ) -> tuple[Manifest, dict[str, TestResult]]:
     """Like :func:`run`, with the manifest taken from the first child's own collection.
 
-    Saves a whole interpreter start; safe because collection never imports student code. The
-    manifest lists every collected test, those of the other ``part`` too (not run here).
+    Saves a whole interpreter start; safe because collection never imports student code.
     """
     ids, extra, sweep = _part_args(part, user, limits)
     if visible_only:

@@ -4,7 +4,7 @@ fails in them); the other tests reach student code through the boundary, in its 
 import shutil
 from pathlib import Path
 
-from grader.runner import Limits, run, run_collecting
+from grader.runner import Limits, run_collecting
 
 TOY = Path(__file__).parent / "toy"
 SUITE = [TOY / "toy_trusted_suite.py"]
@@ -21,11 +21,9 @@ def submission(tmp_path: Path, answer: str, alpha: str | None = None) -> Path:
 
 
 def grade(impl: Path):
-    """What grader.assignments.grade does: the boundary part first, learning every test, then
-    the trusted checks in a child of their own."""
+    """What grader.assignments.grade does: one grading child, learning every test; the trusted
+    checks run last, once the deliverable process has ended."""
     manifest, results = run_collecting(SUITE, impl, FAST, part="boundary")
-    assert not [m for m in manifest.tests if m.trusted and m.nodeid in results]
-    results.update(run(SUITE, impl, manifest, FAST, part="checks"))
     return manifest, {r.nodeid.rsplit("::", 1)[1]: r for r in results.values()}
 
 
@@ -35,9 +33,11 @@ def test_the_manifest_knows_which_tests_are_trusted_and_both_parts_run(tmp_path)
         "test_add": False,
         "test_answer_file": True,
         "test_trusted_checks_cannot_import_deliverables": True,
+        "test_no_student_code_runs_beside_a_trusted_check": True,
+        "test_a_slow_trusted_check": True,
     }
     assert all(r.status == "passed" for r in results.values()), results
-    assert sum(r.score for r in results.values()) == 4
+    assert sum(r.score for r in results.values()) == 6
 
 
 def test_a_wrong_answer_file_loses_only_its_check(tmp_path):
@@ -50,4 +50,46 @@ def test_student_code_that_ends_the_process_cannot_touch_the_trusted_checks(tmp_
     impl = submission(tmp_path, "42", alpha="import os\nos._exit(0)\n")
     _, results = grade(impl)
     assert results["test_add"].score == 0
+    assert results["test_answer_file"].status == "passed"
+
+
+HEARTBEAT = """
+import os, threading, time
+
+
+def _beat():
+    while True:
+        with open(os.environ["TOY_HEARTBEAT"], "a") as f:
+            f.write(".")
+        time.sleep(0.05)
+
+
+threading.Thread(target=_beat, daemon=True).start()
+
+
+def add(a, b):
+    return a + b
+"""
+
+
+def test_student_code_has_ended_before_the_trusted_checks_run(tmp_path, monkeypatch):
+    beat = tmp_path / "beat"
+    beat.touch()
+    beat.chmod(0o666)  # the student user writes it (when the tests run as root)
+    tmp_path.chmod(0o755)
+    monkeypatch.setenv("TOY_HEARTBEAT", str(beat))
+    _, results = grade(submission(tmp_path, "42", alpha=HEARTBEAT))
+    assert results["test_add"].status == "passed"
+    assert beat.stat().st_size > 0  # the student's thread ran
+    check = results["test_no_student_code_runs_beside_a_trusted_check"]
+    assert check.status == "passed", check.output
+
+
+def test_a_trusted_check_out_of_time_is_the_graders_problem(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOY_SLOW_CHECK", "30")
+    _, results = grade(submission(tmp_path, "42"))
+    slow = results["test_a_slow_trusted_check"]
+    assert slow.score == 0
+    assert "The grader's own check ran out of time" in slow.output, slow.output
+    assert "infinite loop" not in slow.output
     assert results["test_answer_file"].status == "passed"

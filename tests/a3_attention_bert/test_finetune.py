@@ -35,13 +35,19 @@ FLOOR = 0.75
 # the 2,000 reviews of small_train cut to kit.IMDB_MAX_LENGTH (256) tokens: kit.IMDB_STEPS (300)
 # steps of 16 at lr 2e-3, 8.5-10 minutes on 2 cores. The check scores the first IMDB_REVIEWS of
 # the 1,000 held-out reviews of imdb/heldout_test.jsonl (a seeded, balanced sample of IMDB's
-# 25,000 test reviews outside small_test, which is public: the students' dev data), 200 of each
-# label, cut as in training: 11-17 s at one thread (all 1,000 would take 35-50 s). Measured on
-# these 400: the reference (seed 0) 0.880, seeds 1 and 2 0.890 and 0.885 (on small_test's first
-# 400 they scored 0.890, 0.900, 0.890). Full marks from 0.85: 3 points (12 reviews) below the
-# worst of the three. The floor is well above the majority class (0.50).
-IMDB_REVIEWS = 400
-IMDB_THRESHOLD = 0.85
+# 25,000 test reviews outside small_test, which is public: the students' dev data; every even
+# prefix is balanced), cut as in training. How many: the check must cost seconds (39 ms a review
+# at one thread, bfloat16 where the CPU has it), and a submission as good as the reference must
+# earn full marks on any such sample. The reference (seed 0) scores 0.867 on all 1,000 reviews
+# (the SST-2 adapter 0.876); on a random sample of 200 its accuracy has a standard error of
+# sqrt(0.867 * 0.133 / 200) = 0.024, so full marks from 0.82 — two standard errors below it —
+# reach it with probability 0.975 (on the 200 scored here it has 0.870; seeds 1 and 2 scored 0.890
+# and 0.885 on the first 400, the reference 0.880). 200 reviews take 5-8 s at one thread against
+# 11-17 s for 400; the price is resolution: one review is half a point of accuracy, and a model
+# five points under the reference (0.817) is told apart from it with power 0.5, not 0.85 as
+# with 400. The floor is well above the majority class (0.50).
+IMDB_REVIEWS = 200
+IMDB_THRESHOLD = 0.82
 IMDB_FLOOR = 0.60
 IMDB_HELDOUT = ("imdb/heldout_test.jsonl",)
 # The SST-2 artifact scores as well on these reviews (0.900: sentiment transfers), so an IMDB
@@ -67,8 +73,8 @@ SENTENCES = [
 ]
 
 
-# First in the file, and so in the run: it loads the real model into this process while the
-# process that runs student code is still small (the two share the grading machine's memory).
+# Trusted checks run last in a grading run, once the process that runs student code has ended:
+# the real model loaded here never shares the grading machine's memory with it.
 @pytest.mark.points(6)
 @pytest.mark.number("4.7")
 @pytest.mark.timeout(120)

@@ -1,9 +1,11 @@
 """A tiny suite with trusted checks (tests that run no student code), for grader/tests/test_trusted.py.
 
-Named so that `pytest grader/tests` does not collect it. Points: 1 untrusted + 2 + 1 trusted = 4.
+Named so that `pytest grader/tests` does not collect it. Points: 1 untrusted + 2 + 1 + 1 + 1 trusted = 6.
 """
 
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +39,25 @@ def test_trusted_checks_cannot_import_deliverables():
     with pytest.raises(DeliverableError, match="may not be imported here"):
         alpha.add(1, 2)
     assert isinstance(deliverables.resolver(), deliverables.Refused)
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("4")
+@pytest.mark.trusted("proves that student code has ended when a trusted check runs")
+def test_no_student_code_runs_beside_a_trusted_check():
+    """what student code started (a thread writing a heartbeat file) has stopped"""
+    beat = os.environ.get("TOY_HEARTBEAT")
+    if not beat or not Path(beat).exists():
+        return  # the submission started nothing
+    before = Path(beat).stat().st_size
+    time.sleep(0.5)
+    assert Path(beat).stat().st_size == before, "student code still runs"
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("5")
+@pytest.mark.timeout(2)
+@pytest.mark.trusted("stands for a slow trusted check (an accuracy check on a loaded machine)")
+def test_a_slow_trusted_check():
+    """a trusted check that, when TOY_SLOW_CHECK is set, runs past its time limit"""
+    time.sleep(float(os.environ.get("TOY_SLOW_CHECK", "0")))
