@@ -21,7 +21,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.t
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) --retries 0 --extra-index-url $(TORCH_INDEX) torch
-	$(PIP) -e ".[dev]"
+	$(PIP) -e ".[dev,transformers,plots]"
 	touch $(STAMP)
 
 # The kit's own checks: lint, templates in step with reference/, then the engine's test suite

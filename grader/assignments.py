@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import tomllib
 from dataclasses import dataclass
@@ -72,6 +73,36 @@ def settings(assignment: str) -> dict:
     return tomllib.loads(path.read_text()) if path.exists() else {}
 
 
+def install_spec(assignment: str, folder: str = ".") -> str:
+    """What pip installs for the assignment (its handout's ``make setup``, the autograder's
+    setup.sh): ``folder`` with the extras of pyproject.toml its assignment.toml names
+    (``[install] extras``), and no other."""
+    extras = settings(assignment).get("install", {}).get("extras", [])
+    return f"{folder}[{','.join(extras)}]" if extras else folder
+
+
+def absent_packages(assignment: str) -> tuple[str, ...]:
+    """Import names of the packages of pyproject.toml's extras that the assignment's install
+    leaves out (its assignment.toml does not name them): its grading may not import them."""
+    path = KIT_ROOT / "pyproject.toml"
+    if not path.exists():
+        return ()
+    extras = tomllib.loads(path.read_text()).get("project", {}).get("optional-dependencies", {})
+    wanted = set(settings(assignment).get("install", {}).get("extras", []))
+    names = {
+        re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("-", "_")
+        for extra, requirements in extras.items()
+        if extra not in wanted
+        for requirement in requirements
+    }
+    names -= {
+        re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower().replace("-", "_")
+        for extra in wanted
+        for r in extras.get(extra, [])
+    }
+    return tuple(sorted(names))
+
+
 # [limits] keys of tests/<a>/assignment.toml -> (Limits field, conversion)
 DECLARED_LIMITS = {
     "test_timeout": ("test_timeout", float),  # s, a test without a timeout mark of its own
@@ -100,6 +131,9 @@ def limits_for(assignment: str, limits: Limits) -> Limits:
     preload = tuple(declared.get("boundary", {}).get("preload", ()))
     if preload and not limits.preload:
         changes["preload"] = preload
+    absent = absent_packages(assignment)
+    if absent and not limits.absent:
+        changes["absent"] = absent
     return dataclasses.replace(limits, **changes) if changes else limits
 
 

@@ -46,7 +46,7 @@ fi
 python3.11 -m venv /autograder/venv
 # torch's CPU build comes from PyTorch's CPU wheel index: the default wheel pulls GBs of CUDA.
 /autograder/venv/bin/pip install --quiet --extra-index-url https://download.pytorch.org/whl/cpu \\
-    -c kit/constraints.txt -e kit
+    -c kit/constraints.txt -e "{spec}"
 id -u student >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin student
 # The kit is readable by the student user, never writable; the tests (hidden ones too) are root's:
 # they run in the trusted process, student code in a process of its own (grader.boundary).
@@ -87,7 +87,7 @@ setup: .venv/.installed
 .venv/.installed: pyproject.toml constraints.txt
 \ttest -x $(PY) || python3 -m venv .venv
 \t$(PIP) --retries 0 --extra-index-url $(TORCH_INDEX) torch
-\t$(PIP) -e .
+\t$(PIP) -e "{spec}"
 \ttouch $@
 data: setup
 \t$(PY) -m coursekit.data {files}
@@ -217,9 +217,13 @@ def autograder(assignment: str, out: Path) -> Path:
         "This kit is an autograder zip's: run_autograder makes tests/, reference/ and the "
         "held-out data root's alone before any student code runs.\n"
     )
-    for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
+    setup = SETUP_SH.format(spec=assignments.install_spec(assignment, "kit"))
+    for name, text in (
+        ("setup.sh", setup),
+        ("run_autograder", RUN_AUTOGRADER.format(assignment=assignment)),
+    ):
         path = stage / name
-        path.write_text(text.format(assignment=assignment) if "{" in text else text)
+        path.write_text(text)
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return _zip(stage, out / f"autograder-{assignment}.zip")
 
@@ -233,7 +237,11 @@ def handout(assignment: str, out: Path) -> Path:
     _kit(assignment, stage, test_files=public_test_files(assignment), handout=True)
     (stage / "README.md").write_text(STUDENT_README.format(assignment=assignment))
     (stage / "Makefile").write_text(
-        STUDENT_MAKEFILE.format(assignment=assignment, files=" ".join(_public_files(assignment)))
+        STUDENT_MAKEFILE.format(
+            assignment=assignment,
+            files=" ".join(_public_files(assignment)),
+            spec=assignments.install_spec(assignment),
+        )
     )
     _zip(stage, out / f"handout-{assignment}.zip")
     return stage

@@ -172,6 +172,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="(internal) comma-separated modules to import before the deliverable process forks.",
     )
     group.addoption(
+        "--grader-absent",
+        default="",
+        help="(internal) comma-separated packages this assignment's install lacks: not importable.",
+    )
+    group.addoption(
         "--grader-limits",
         default=None,
         help="(internal) JSON limits of the deliverable process (memory_bytes, file_bytes, ...).",
@@ -183,6 +188,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+class _Absent:
+    """Refuses to import packages the assignment's install leaves out (pyproject.toml's extras
+    its assignment.toml does not name), as if they were not installed: a test or student code
+    that needs one fails here as it would in the handout's and the autograder's environment."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = frozenset(names)
+
+    def find_spec(self, name: str, path=None, target=None):
+        if name.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(
+                f"No module named {name!r}: this assignment's install does not include it "
+                "(pyproject.toml extras; tests/<assignment>/assignment.toml [install] extras)",
+                name=name,
+            )
+        return None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
@@ -190,6 +213,9 @@ def pytest_configure(config: pytest.Config) -> None:
         from grader.sandbox import not_dumpable
 
         not_dumpable()
+    absent = [n for n in config.getoption("grader_absent").split(",") if n]
+    if absent:  # before any test module is imported
+        sys.meta_path.insert(0, _Absent(absent))
     session = GradingSession(config)
     config.stash[STATE_KEY] = session
     config.pluginmanager.register(session, "grader-session")

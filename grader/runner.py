@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursekit import kit_root
-from grader.feedback import grader_out_of_time, truncate
+from grader.feedback import grader_check_died, grader_out_of_time, truncate
 from grader.records import TestMeta, TestResult, validated_result
 from grader.sandbox import (
     apply_limits,
@@ -70,6 +70,10 @@ class Limits:
     # their memory and the student's side starts with them loaded (an assignment's
     # tests/<a>/assignment.toml, [boundary] preload).
     preload: tuple[str, ...] = ()
+    # Packages the assignment's light install lacks (pyproject.toml extras its assignment.toml does
+    # not name): the grading child refuses to import them, so grading here proves that the
+    # handout's and the autograder's installs suffice (grader.assignments.absent_packages).
+    absent: tuple[str, ...] = ()
     # The fields given on the command line: an assignment's declared limits (its
     # tests/<a>/assignment.toml, [limits]) fill in only the others.
     explicit: frozenset[str] = frozenset()
@@ -186,6 +190,17 @@ def _death_cause(returncode: int | None, limits: Limits) -> str:
     from grader.boundary.errors import death_cause
 
     return death_cause(returncode, limits.memory_bytes)
+
+
+def _signal_name(returncode: int | None) -> str:
+    if returncode is None:
+        return "no exit status"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
 
 
 def _reject_constant(name: str) -> None:
@@ -477,6 +492,8 @@ class _Run:
             )
         if killed_for == "budget":
             return f"The whole run's time budget ({self.limits.run_budget:g} s) ran out."
+        if self.metas[nodeid].trusted:
+            return grader_check_died(_signal_name(rc))
         return _death_cause(rc, self.limits)
 
     def go(self) -> None:
@@ -554,6 +571,8 @@ def _part_args(
         extra: tuple[str, ...] = ("--grader-limits", json.dumps(boundary))
         if limits.preload:
             extra += ("--grader-preload", ",".join(limits.preload))
+        if limits.absent:
+            extra += ("--grader-absent", ",".join(limits.absent))
         if user is not None:
             extra += ("--grader-user", user, "--grader-python", interpreter_for(PYTHON, ids))
         return None, extra, sweep

@@ -104,3 +104,21 @@ def test_the_kit_requires_its_heldout_files_a_handout_scores_public_stand_ins(ha
     assert out.returncode in (0, 1), out.stdout + out.stderr
     assert "Setup problem" not in out.stdout + out.stderr
     assert "public dev data in this handout; Gradescope scores 1,000 held-out" in out.stdout
+
+
+def test_each_install_holds_only_what_its_assignment_imports(handout_a1, tmp_path):
+    """A handout's `make setup` and an autograder's setup.sh install the core and the extras the
+    assignment's assignment.toml names, no other (assignment 1: no transformers, datasets, peft
+    or matplotlib). Grading refuses the others (Limits.absent), so `make test` grading every
+    assignment proves the light installs suffice."""
+    assert '$(PIP) -e "."\n' in (handout_a1 / "Makefile").read_text()
+    with zipfile.ZipFile(package.autograder("a3_attention_bert", tmp_path)) as zf:
+        assert '-e "kit[transformers]"' in zf.read("setup.sh").decode()
+    core = tomllib.loads((KIT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [r for r in core if r.split("==")[0] in ("transformers", "datasets", "peft")]
+    a1 = assignments.limits_for("a1_lm_basics", assignments.Limits()).absent
+    assert {"transformers", "datasets", "peft", "matplotlib"} <= set(a1)
+    assert (
+        "transformers"
+        not in assignments.limits_for("a3_attention_bert", assignments.Limits()).absent
+    )

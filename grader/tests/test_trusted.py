@@ -35,9 +35,10 @@ def test_the_manifest_knows_which_tests_are_trusted_and_both_parts_run(tmp_path)
         "test_trusted_checks_cannot_import_deliverables": True,
         "test_no_student_code_runs_beside_a_trusted_check": True,
         "test_a_slow_trusted_check": True,
+        "test_a_trusted_check_killed": True,
     }
     assert all(r.status == "passed" for r in results.values()), results
-    assert sum(r.score for r in results.values()) == 6
+    assert sum(r.score for r in results.values()) == 7
 
 
 def test_a_wrong_answer_file_loses_only_its_check(tmp_path):
@@ -93,3 +94,27 @@ def test_a_trusted_check_out_of_time_is_the_graders_problem(tmp_path, monkeypatc
     assert "The grader's own check ran out of time" in slow.output, slow.output
     assert "infinite loop" not in slow.output
     assert results["test_answer_file"].status == "passed"
+
+
+def test_a_trusted_check_killed_is_the_graders_problem(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOY_KILL_CHECK", "1")
+    _, results = grade(submission(tmp_path, "42"))
+    killed = results["test_a_trusted_check_killed"]
+    assert killed.score == 0
+    assert "The grader's own check stopped" in killed.output, killed.output
+    assert "SIGKILL" in killed.output and "your code used" not in killed.output
+    assert results["test_answer_file"].status == "passed"  # the rest ran in a fresh child
+    assert results["test_add"].status == "passed"
+
+
+def test_a_package_the_assignments_install_lacks_cannot_be_imported(tmp_path):
+    """Grading refuses the packages an assignment's light install leaves out (Limits.absent, from
+    pyproject.toml's extras), in the test process and in student code alike."""
+    impl = submission(tmp_path, "42", alpha="import colorsys\n\ndef add(a, b):\n    return a + b\n")
+    absent = Limits(grace=2.0, startup_timeout=60.0, exit_wait=1.0, absent=("colorsys",))
+    _, results = run_collecting(SUITE, impl, absent, part="boundary")
+    add = next(r for n, r in results.items() if n.endswith("test_add"))
+    assert add.score == 0
+    assert "No module named 'colorsys': this assignment's install does not include it" in add.output
+    _, results = run_collecting(SUITE, impl, FAST, part="boundary")  # installed: it imports
+    assert next(r for n, r in results.items() if n.endswith("test_add")).score == 1

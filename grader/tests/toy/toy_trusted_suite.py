@@ -1,6 +1,6 @@
 """A tiny suite with trusted checks (tests that run no student code), for grader/tests/test_trusted.py.
 
-Named so that `pytest grader/tests` does not collect it. Points: 1 untrusted + 2 + 1 + 1 + 1 trusted = 6.
+Named so that `pytest grader/tests` does not collect it. Points: 1 untrusted + 2 + 1 + 1 + 1 + 1 trusted = 7.
 """
 
 import os
@@ -61,3 +61,14 @@ def test_no_student_code_runs_beside_a_trusted_check():
 def test_a_slow_trusted_check():
     """a trusted check that, when TOY_SLOW_CHECK is set, runs past its time limit"""
     time.sleep(float(os.environ.get("TOY_SLOW_CHECK", "0")))
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("6")
+@pytest.mark.trusted("stands for a trusted check the machine's out-of-memory killer stops")
+def test_a_trusted_check_killed():
+    """a trusted check that, when TOY_KILL_CHECK is set, is killed (SIGKILL) as it runs"""
+    if os.environ.get("TOY_KILL_CHECK"):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
