@@ -8,6 +8,7 @@ handed — the tokenizer, datasets, models, an optimizer — is built where your
 oracles run here on twins with the same weights.
 """
 
+import random
 from pathlib import Path
 
 import pytest
@@ -28,26 +29,34 @@ DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
 # margin below it, so a student who runs the same recipe with another seed or a slightly smaller
 # budget still earns them; the floor is well above the majority-class rate (~0.50) and the
 # frozen-feature baseline (logistic regression on mean-pooled features, 0.81 in DATA.md) would
-# earn about half.
+# earn about half. It scores SST2_SENTENCES of the 1,821 test sentences, a seeded sample
+# (sample_for_check): the check must cost seconds (5 ms a sentence at one thread, bfloat16 where
+# the CPU has it), and a submission as good as the reference (0.887 on all 1,821) must earn full
+# marks on any such sample. On 1,000 its accuracy has a standard error of
+# sqrt(0.887 * 0.113 / 1000) = 0.010: full marks from 0.85 sit 3.6 of them below it (probability
+# 0.9998); on the 1,000 scored here the reference has 0.884. A handout's public stand-in (dev,
+# 872 sentences) is scored whole.
 THRESHOLD = 0.85
 FLOOR = 0.75
+SST2_SENTENCES = 1000
 # The IMDB check (H2.3: LoRA on a small IMDB subset). `make finetune-imdb` runs the same code on
 # the 2,000 reviews of small_train cut to kit.IMDB_MAX_LENGTH (256) tokens: kit.IMDB_STEPS (300)
 # steps of 16 at lr 2e-3, 8.5-10 minutes on 2 cores. The check scores the first IMDB_REVIEWS of
 # the 1,000 held-out reviews of imdb/heldout_test.jsonl (a seeded, balanced sample of IMDB's
 # 25,000 test reviews outside small_test, which is public: the students' dev data; every even
-# prefix is balanced), cut as in training. How many: the check must cost seconds (39 ms a review
-# at one thread, bfloat16 where the CPU has it), and a submission as good as the reference must
-# earn full marks on any such sample. The reference (seed 0) scores 0.867 on all 1,000 reviews
-# (the SST-2 adapter 0.876); on a random sample of 200 its accuracy has a standard error of
-# sqrt(0.867 * 0.133 / 200) = 0.024, so full marks from 0.82 — two standard errors below it —
-# reach it with probability 0.975 (on the 200 scored here it has 0.870; seeds 1 and 2 scored 0.890
-# and 0.885 on the first 400, the reference 0.880). 200 reviews take 5-8 s at one thread against
-# 11-17 s for 400; the price is resolution: one review is half a point of accuracy, and a model
-# five points under the reference (0.817) is told apart from it with power 0.5, not 0.85 as
-# with 400. The floor is well above the majority class (0.50).
-IMDB_REVIEWS = 200
-IMDB_THRESHOLD = 0.82
+# prefix is balanced), cut as in training. How many: the check must cost seconds (41 ms a review
+# at one thread, bfloat16 where the CPU has it, whatever the batch size: it is compute-bound),
+# and a submission as good as the reference must earn full marks on any such sample. The
+# reference (seed 0) scores 0.867 on all 1,000 reviews (the SST-2 adapter 0.876); on a random
+# sample of 140 its accuracy has a standard error of sqrt(0.867 * 0.133 / 140) = 0.029, so full
+# marks from 0.81 — two standard errors below it — reach it with probability 0.975 (on the 140
+# scored here it has 0.893; seeds 1 and 2 scored 0.890 and 0.885 on the first 400, the reference
+# 0.880). 140 reviews take 5.7 s at one thread against 16 s for 400; the price is resolution:
+# one review is 0.7 points of accuracy, and a model five points under the reference (0.817) is
+# told apart from it with power 0.4, not 0.85 as with 400. The floor is well above the majority
+# class (0.50).
+IMDB_REVIEWS = 140
+IMDB_THRESHOLD = 0.81
 IMDB_FLOOR = 0.60
 IMDB_HELDOUT = ("imdb/heldout_test.jsonl",)
 # The SST-2 artifact scores as well on these reviews (0.900: sentiment transfers), so an IMDB
@@ -78,7 +87,7 @@ SENTENCES = [
 @pytest.mark.points(6)
 @pytest.mark.number("4.7")
 @pytest.mark.timeout(120)
-@pytest.mark.slow("loads the real model and classifies 1,821 sentences")
+@pytest.mark.slow(f"loads the real model and classifies {SST2_SENTENCES:,} sentences")
 @pytest.mark.trusted("reads the held-out SST-2 test labels; loads the artifact as data only")
 @pytest.mark.leaderboard("SST-2 test accuracy", order="desc")
 def test_submitted_artifact_accuracy(award, record_leaderboard, graded_tree):
@@ -86,8 +95,9 @@ def test_submitted_artifact_accuracy(award, record_leaderboard, graded_tree):
     state, meta = _submitted_artifact(graded_tree, "sst2_classifier.safetensors", "finetune")
     heldout = heldout_here(DATA_TOML, SST2_HELDOUT)
     # Held out: not in the submission. A handout has no test.tsv: there, the public dev split.
-    sentences, labels = kit.load_sst2("test" if heldout else "dev")
-    scored = ("held-out SST-2 test accuracy" if heldout else
+    sentences, labels = sample_for_check(*kit.load_sst2("test" if heldout else "dev"),
+                                         SST2_SENTENCES)  # fmt: skip
+    scored = (f"held-out SST-2 test accuracy ({len(sentences):,} sentences)" if heldout else
               "SST-2 dev accuracy (public dev data in this handout; Gradescope scores the "
               "held-out test sentences)")  # fmt: skip
     acc = kit.evaluate_state(state, meta, sentences, labels)
@@ -128,6 +138,14 @@ def test_submitted_imdb_artifact_accuracy(award, record_leaderboard, note_for_st
         f"marks from {IMDB_THRESHOLD}, none at or below {IMDB_FLOOR}, linear between "
         f"({fraction:.0%} of the points).{close}",
     )
+
+
+def sample_for_check(texts: list[str], labels: list[int], n: int) -> tuple[list[str], list[int]]:
+    """``n`` of the examples, a sample seeded once for all (in their order); all when fewer."""
+    if len(texts) <= n:
+        return texts, labels
+    keep = sorted(random.Random(0).sample(range(len(texts)), n))
+    return [texts[i] for i in keep], [labels[i] for i in keep]
 
 
 def _closeness_to_sst2(graded_tree, state, meta, note_for_staff) -> str:
