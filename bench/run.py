@@ -242,22 +242,16 @@ def accuracy_check_seconds(task: str = "sst2") -> dict:
 
     torch.set_num_threads(1)
     artifacts = ROOT / "reference" / "a3_attention_bert" / "artifacts"
+    sys.path.insert(0, str(ROOT / "tests" / "a3_attention_bert"))
+    import test_finetune as graded  # the checks' own inputs and sizes
+
     if task == "imdb":
-        import importlib
-
-        sys.path.insert(0, str(ROOT / "tests" / "a3_attention_bert"))
-        graded = importlib.import_module("test_finetune")  # the check's own numbers
-
         state, metadata = kit.read_artifact(artifacts / "imdb_classifier.safetensors")
         texts, labels = kit.load_imdb("heldout_test")
         texts, labels = texts[: graded.IMDB_REVIEWS], labels[: graded.IMDB_REVIEWS]
-        options = {"max_length": kit.IMDB_MAX_LENGTH, "batch_size": 16}
+        options = {"max_length": kit.IMDB_MAX_LENGTH, "batch_size": graded.IMDB_BATCH}
         what = f"IMDB accuracy check, 1 thread ({len(texts):,} held-out reviews, 256 tokens)"
     else:
-        import importlib
-
-        sys.path.insert(0, str(ROOT / "tests" / "a3_attention_bert"))
-        graded = importlib.import_module("test_finetune")  # the check's own sample
         state, metadata = kit.read_artifact(artifacts / "sst2_classifier.safetensors")
         texts, labels = graded.sample_for_check(*kit.load_sst2("test"), graded.SST2_SENTENCES)
         options = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 import tomllib
@@ -73,34 +74,42 @@ def settings(assignment: str) -> dict:
     return tomllib.loads(path.read_text()) if path.exists() else {}
 
 
+def _extras(declared: dict) -> list[str]:
+    """The pyproject.toml extras an assignment's settings name (``[install] extras``)."""
+    return list(declared.get("install", {}).get("extras", []))
+
+
 def install_spec(assignment: str, folder: str = ".") -> str:
     """What pip installs for the assignment (its handout's ``make setup``, the autograder's
     setup.sh): ``folder`` with the extras of pyproject.toml its assignment.toml names
     (``[install] extras``), and no other."""
-    extras = settings(assignment).get("install", {}).get("extras", [])
+    extras = _extras(settings(assignment))
     return f"{folder}[{','.join(extras)}]" if extras else folder
 
 
-def absent_packages(assignment: str) -> tuple[str, ...]:
-    """Import names of the packages of pyproject.toml's extras that the assignment's install
-    leaves out (its assignment.toml does not name them): its grading may not import them."""
+@functools.cache
+def _packages_of_extras() -> dict[str, frozenset[str]]:
+    """Each extra of pyproject.toml -> the import names of its packages (read once)."""
     path = KIT_ROOT / "pyproject.toml"
     if not path.exists():
-        return ()
+        return {}
     extras = tomllib.loads(path.read_text()).get("project", {}).get("optional-dependencies", {})
-    wanted = set(settings(assignment).get("install", {}).get("extras", []))
-    names = {
-        re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("-", "_")
-        for extra, requirements in extras.items()
-        if extra not in wanted
-        for requirement in requirements
+    return {
+        extra: frozenset(
+            re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower().replace("-", "_") for r in reqs
+        )
+        for extra, reqs in extras.items()
     }
-    names -= {
-        re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower().replace("-", "_")
-        for extra in wanted
-        for r in extras.get(extra, [])
-    }
-    return tuple(sorted(names))
+
+
+def absent_packages(declared: dict) -> tuple[str, ...]:
+    """Import names of the packages of pyproject.toml's extras that an assignment's install
+    leaves out (its settings, ``declared``, do not name them): its grading may not import them."""
+    extras = _packages_of_extras()
+    wanted = set(_extras(declared))
+    kept = set().union(*(extras.get(e, frozenset()) for e in wanted))
+    left_out = set().union(*(p for e, p in extras.items() if e not in wanted))
+    return tuple(sorted(left_out - kept))
 
 
 # [limits] keys of tests/<a>/assignment.toml -> (Limits field, conversion)
@@ -131,7 +140,7 @@ def limits_for(assignment: str, limits: Limits) -> Limits:
     preload = tuple(declared.get("boundary", {}).get("preload", ()))
     if preload and not limits.preload:
         changes["preload"] = preload
-    absent = absent_packages(assignment)
+    absent = absent_packages(declared)
     if absent and not limits.absent:
         changes["absent"] = absent
     return dataclasses.replace(limits, **changes) if changes else limits

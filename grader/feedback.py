@@ -40,15 +40,6 @@ def grader_out_of_time(limit: str) -> str:
     )
 
 
-def grader_check_died(cause: str) -> str:
-    """Why a trusted check's process ended while it ran: the grader's, never the student's."""
-    return (
-        f"The grader's own check stopped: its process ended ({cause}). It runs none of your "
-        "code, so this is not a mistake of yours: most often the grading machine ran out of "
-        "memory. Course staff can regrade the submission."
-    )
-
-
 def describe(exc: BaseException, impl_root: Path | None = None, trusted: bool = False) -> str:
     """One readable paragraph for ``exc``: type, message, notes, and where in the student's code.
     ``trusted``: raised in a trusted check (no student code ran): a time-out is the grader's."""

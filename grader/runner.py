@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursekit import kit_root
-from grader.feedback import grader_check_died, grader_out_of_time, truncate
+from grader.feedback import grader_out_of_time, truncate
 from grader.records import TestMeta, TestResult, validated_result
 from grader.sandbox import (
     apply_limits,
@@ -186,21 +186,10 @@ def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
     return Manifest([TestMeta.from_json(t) for t in data["tests"]], data["errors"])
 
 
-def _death_cause(returncode: int | None, limits: Limits) -> str:
+def _death_cause(returncode: int | None, limits: Limits, trusted: bool = False) -> str:
     from grader.boundary.errors import death_cause
 
-    return death_cause(returncode, limits.memory_bytes)
-
-
-def _signal_name(returncode: int | None) -> str:
-    if returncode is None:
-        return "no exit status"
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"signal {-returncode}"
-    return f"exit status {returncode}"
+    return death_cause(returncode, limits.memory_bytes, trusted)
 
 
 def _reject_constant(name: str) -> None:
@@ -355,9 +344,8 @@ class _Run:
     ):
         self.tests, self.impl, self.limits, self.user = tests, impl, limits, user
         self.sweep = sweep  # the student user's uid: none of its processes outlives the run
-        self.extra, self.part = ("--grader-part", part, *extra), part
+        self.extra = ("--grader-part", part, *extra)
         self.metas: dict[str, TestMeta] | None = None  # the tests this run must report
-        self.collected: dict[str, TestMeta] = {}  # every test the first child collected (= metas)
         self.errors: list[dict[str, str]] = []
         self.results: dict[str, TestResult] = {}
         self.deadline = time.monotonic() + limits.run_budget
@@ -471,30 +459,27 @@ class _Run:
         tests = event.get("tests")
         if not isinstance(tests, list):
             raise RuntimeError("the grading child sent a malformed manifest")
-        self.collected = {}
+        self.metas = {}
         for m in tests:
             meta = TestMeta.from_json(m)
-            self.collected[meta.nodeid] = meta
-        self.metas = dict(self.collected)
+            self.metas[meta.nodeid] = meta
         errors = event.get("errors", [])
         self.errors = [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
-        _notify("collected", len(self.collected))
+        _notify("collected", len(self.metas))
 
     def cause(self, killed_for: str | None, nodeid: str, rc: int | None) -> str:
-        if killed_for == "timeout" and self.metas[nodeid].trusted:
-            t = self.test_limit(nodeid)
-            return grader_out_of_time(f"{t:g} s")
+        trusted = self.metas[nodeid].trusted
         if killed_for == "timeout":
             t = self.test_limit(nodeid)
+            if trusted:
+                return grader_out_of_time(f"{t:g} s")
             return (
                 f"Time limit exceeded: this test ran for more than {t:g} s and was stopped. Look "
                 "for an infinite loop, or Python loops over tensor elements that should be vectorised."
             )
         if killed_for == "budget":
             return f"The whole run's time budget ({self.limits.run_budget:g} s) ran out."
-        if self.metas[nodeid].trusted:
-            return grader_check_died(_signal_name(rc))
-        return _death_cause(rc, self.limits)
+        return _death_cause(rc, self.limits, trusted)
 
     def go(self) -> None:
         if self.sweep is not None:
@@ -617,4 +602,4 @@ def run_collecting(
         extra = ("--grader-visible-only", *extra)
     r = _Run(tests, impl, limits, ids, extra, part, sweep)
     r.go()
-    return Manifest(list(r.collected.values()), r.errors), r.results
+    return Manifest(list((r.metas or {}).values()), r.errors), r.results

@@ -113,8 +113,24 @@ def from_remote(data: Any) -> StudentError:
     return exc
 
 
-def death_cause(returncode: int | None, memory_bytes: int) -> str:
-    """Why a process that ran student code ended, for the test that was running."""
+def death_cause(returncode: int | None, memory_bytes: int, trusted: bool = False) -> str:
+    """Why a process that ran student code ended, for the test that was running. ``trusted``: the
+    test was a trusted check (no student code ran in it): its end is the grader's problem."""
+    if trusted:
+        if returncode is None:
+            how = "no exit status"
+        elif returncode < 0:
+            try:
+                how = f"killed by {signal.Signals(-returncode).name}"
+            except ValueError:
+                how = f"signal {-returncode}"
+        else:
+            how = f"exit status {returncode}"
+        return (
+            f"The grader's own check stopped: its process ended ({how}). It runs none of your "
+            "code, so this is not a mistake of yours: most often the grading machine ran out of "
+            "memory. Course staff can regrade the submission."
+        )
     if returncode is not None and returncode < 0:
         try:
             sig = signal.Signals(-returncode)
