@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader import assignments, gradescope, pipeline, progress, sandbox
+from grader import assignments, gradescope, pipeline, progress, sandbox, zygote
 from grader.runner import Limits, collect
 
 
@@ -174,7 +174,7 @@ def grade_all(
                 name, outcome.grade, outcome.placed.report().splitlines()[0], outcome.flags
             )
 
-        with stack, ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        with stack, zygote.forking(), ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
             graded = list(pool.map(one, enumerate(entries)))
     seconds = time.monotonic() - start
     _write_reports(graded, assignment, out, seconds)

@@ -33,11 +33,13 @@ from grader.feedback import grader_out_of_time, truncate
 from grader.records import TestMeta, TestResult, validated_result
 from grader.sandbox import (
     apply_limits,
+    become,
     interpreter_for,
     lookup_user,
     remove_files_of,
     sweep_user,
 )
+from grader.zygote import zygote_for
 
 KIT_ROOT = kit_root()  # $COURSEKIT_KIT, else the checkout this package runs from
 GiB = 1024**3
@@ -142,9 +144,7 @@ def _limit_child(limits: Limits, user: tuple[int, int] | None = None):
     def apply() -> None:
         apply_limits(limits.memory_bytes, limits.file_bytes, limits.processes if user else 0)
         if user is not None:  # drop root for good: student code runs unprivileged
-            os.setgroups([])
-            os.setgid(user[1])
-            os.setuid(user[0])
+            become(user)
 
     return apply
 
@@ -155,16 +155,27 @@ def kill_user_processes(uid: int) -> int:
     return sweep_user(uid)
 
 
-def pytest_command(tests: list[Path], impl: Path, limits: Limits, *extra: str) -> list[str]:
-    # -P: the working directory is not put on sys.path (the kit root must not be importable).
+PLUGIN_ARGS = ("-p", "no:cacheprovider", *(a for p in PLUGINS for a in ("-p", p)))
+
+
+def pytest_args(tests: list[Path], impl: Path, limits: Limits, *extra: str) -> list[str]:
+    """pytest's arguments for a child, but for the plugins (``PLUGIN_ARGS``)."""
     if limits.test_timeout is not None:
         extra = ("-o", f"timeout={limits.test_timeout:g}", *extra)
     return [
-        PYTHON, "-P", "-m", "pytest",
-        "-c", str(KIT_ROOT / "pyproject.toml"), "--rootdir", str(KIT_ROOT),
-        "-q", "-p", "no:cacheprovider", *(a for p in PLUGINS for a in ("-p", p)),
+        "-c", str(KIT_ROOT / "pyproject.toml"), "--rootdir", str(KIT_ROOT), "-q",
         "--impl", str(impl), *extra, *map(str, tests),
     ]  # fmt: skip
+
+
+def pytest_command(args: list[str], folder: Path) -> list[str]:
+    """A fresh child's command: the arguments in a file of ``folder`` (pytest's ``@file``), the
+    plugins alone on the command line (pytest loads them before it reads the file). Any user can
+    read a process's command line: none names the kit's folder or a submission's.
+    -P: the working directory is not put on sys.path (the kit root must not be importable)."""
+    path = folder / "pytest.args"
+    path.write_text("".join(f"{a}\n" for a in args))
+    return [PYTHON, "-P", "-m", "pytest", *PLUGIN_ARGS, f"@{path}"]
 
 
 def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
@@ -173,7 +184,8 @@ def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
         empty = Path(tmp, "impl")
         empty.mkdir()
         out = Path(tmp, "manifest.json")
-        cmd = pytest_command(tests, empty, limits, "--collect-only", "--grader-manifest", str(out))
+        args = pytest_args(tests, empty, limits, "--collect-only", "--grader-manifest", str(out))
+        cmd = pytest_command(args, Path(tmp))
         proc = subprocess.run(
             cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": tmp}, limits.threads), capture_output=True, text=True,
             timeout=limits.startup_timeout, preexec_fn=_limit_child(limits),
@@ -214,26 +226,37 @@ class _Child:
         selection = ("--grader-only", str(only_file)) if only is not None else ()
         self.user = user
         read_fd, write_fd = os.pipe()
-        cmd = pytest_command(
+        args = pytest_args(
             tests, impl, limits, "--grader-events", str(write_fd), *selection, *extra
         )
+        command = pytest_command(args, workdir)  # a fresh child's (the arguments in a file)
         tmp = workdir / "tmp"
         tmp.mkdir(exist_ok=True)
         if user is not None:
             os.chown(tmp, *user)  # the child's own scratch space; only.json stays read-only
-            for path in (workdir.parent, workdir, only_file):  # readable, not writable
+            for path in (workdir.parent, workdir, only_file, workdir / "pytest.args"):  # read-only
                 path.chmod(path.stat().st_mode | 0o555)
+        env = child_env(
+            {"TMPDIR": str(tmp), "HOME": str(tmp), "MPLCONFIGDIR": str(tmp)}, limits.threads
+        )
         # The child's own output comes through a pipe this process drains (the last bytes are kept
         # for diagnostics), never a file: a disk that student code filled cannot stop pytest from
         # printing, so it cannot end the session of tests that need no disk.
         log_read, log_write = os.pipe()
         try:
-            self.proc = subprocess.Popen(
-                cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": str(tmp), "HOME": str(tmp),
-                "MPLCONFIGDIR": str(tmp)}, limits.threads), stdin=subprocess.DEVNULL,
-                stdout=log_write, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
-                start_new_session=True, preexec_fn=_limit_child(limits, user),
-            )  # fmt: skip
+            self.proc = self._forked(args, env, limits, user, write_fd, log_write)
+            if self.proc is None:
+                self.proc = subprocess.Popen(
+                    command,
+                    cwd=KIT_ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_write,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(write_fd,),
+                    start_new_session=True,
+                    preexec_fn=_limit_child(limits, user),
+                )
         finally:
             os.close(write_fd)
             os.close(log_write)
@@ -244,6 +267,35 @@ class _Child:
         self.buffer = b""
         self.received = 0
         self.flooded = False
+
+    @staticmethod
+    def _forked(args, env, limits: Limits, user, write_fd: int, log_write: int):
+        """The same child forked from a zygote, when one is on (``grader.zygote.forking``)."""
+        z = zygote_for(
+            PYTHON,
+            limits.threads,
+            tuple(limits.preload),
+            child_env(None, limits.threads),
+            str(KIT_ROOT),
+        )
+        if z is None:
+            return None
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        try:
+            return z.spawn(
+                [*PLUGIN_ARGS, *args],
+                env=env,
+                cwd=str(KIT_ROOT),
+                fds={0: devnull, 1: log_write, 2: log_write, write_fd: write_fd},
+                memory_bytes=limits.memory_bytes,
+                file_bytes=limits.file_bytes,
+                processes=limits.processes if user else 0,
+                user=user,
+            )
+        except OSError:
+            return None  # the zygote has gone: a fresh child instead
+        finally:
+            os.close(devnull)
 
     MAX_LINE = 1 << 20  # one event; the longest real one (a result) is a few kB
     MAX_TOTAL = 64 << 20  # all events of one child

@@ -27,6 +27,13 @@ def apply_limits(memory_bytes: int, file_bytes: int, processes: int = 0) -> None
         resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
 
 
+def become(user: tuple[int, int]) -> None:
+    """Drop root for good: the calling process is ``user`` (uid, gid) alone, no other group."""
+    os.setgroups([])
+    os.setgid(user[1])
+    os.setuid(user[0])
+
+
 def ensure_user(name: str) -> str | None:
     """The unprivileged user ``name``, created when missing (root only; None otherwise)."""
     if os.geteuid() != 0:

@@ -767,9 +767,9 @@ def _fork_server(theirs, log, env: dict[str, str], boundary: Boundary, processes
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
         if boundary.user is not None:
-            os.setgroups([])
-            os.setgid(boundary.user[1])
-            os.setuid(boundary.user[0])
+            from grader.sandbox import become
+
+            become(boundary.user)
         server.serve(
             keep, str(boundary.impl_root), lim.caps, lim.memory_bytes, lim.file_bytes, processes
         )
