@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader import assignments, hints, progress
+from grader import assignments, hints, progress, zygote
 from grader.runner import Limits, Manifest, collect
 
 
@@ -25,6 +25,11 @@ def validate(
 ) -> Verdict:
     """The reference scores the maximum; the template scores 0, every test on NotImplementedError
     (a trusted check, which runs no student code, on a clear message about what is missing)."""
+    with zygote.forking():  # two gradings: the second starts warm
+        return _validate(assignment, limits, manifest)
+
+
+def _validate(assignment: str, limits: Limits, manifest: Manifest | None) -> Verdict:
     manifest = manifest or collect(assignments.test_paths(assignment), limits)
     lines, ok = [], True
     ref = assignments.grade(
@@ -88,15 +93,32 @@ def apply(mutant: hints.Mutant, package: Path) -> None:
     target.write_text(source.replace(mutant.find, mutant.replace))
 
 
+def graded_for(mutant: hints.Mutant, manifest: Manifest, exact: bool = False) -> Manifest:
+    """The tests a mutant is graded on: the tests its entry names, plus a *guard* — in each file
+    it targets, the first test it does not name (never a slow one), which must keep full marks:
+    a mutant that breaks its whole module (an import error, a name gone) is caught by accident
+    there, not by the tests its entry claims. ``exact``: every test of the files it targets
+    (slow ones only when named), so the catalogue's ``breaks`` must be the whole truth."""
+    named = set(mutant.breaks)
+    files = {b.split("::")[0] for b in named}
+    in_files = [m for m in manifest.tests if hints.test_key(m.nodeid).split("::")[0] in files]
+    if exact:
+        chosen = [m for m in in_files if not m.slow or hints.test_key(m.nodeid) in named]
+    else:
+        guards = {}
+        for m in in_files:
+            key = hints.test_key(m.nodeid)
+            if key not in named and not m.slow:
+                guards.setdefault(key.split("::")[0], key)
+        chosen = [m for m in in_files if hints.test_key(m.nodeid) in named | set(guards.values())]
+    return Manifest(chosen, manifest.errors)
+
+
 def _run_mutant(
-    assignment: str, mutant: hints.Mutant, manifest: Manifest, limits: Limits
+    assignment: str, mutant: hints.Mutant, manifest: Manifest, limits: Limits, exact: bool = False
 ) -> MutantOutcome:
-    files = {b.split("::")[0] for b in mutant.breaks}
-    # Only the files it targets, and their slow tests only when the mutant names them.
-    manifest = Manifest(
-        [m for m in manifest.tests if not m.slow or hints.test_key(m.nodeid) in mutant.breaks],
-        manifest.errors,
-    )
+    manifest = graded_for(mutant, manifest, exact)
+    files = {b.split("::")[0] for b in mutant.breaks}  # the child collects only these
     with tempfile.TemporaryDirectory(prefix=f"mutant-{mutant.id}-") as tmp:
         package = Path(tmp, assignment)
         shutil.copytree(
@@ -125,8 +147,10 @@ def _run_mutant(
 
 
 def mutants(
-    assignment: str, jobs: int = 2, limits: Limits = Limits()
+    assignment: str, jobs: int = 2, limits: Limits = Limits(), exact: bool = False
 ) -> tuple[Verdict, list[MutantOutcome]]:
+    """Grade every catalogued mutant on its named tests and their guards (see
+    :func:`graded_for`); ``exact``: on every test of the files it targets."""
     catalogue = hints.load(assignment)
     manifest = collect(assignments.test_paths(assignment), limits)
     known = {hints.test_key(m.nodeid) for m in manifest.tests}
@@ -134,11 +158,11 @@ def mutants(
 
         def run_one(mutant: hints.Mutant) -> MutantOutcome:
             try:
-                return _run_mutant(assignment, mutant, manifest, limits)
+                return _run_mutant(assignment, mutant, manifest, limits, exact)
             finally:
                 line.update(1)
 
-        with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        with zygote.forking(), ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
             outcomes = list(pool.map(run_one, catalogue))
     rows = [f"{'mutant':34} {'points lost':>12}  caught  tests that lost points"]
     ok = bool(catalogue)

@@ -235,7 +235,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         return SETUP_PROBLEM
     ok = True
     for name in _assignments(args.assignment):
-        verdict, _ = checks.mutants(name, jobs=args.jobs, limits=_limits(args))
+        verdict, _ = checks.mutants(name, jobs=args.jobs, limits=_limits(args), exact=args.exact)
         print(
             f"== mutants {name}: {'all caught' if verdict.ok else 'FAILED'}",
             *verdict.lines,
@@ -334,6 +334,12 @@ def parser() -> argparse.ArgumentParser:
         if name == "mutants":
             p.add_argument(
                 "--jobs", "-j", type=_positive(int), default=2, help="mutants graded at once"
+            )
+            p.add_argument(
+                "--exact",
+                action="store_true",
+                help="grade each mutant on every test of the files it targets (not only the "
+                "tests its entry names and one guard per file): its 'breaks' must be complete",
             )
         _add_limits(p)
         p.set_defaults(func=func)

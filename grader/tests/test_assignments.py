@@ -1,6 +1,5 @@
 """Every assignment, checked both ways: the reference earns full marks, the generated template
-earns zero with every test failing on NotImplementedError, and every catalogued mutant (a
-realistic student bug) loses exactly the points its catalogue entry says."""
+earns zero with every test failing on NotImplementedError (the mutant catalogues: test_mutants)."""
 
 import shutil
 from pathlib import Path
@@ -17,15 +16,6 @@ ALL = assignments.names()
 @pytest.mark.timeout(900)
 def test_validate(assignment):
     verdict = checks.validate(assignment)
-    assert verdict.ok, "\n".join(verdict.lines)
-
-
-@pytest.mark.parametrize("assignment", ALL)
-@pytest.mark.timeout(1800)
-def test_every_mutant_is_caught(assignment):
-    verdict, outcomes = checks.mutants(assignment, jobs=2)
-    print("\n".join(verdict.lines))
-    assert len(outcomes) >= 4
     assert verdict.ok, "\n".join(verdict.lines)
 
 
