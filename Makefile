@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml constraints.txt
 # (plugin, schema, isolation with bad submissions, validate and mutants of every assignment).
 test: setup lint templates-check selftest
 
+# On both cores (pytest-xdist; see grader/tests/conftest.py for how tests are spread).
 selftest: setup
-	$(PY) -m pytest grader/tests -q --durations=12
+	$(PY) -m pytest grader/tests -q --durations=12 -n 2 --dist loadfile --no-loadscope-reorder
 
 # Fetch what is missing and check every data file (md5) ahead of time: COURSEKIT_DATA_DIR, else
 # ~/.cache/coursekit/data. Grading never downloads; it stops with this command when data is missing.
@@ -69,8 +70,10 @@ templates-check: setup
 validate: setup
 	$(PY) -m grader validate $(ASSIGN)
 
+# Every catalogued mutant on every test of the files it targets: its `breaks` must be complete
+# (run it after editing a catalogue). `make test` grades each on its named tests and a guard.
 mutants: setup
-	$(PY) -m grader mutants $(ASSIGN)
+	$(PY) -m grader mutants --exact $(ASSIGN)
 
 # Full-size runs of assignment 1's training deliverables (figures in the README): RUN=bigram
 # (WikiText-2 perplexity), charlm (Tiny Shakespeare: perplexity, passages, samples, loss PNG) or
