@@ -74,6 +74,7 @@ def test_a_gradescope_export_zip(tmp_path):
         zf.writestr("submission_2/README.md", "empty")
     graded = batch.grade_all(export, A, tmp_path / "out", jobs=2, files=SOFTMAX)
     assert sorted(g.name for g in graded) == ["submission_1", "submission_2"]
+    assert all(g.grade is not None for g in graded), [g.note for g in graded]
     by = {g.name: g.grade.score for g in graded}
     assert by["submission_1"] > 0 and by["submission_2"] == 0
 

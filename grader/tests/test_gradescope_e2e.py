@@ -123,21 +123,27 @@ def test_the_zip_holds_the_solution_only_as_the_twin(autograder):
 READS_THE_TWIN = """
 import os
 
-def _twin():
-    \"\"\"The kit's folder is named on the command line of the process that runs the tests: read the
-    reference's softmax.py from there.\"\"\"
+def _kits():
+    \"\"\"Where the kit is: named on a command line (the tests' process once named it), else where
+    the autograder lives (as /autograder/source is well known on Gradescope).\"\"\"
     for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
         try:
             argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
         except OSError:
             continue
         if b"--rootdir" in argv:
-            kit = argv[argv.index(b"--rootdir") + 1].decode()
-            path = os.path.join(kit, "reference", "a1_lm_basics", "softmax.py")
-            try:
-                return open(path).read()
-            except OSError as exc:
-                print("the twin is out of reach:", exc)
+            yield argv[argv.index(b"--rootdir") + 1].decode()
+    yield KIT
+
+
+def _twin():
+    \"\"\"Read the reference's softmax.py from the kit.\"\"\"
+    for kit in _kits():
+        path = os.path.join(kit, "reference", "a1_lm_basics", "softmax.py")
+        try:
+            return open(path).read()
+        except OSError as exc:
+            print("the twin is out of reach:", exc)
     return None
 
 
@@ -160,7 +166,8 @@ def test_student_code_cannot_read_the_twin(autograder):
     root, _, user = autograder
     if user is None:
         pytest.skip("needs root: student code runs as a user of its own")
-    data = run_autograder(root, user, {"softmax.py": READS_THE_TWIN.encode()})
+    attack = f"KIT = {str(root / 'source')!r}\n" + READS_THE_TWIN
+    data = run_autograder(root, user, {"softmax.py": attack.encode()})
     softmax_tests = [t for t in data["tests"] if t.get("number", "").startswith("1.")]
     assert softmax_tests and all(t["score"] == 0 for t in softmax_tests), softmax_tests
     printed = [t["output"] for t in data["tests"] if "twin" in t["output"]]
