@@ -178,6 +178,42 @@ def pytest_command(args: list[str], folder: Path) -> list[str]:
     return [PYTHON, "-P", "-m", "pytest", *PLUGIN_ARGS, f"@{path}"]
 
 
+def forked_child(
+    args: list[str],
+    env: dict[str, str],
+    limits: Limits,
+    fds: dict[int, int],
+    user: tuple[int, int] | None = None,
+):
+    """A pytest child (``args``) forked from a zygote when one is on (``grader.zygote.forking``),
+    stdin from /dev/null and ``fds`` (number in the child -> ours); None: start one afresh."""
+    z = zygote_for(
+        PYTHON,
+        limits.threads,
+        tuple(limits.preload),
+        child_env(None, limits.threads),
+        str(KIT_ROOT),
+    )
+    if z is None:
+        return None
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        return z.spawn(
+            [*PLUGIN_ARGS, *args],
+            env=env,
+            cwd=str(KIT_ROOT),
+            fds={0: devnull, **fds},
+            memory_bytes=limits.memory_bytes,
+            file_bytes=limits.file_bytes,
+            processes=limits.processes if user else 0,
+            user=user,
+        )
+    except OSError:
+        return None  # the zygote has gone: a fresh child instead
+    finally:
+        os.close(devnull)
+
+
 def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
     """Collect the tests with an empty implementation tree: no student code can run."""
     with tempfile.TemporaryDirectory(prefix="grader-collect-") as tmp:
@@ -185,15 +221,25 @@ def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
         empty.mkdir()
         out = Path(tmp, "manifest.json")
         args = pytest_args(tests, empty, limits, "--collect-only", "--grader-manifest", str(out))
-        cmd = pytest_command(args, Path(tmp))
-        proc = subprocess.run(
-            cmd, cwd=KIT_ROOT, env=child_env({"TMPDIR": tmp}, limits.threads), capture_output=True, text=True,
-            timeout=limits.startup_timeout, preexec_fn=_limit_child(limits),
-        )  # fmt: skip
+        env = child_env({"TMPDIR": tmp}, limits.threads)
+        log = Path(tmp, "log")
+        with open(log, "wb") as printed:
+            child = forked_child(args, env, limits, {1: printed.fileno(), 2: printed.fileno()})
+            if child is None:
+                child = subprocess.Popen(
+                    pytest_command(args, Path(tmp)), cwd=KIT_ROOT, env=env,
+                    stdin=subprocess.DEVNULL, stdout=printed, stderr=subprocess.STDOUT,
+                    start_new_session=True, preexec_fn=_limit_child(limits),
+                )  # fmt: skip
+        try:
+            rc = child.wait(timeout=limits.startup_timeout)
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)  # nothing of it outlives the collection
+            child.wait()
         if not out.exists():
-            raise RuntimeError(
-                f"collection failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}"
-            )
+            tail = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"collection failed (exit {rc}):\n{tail}")
         data = json.loads(out.read_text())
     return Manifest([TestMeta.from_json(t) for t in data["tests"]], data["errors"])
 
@@ -244,7 +290,8 @@ class _Child:
         # printing, so it cannot end the session of tests that need no disk.
         log_read, log_write = os.pipe()
         try:
-            self.proc = self._forked(args, env, limits, user, write_fd, log_write)
+            fds = {1: log_write, 2: log_write, write_fd: write_fd}
+            self.proc = forked_child(args, env, limits, fds, user)
             if self.proc is None:
                 self.proc = subprocess.Popen(
                     command,
@@ -267,35 +314,6 @@ class _Child:
         self.buffer = b""
         self.received = 0
         self.flooded = False
-
-    @staticmethod
-    def _forked(args, env, limits: Limits, user, write_fd: int, log_write: int):
-        """The same child forked from a zygote, when one is on (``grader.zygote.forking``)."""
-        z = zygote_for(
-            PYTHON,
-            limits.threads,
-            tuple(limits.preload),
-            child_env(None, limits.threads),
-            str(KIT_ROOT),
-        )
-        if z is None:
-            return None
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        try:
-            return z.spawn(
-                [*PLUGIN_ARGS, *args],
-                env=env,
-                cwd=str(KIT_ROOT),
-                fds={0: devnull, 1: log_write, 2: log_write, write_fd: write_fd},
-                memory_bytes=limits.memory_bytes,
-                file_bytes=limits.file_bytes,
-                processes=limits.processes if user else 0,
-                user=user,
-            )
-        except OSError:
-            return None  # the zygote has gone: a fresh child instead
-        finally:
-            os.close(devnull)
 
     MAX_LINE = 1 << 20  # one event; the longest real one (a result) is a few kB
     MAX_TOTAL = 64 << 20  # all events of one child

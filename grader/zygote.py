@@ -156,13 +156,14 @@ class Forked:
         self.reply, self.pid = reply, pid
         self.returncode: int | None = None
 
-    def _read(self, block: bool) -> None:
+    def _read(self, timeout: float | None) -> None:
+        """Take the exit status if it has come within ``timeout`` s (None: wait for it)."""
         if self.returncode is not None:
             return
-        self.reply.setblocking(block)
+        self.reply.settimeout(timeout)
         try:
             message = self.reply.recv(1024)
-        except BlockingIOError:
+        except (TimeoutError, BlockingIOError):  # not yet
             return
         except OSError:
             message = b""
@@ -171,11 +172,16 @@ class Forked:
         self.reply.close()
 
     def poll(self) -> int | None:
-        self._read(block=False)
+        self._read(timeout=0)
         return self.returncode
 
-    def wait(self) -> int:
-        self._read(block=True)
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit status; like ``Popen.wait``, ``subprocess.TimeoutExpired`` after ``timeout`` s."""
+        self._read(timeout)
+        if self.returncode is None:
+            import subprocess
+
+            raise subprocess.TimeoutExpired(f"forked child {self.pid}", timeout)
         return self.returncode
 
 
