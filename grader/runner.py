@@ -233,10 +233,11 @@ def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
                 )  # fmt: skip
         try:
             rc = child.wait(timeout=limits.startup_timeout)
-        finally:
+        except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.pid, signal.SIGKILL)  # nothing of it outlives the collection
+                os.killpg(child.pid, signal.SIGKILL)  # its own session: the whole group
             child.wait()
+            raise
         if not out.exists():
             tail = log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"collection failed (exit {rc}):\n{tail}")
