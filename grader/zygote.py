@@ -46,8 +46,9 @@ class Job:
     processes: int
     user: list[int] | None
 
-    def run(self) -> int:
-        """Become the grading child and run pytest as ``python -m pytest`` would."""
+    def run(self) -> None:
+        """Become the grading child and run pytest as ``python -m pytest`` would (it ends the
+        process with pytest's exit status: SystemExit)."""
         _place(self.fds)
         os.chdir(self.cwd)
         os.environ.clear()
@@ -63,12 +64,12 @@ class Job:
         import runpy
 
         sys.argv = ["pytest", *self.args]  # what `python -m pytest` sees; runpy sets argv[0]
-        runpy.run_module("pytest", run_name="__main__", alter_sys=True)  # raises SystemExit
-        return 0
+        runpy.run_module("pytest", run_name="__main__", alter_sys=True)
 
 
 def _place(fds: dict[int, int]) -> None:
-    """Make each received descriptor appear under its number in the child; close the rest."""
+    """Make each received descriptor appear under its number in the child (and close it under
+    the number it came with)."""
     above = max(fds) + 1  # copies out of each other's way, above every number wanted
     high = {target: fcntl.fcntl(fd, fcntl.F_DUPFD, above) for target, fd in fds.items()}
     for fd in set(fds.values()):
@@ -143,7 +144,7 @@ def main() -> None:
     control.sendall(b"ready")
     own = serve(control)
     if own is not None:
-        sys.exit(_job(own).run())
+        _job(own).run()
 
 
 # ------------------------------------------------------------------------------- the grader's side
