@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import json
 import os
 import selectors
@@ -139,8 +140,11 @@ def _job(own: socket.socket) -> Job:
 
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
+    gc.disable()  # what is imported lives as long as the zygote: no collection walks it
     for name in [*PRELOAD, *filter(None, sys.argv[2].split(","))]:
         __import__(name)
+    gc.freeze()  # and none in a child either (a forked child inherits the frozen heap)
+    gc.enable()
     control.sendall(b"ready")
     own = serve(control)
     if own is not None:

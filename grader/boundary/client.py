@@ -567,14 +567,18 @@ class Boundary:
 
     def request(self, op: str, obj: Remote, **fields: Any) -> Any:
         """getattr, setattr, getitem, len, list, contains, deepcopy, isinstance, text."""
-        cache_key = None
-        if op == "getattr" and obj._ref.kind == "namespace":  # a module's functions and classes:
-            cache_key = (obj._ref.generation, obj._ref.id, fields["name"])  # one lookup a test
-            if cache_key in self.attributes:
-                return self.attributes[cache_key]
+        # One lookup a test of a module's functions and classes, and of an object's methods
+        # (``model.step(...)`` looks ``step`` up before every call: 9% of a2's requests, 15% of
+        # a1's). Values are asked for each time; setting the attribute forgets what was found.
+        key = (obj._ref.generation, obj._ref.id, fields.get("name"))
+        if op == "getattr" and key in self.attributes:
+            return self.attributes[key]
+        if op == "setattr":
+            self.attributes.pop(key, None)
         value = self._request(op, obj, **fields)
-        if cache_key is not None and isinstance(value, Remote):
-            self.attributes[cache_key] = value
+        if op == "getattr" and isinstance(value, Remote):
+            if obj._ref.kind == "namespace" or value._ref.kind == "callable":
+                self.attributes[key] = value
         return value
 
     def _request(self, op: str, obj: Remote, **fields: Any) -> Any:

@@ -470,6 +470,7 @@ def serve(fd: int, impl: str, caps: Caps, memory: int, file_bytes: int, processe
         # test (op_reset) skips them (a forked process has inherited its parent's frozen heap).
         gc.collect()
         gc.freeze()
+        gc.enable()  # off in the test process while it starts (grader.plugin): on for student code
         sock = socket.socket(fileno=fd)
         server = Server(sock, impl, caps)
         server.channel.serve_forever()

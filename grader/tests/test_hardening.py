@@ -16,6 +16,7 @@ import queue
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+import grader
 from grader import (
     assignments,
     checks,
@@ -758,3 +760,33 @@ def test_a_disk_filled_by_student_code_still_gets_a_valid_results_json(
     assert written["score"] == honest, [
         (t["name"], t["score"], t["output"][:300]) for t in written["tests"]
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# The interpreter of the deliverable process: one the student user can run, with the packages.
+
+
+@needs_root
+def test_the_student_interpreter_is_one_that_can_run_and_read_its_packages(tmp_path):
+    """``interpreter_for`` keeps an interpreter the student user can start and whose torch and
+    grader it can read, and stands in for one it cannot: a Python under /root (this venv's on
+    this machine), the system's without torch, a venv whose packages are out of its reach."""
+    ids = sandbox.lookup_user(sandbox.ensure_user(USERS[0]))
+    root = _folder("hardening-interp-")
+    try:
+        usable = str(standin_python(root / "usable", editable_kit=True))
+        assert sandbox._runs_as(usable, ids)
+        assert sandbox.interpreter_for(usable, ids) == usable
+        assert not sandbox._runs_as(str(SYSTEM_PYTHON), ids), "the system Python has no torch"
+        hidden = root / "hidden"
+        hidden.mkdir(mode=0o700)  # the packages' folder: root's alone
+        shutil.copytree(Path(grader.__file__).parent, hidden / "grader")
+        blocked = root / "blocked"  # torch within reach, the grader in a folder it cannot read
+        assert not sandbox._runs_as(str(standin_python(blocked, hidden)), ids)
+        hidden.chmod(0o755)
+        assert sandbox._runs_as(str(blocked / "bin" / "python"), ids), "the probe is not the cause"
+        if not sandbox._runs_as(sys.executable, ids):  # this machine: a venv under /root
+            stand_in = sandbox.interpreter_for(sys.executable, ids)
+            assert stand_in != sys.executable and sandbox._runs_as(stand_in, ids)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

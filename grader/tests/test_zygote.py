@@ -167,3 +167,42 @@ def test_no_command_line_names_the_kit_or_how_the_tests_run(tmp_path, monkeypatc
     lines = out.read_text().splitlines()
     assert any("pytest" in line or "grader.zygote" in line for line in lines)  # it saw them
     assert not [line for line in lines if "--rootdir" in line or "toy_suite.py" in line]
+
+
+COLLECTOR_SUITE = """
+import gc
+
+from grader.deliverables import deliverable
+
+alpha = deliverable("toy_pkg.alpha")
+
+
+def test_collector_on_here():
+    assert gc.isenabled()
+
+
+def test_collector_on_for_student_code():
+    assert alpha.add(1, 2) is True
+"""
+
+
+@pytest.mark.parametrize("start", ["forked", "fresh"])
+def test_the_collector_is_on_in_the_tests_and_for_student_code(tmp_path, monkeypatch, start):
+    """The grading child starts with the cyclic collector off (``grader.plugin``: its imports
+    are long-lived) and turns it on when the collection ends; the deliverable process, forked
+    while it was off, turns it on too — student code that makes cycles in a loop is collected."""
+    impl = tmp_path / "submission"
+    shutil.copytree(TOY / "good", impl)
+    (impl / "toy_pkg" / "alpha.py").write_text(
+        "import gc\n\ndef add(a, b):\n    return gc.isenabled()\n"
+    )
+    suite = tmp_path / "suite_collector.py"
+    suite.write_text(COLLECTOR_SUITE)
+    if start == "fresh":
+        monkeypatch.setattr(zygote, "_active", None)
+    _, results = run_collecting([suite], impl, FAST, part="boundary")
+    assert len(results) == 2
+    assert {n.split("::")[-1]: r.status for n, r in results.items()} == {
+        "test_collector_on_here": "passed",
+        "test_collector_on_for_student_code": "passed",
+    }, {n: r.output[:300] for n, r in results.items()}

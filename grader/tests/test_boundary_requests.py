@@ -1,0 +1,103 @@
+"""What the test process asks the deliverable process, and what it remembers within a test.
+
+A method or a module's function is looked up once a test (``obj.step(...)`` would otherwise ask
+for ``step`` before every call); a value is asked for each time, so a change made by student code
+is seen; setting an attribute from the test forgets what was found; the next test looks again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from grader.boundary.client import Boundary
+
+COUNTER = '''
+class Counter:
+    def __init__(self):
+        self.count = 0
+
+    def step(self):
+        self.count += 1
+        return self.count
+
+    def negated(self):
+        return -self.count
+
+
+def make():
+    return Counter()
+
+
+def swap():
+    """Student code that replaces one of its module's functions."""
+    global make
+    make = lambda: "swapped"  # noqa: E731
+'''
+
+
+@pytest.fixture(scope="module")
+def process(tmp_path_factory):
+    root = tmp_path_factory.mktemp("counter")
+    (root / "counter.py").write_text(textwrap.dedent(COUNTER))
+    b = Boundary(Path(root), python=sys.executable, env=dict(os.environ))
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def boundary(process):
+    process.begin_test(60.0)
+    yield process
+    process.end_test()
+
+
+def _asked(boundary: Boundary, monkeypatch) -> list[str]:
+    """The operations the test process sends, in order."""
+    ops: list[str] = []
+    ask = boundary._ask
+
+    def counting(header, blobs, **kw):
+        ops.append(header.get("op"))
+        return ask(header, blobs, **kw)
+
+    monkeypatch.setattr(boundary, "_ask", counting)
+    return ops
+
+
+def test_a_method_is_looked_up_once_a_test_and_a_value_every_time(boundary, monkeypatch):
+    counter = boundary.import_module("counter").make()
+    ops = _asked(boundary, monkeypatch)
+    assert [counter.step() for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert ops == ["getattr"] + ["call"] * 5
+    ops.clear()
+    assert [counter.count for _ in range(3)] == [5, 5, 5]
+    assert ops == ["getattr"] * 3  # a value: asked for each time
+
+
+def test_a_method_set_from_the_test_is_the_one_called(boundary):
+    module = boundary.import_module("counter")
+    counter = module.make()
+    assert counter.step() == 1
+    counter.step = counter.negated
+    assert counter.step() == -1
+
+
+def test_the_next_test_looks_again(process):
+    """A module lives as long as the process; what was found in it lasts one test."""
+    process.begin_test(60.0)
+    module = process.import_module("counter")
+    module.make()
+    module.swap()
+    process.end_test()
+    process.begin_test(60.0)
+    try:
+        assert process.import_module("counter").make() == "swapped"
+    finally:
+        process.end_test()
