@@ -412,10 +412,14 @@ def standin(assignment: str, impl: str = "reference"):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def gradescope_flow(assignment: str) -> dict:
-    """``run_autograder`` on the reference submission as Gradescope runs it: the zip unpacked
-    into a stand-in /autograder, one core (``taskset -c 0``), student code as an unprivileged
-    user when run as root."""
+TARGET_ONE_CORE = {"a1_lm_basics": 10.0, "a2_seq2seq": 12.0, "a3_attention_bert": 30.0}
+
+
+def gradescope_flow(assignment: str, impl: str = "reference") -> dict:
+    """``run_autograder`` on the reference (or template) submission as Gradescope runs it: the
+    zip unpacked into a stand-in /autograder, one core (``taskset -c 0``), student code as an
+    unprivileged user when run as root. The median and the range of five runs (this machine's
+    timings spread by a fifth from one run to the next)."""
     from grader.tests.conftest import SYSTEM_PYTHON
 
     if not SYSTEM_PYTHON.exists() or not shutil.which("taskset"):
@@ -423,7 +427,7 @@ def gradescope_flow(assignment: str) -> dict:
             "row": f"Gradescope flow {assignment}, 1 core",
             "note": "needs python3.11 and taskset",
         }
-    with standin(assignment) as (root, env, command):
+    with standin(assignment, impl) as (root, env, command):
 
         def once() -> float:
             start = time.perf_counter()
@@ -431,13 +435,16 @@ def gradescope_flow(assignment: str) -> dict:
                            check=True)  # fmt: skip
             return time.perf_counter() - start
 
-        seconds = statistics.median(once() for _ in range(3))
+        times = sorted(once() for _ in range(5))
         data = json.loads((root / "results" / "results.json").read_text())
+    seconds = statistics.median(times)
+    target = TARGET_ONE_CORE[assignment] if impl == "reference" else 5.0
+    row = {"row": f"Gradescope flow {assignment}, {impl}, 1 core (taskset -c 0)",
+           "ours_s": seconds, "goal": f"<= {target:g} s",
+           "note": f"{data['score']:g} / {sum(t['max_score'] for t in data['tests']):g} points; "
+                   f"5 runs: {times[0]:.1f}-{times[-1]:.1f} s"}  # fmt: skip
     before = GRADESCOPE_BEFORE.get(assignment)
-    row = {"row": f"Gradescope flow {assignment}, reference, 1 core (taskset -c 0)",
-           "ours_s": seconds, "goal": "<= 1.3x of before the boundary",
-           "note": f"{data['score']:g} / {sum(t['max_score'] for t in data['tests']):g} points"}  # fmt: skip
-    if before:
+    if before and impl == "reference":
         row.update(baseline_s=before, ratio=seconds / before)
         row["note"] += "; baseline: measured before the boundary"
     return row
@@ -491,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         "boundary-call": boundary_call,
         "boundary-10k": boundary_test_of_many_calls,
         **{f"gradescope-{name}": lambda n=name: gradescope_flow(n) for name in assignments.names()},
+        **{f"gradescope-template-{name}": lambda n=name: gradescope_flow(n, "template")
+           for name in assignments.names()},
     }  # fmt: skip
     if args.no_finetune:
         del rows["finetune"]
