@@ -147,45 +147,51 @@ def _assignments(arg: str | None) -> list[str]:
     return [arg] if arg else assignments.names()
 
 
-def _submitted_tree(spec: str, name: str, stack: contextlib.ExitStack) -> Path:
-    """The tree to grade: a folder as it is; a file (zip, notebook, module) laid over the template."""
-    from grader import assignments, pipeline
+def _graded(args: argparse.Namespace, name: str, stack: contextlib.ExitStack):
+    """(the grading, results.json, the staff flags) of ``--impl`` for assignment ``name``. A
+    submitted file (zip, notebook, module) takes run_autograder's path, ``pipeline.grade_upload``:
+    laid over the template, audited, graded, results built — the score and flags Gradescope
+    gives the same upload. A folder is graded as it is (a tree: reference, template, a
+    student's checkout), through the same audit and results."""
+    from grader import assignments, pipeline, progress
 
-    impl = assignments.resolve_impl(spec, name)
+    impl = assignments.resolve_impl(args.impl, name)
+    limits, hidden = _limits(args), args.hidden
     if not impl.is_file():
-        return impl
+        with progress.tests(f"grading {name}"):
+            return pipeline.grade_tree(name, impl, limits=limits, hidden=hidden)
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="grade-")))
     (tmp / "submission").mkdir()
     shutil.copy(impl, tmp / "submission" / impl.name)
-    tree, placed = pipeline.prepare(name, tmp / "submission", tmp / "work")
-    print(placed.report(), end="\n\n")
-    return tree
+    with progress.tests(f"grading {name}"):
+        outcome = pipeline.grade_upload(
+            name, tmp / "submission", tmp / "work", user=None, limits=limits, hidden=hidden
+        )
+    print(outcome.placed.report(), end="\n\n")
+    return outcome
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from grader import assignments, gradescope, progress, report
+    from grader import gradescope, report
 
     if not _data_ready(_assignments(args.assignment)):
         return SETUP_PROBLEM
     for name in _assignments(args.assignment):
         with contextlib.ExitStack() as stack:
-            impl = _submitted_tree(args.impl, name, stack)
-            with progress.tests(f"grading {name}"):
-                g = assignments.grade(name, impl, hidden=args.hidden, limits=_limits(args))
-            summary = f"{name}: {g.score:g} / {g.max_score:g} points"
-            data = gradescope.build(g.metas, g.results, execution_time=g.seconds, output=summary)
+            outcome = _graded(args, name, stack)
+            g, data = outcome.grade, outcome.data
             if args.results:
                 path = Path(args.results)
                 if len(_assignments(args.assignment)) > 1:
                     path = path.with_name(f"{path.stem}.{name}{path.suffix}")
                 gradescope.write(path, data)
-            else:
-                gradescope.validate(data)
             if args.json:
                 print(json.dumps(data, indent=2))
             else:
                 shown = args.impl if Path(args.impl).is_file() else None
                 print(report.render(g, verbose_failures=not args.quiet, shown_as=shown))
+                for f in outcome.flags:  # what course staff see on Gradescope
+                    print(f"Flagged for course staff: {f.file}:{f.line}: {f.why}")
                 print()
     return 0
 

@@ -2,8 +2,9 @@
 
 ``run_autograder`` (``grader.gradescope_run``), ``batch`` and ``grade`` of a submitted file all go
 through :func:`grade_upload`, so a submission scores the same whichever way it is graded: laid
-over the template in a folder of its own, graded with student code running as ``user`` behind
-the boundary, and turned into a valid Gradescope results dict.
+over the template in a folder of its own, audited, graded with student code running as ``user``
+behind the boundary, and turned into a valid Gradescope results dict (:func:`results`, which
+``grade`` of a folder, :func:`grade_tree`, uses too).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from grader.runner import Limits, Manifest
 @dataclass
 class Outcome:
     grade: assignments.Grade
-    placed: submission.Overlay
+    placed: submission.Overlay | None  # None: a tree graded as it is (grade_tree)
     data: dict[str, Any]  # results.json
     flags: list[audit.Finding]  # rule violations and code reaching for the grader (grader.audit)
 
@@ -89,14 +90,7 @@ def grade_upload(
     if user is not None and os.geteuid() != 0:
         placed.problems.append(f"(not root: student code ran as the current user, not {user!r})")
         user = None
-    audit_findings = [
-        *(
-            f
-            for rule in audit.rules(assignment).values()
-            for f in audit.violations(tree, assignment, rule)
-        ),
-        *audit.flags(tree, assignment),
-    ]  # fmt: skip  (read before any student code runs: the tree is still as submitted)
+    findings = audit_of(tree, assignment)  # before any student code runs: the tree as submitted
     try:
         with sandbox.claimed(user) as owned:
             if owned is not None:
@@ -107,14 +101,46 @@ def grade_upload(
             )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)  # nothing of a graded tree outlives its grading
+    return results(g, placed, findings, note)
+
+
+def grade_tree(
+    assignment: str, tree: Path, *, limits: Limits = Limits(), hidden: bool = True
+) -> Outcome:
+    """Grade a folder as it is (the reference, the template, a student's checkout: a tree that
+    holds the assignment's package), as the current user, through the same audit and results
+    as :func:`grade_upload`."""
+    findings = audit_of(tree, assignment)
+    g = assignments.grade(assignment, tree, hidden=hidden, limits=limits)
+    return results(g, None, findings, "")
+
+
+def audit_of(tree: Path, assignment: str) -> list[audit.Finding]:
+    """The static audit of the submission in ``tree``: rule violations, then staff flags."""
+    return [
+        *(f for rule in audit.rules(assignment).values()
+          for f in audit.violations(tree, assignment, rule)),
+        *audit.flags(tree, assignment),
+    ]  # fmt: skip
+
+
+def results(
+    g: assignments.Grade,
+    placed: submission.Overlay | None,
+    findings: list[audit.Finding],
+    note: str,
+) -> Outcome:
+    """The outcome of a grading: results.json built once, for every way of grading. ``placed``:
+    what was taken from an upload (None: a tree graded as it is)."""
     summary = " ".join(filter(None, [note, f"{g.score:g} / {g.max_score:g} points."]))
-    flagged = audit_findings + [  # what trusted checks noted for staff (e.g. two close adapters)
+    output = f"{summary}\n{placed.report()}" if placed is not None else summary
+    flagged = findings + [  # what trusted checks noted for staff (e.g. two close adapters)
         audit.Finding("flag", "staff-note", m.nodeid.split("::")[-1], 0, "", text)
         for m in g.metas
         for text in g.results[m.nodeid].staff_notes
     ]
     data = gradescope.build(
-        g.metas, g.results, execution_time=g.seconds, output=f"{summary}\n{placed.report()}",
+        g.metas, g.results, execution_time=g.seconds, output=output,
         extra_data={"flags": [f.to_json() for f in flagged[:50]]} if flagged else None,
     )  # fmt: skip
     return Outcome(g, placed, data, flagged)

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -269,3 +270,32 @@ def test_assignment_3_scores_full_marks_on_gradescope():
         lost = {t["name"]: t.get("output", "")[:300] for t in data["tests"]
                 if t["score"] != t["max_score"]}  # fmt: skip
         assert not lost, lost
+
+
+def test_grade_of_an_uploaded_file_scores_and_flags_as_gradescope_does(autograder, tmp_path):
+    """One path to results.json: `python -m grader grade --impl <upload>` lays it over the
+    template, audits and grades it as run_autograder does — the same score, test by test, and the
+    same flags for course staff (here a wrong softmax that also walks the garbage collector)."""
+    root, _, user = autograder
+    mutant = next(m for m in hints.load(A) if m.id == "ce-sum-not-mean")
+    wrong = reference_file("softmax.py").decode().replace(mutant.find, mutant.replace)
+    peeking = "import gc\n\n\ndef _peek():\n    return len(gc.get_objects())\n\n\n"
+    upload = zipped(reference_files(softmax=peeking + wrong))
+    on_gradescope = run_autograder(root, user, {"submission.zip": upload})
+    (tmp_path / "submission.zip").write_bytes(upload)
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", "grade", "-a", A, "--impl", str(tmp_path / "submission.zip"),
+         "--hidden", "--json"], capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    here = json.loads(done.stdout[done.stdout.index("{") :])
+
+    def scores(data: dict) -> dict[str, float]:
+        return {t["name"]: t["score"] for t in data["tests"]}
+
+    full = sum(t["max_score"] for t in on_gradescope["tests"])
+    assert here["score"] == on_gradescope["score"] < full
+    assert scores(here) == scores(on_gradescope)
+    flags = on_gradescope.get("extra_data", {}).get("flags")
+    assert flags and any("garbage collector" in f["why"] for f in flags), flags
+    assert here.get("extra_data", {}).get("flags") == flags
