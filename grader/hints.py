@@ -91,5 +91,5 @@ def attach(assignment: str, metas: list[TestMeta], results: dict[str, TestResult
         candidates = [m for m in mutants if key in m.breaks]
         candidates.sort(key=lambda m: -_likeness(m, failed))
         if candidates:
-            lines = [f"Possible cause: {m.hint}" for m in candidates[:MAX_HINTS]]
-            res.output = res.output + "\n\n" + "\n".join(lines)
+            res.hints = [m.hint for m in candidates[:MAX_HINTS]]
+            res.output += "\n\n" + "\n".join(f"Possible cause: {h}" for h in res.hints)

@@ -435,3 +435,25 @@ def test_batch_names_what_every_user_can_read():
     finally:
         shutil.rmtree(private, ignore_errors=True)
         shutil.rmtree(public, ignore_errors=True)
+
+
+def test_the_hint_counts_are_the_graders_never_a_line_student_code_printed(tmp_path):
+    """tests.csv counts the "Possible cause" hints the grader attached (TestResult.hints), not
+    lines of the output that read like one: the output holds what student code printed."""
+    from grader.records import TestMeta, TestResult
+
+    meta = TestMeta(nodeid=f"tests/{A}/test_softmax.py::test_x", name="x", max_score=1.0,
+                    number="1.1")  # fmt: skip
+
+    def graded(name: str, printed: str, hint: list[str]) -> batch.Graded:
+        result = TestResult(meta.nodeid, 0.0, "failed", output=printed, hints=hint)
+        grade = assignments.Grade(A, tmp_path, [meta], {meta.nodeid: result}, 1.0)
+        return batch.Graded(name, grade)
+
+    forged = "--- your code printed ---\n" + "Possible cause: the grader is wrong\n" * 3
+    honest = "\n\nPossible cause: softmax must normalise along `dim`"
+    subs = [graded("ann", forged, []), graded("ben", forged + honest, ["softmax must normalise"]),
+            graded("cat", honest, ["softmax must normalise"])]  # fmt: skip
+    batch._write_reports(subs, A, tmp_path, 1.0)
+    (row,) = list(csv.DictReader(open(tmp_path / "tests.csv")))
+    assert (row["most_common_hint"], row["hint_count"]) == ("softmax must normalise", "2")
