@@ -5,7 +5,9 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import sysconfig
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,30 @@ def warm_children():
 
 
 SYSTEM_PYTHON = Path("/usr/bin/python3.11")
+
+
+@contextlib.contextmanager
+def module_process(folder: Path, name: str, source: str):
+    """A deliverable process (``grader.boundary.client.Boundary``) whose graded tree is
+    ``folder`` holding one module, ``name``, written from ``source``."""
+    from grader.boundary.client import Boundary
+
+    (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    process = Boundary(folder, python=sys.executable, env=dict(os.environ))
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+@contextlib.contextmanager
+def within_a_test(process):
+    """``process`` between a test's start and end, as grading brackets every test."""
+    process.begin_test(60.0)
+    try:
+        yield process
+    finally:
+        process.end_test()
 
 
 def standin_python(venv: Path, *paths: Path, editable_kit: bool = False) -> Path:

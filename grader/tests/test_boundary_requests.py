@@ -7,14 +7,10 @@ is seen; setting an attribute from the test forgets what was found; the next tes
 
 from __future__ import annotations
 
-import os
-import sys
-import textwrap
-from pathlib import Path
-
 import pytest
 
 from grader.boundary.client import Boundary
+from grader.tests.conftest import module_process, within_a_test
 
 COUNTER = '''
 class Counter:
@@ -42,20 +38,14 @@ def swap():
 
 @pytest.fixture(scope="module")
 def process(tmp_path_factory):
-    root = tmp_path_factory.mktemp("counter")
-    (root / "counter.py").write_text(textwrap.dedent(COUNTER))
-    b = Boundary(Path(root), python=sys.executable, env=dict(os.environ))
-    try:
-        yield b
-    finally:
-        b.close()
+    with module_process(tmp_path_factory.mktemp("counter"), "counter", COUNTER) as p:
+        yield p
 
 
 @pytest.fixture
 def boundary(process):
-    process.begin_test(60.0)
-    yield process
-    process.end_test()
+    with within_a_test(process) as p:
+        yield p
 
 
 def _asked(boundary: Boundary, monkeypatch) -> list[str]:
@@ -91,13 +81,9 @@ def test_a_method_set_from_the_test_is_the_one_called(boundary):
 
 def test_the_next_test_looks_again(process):
     """A module lives as long as the process; what was found in it lasts one test."""
-    process.begin_test(60.0)
-    module = process.import_module("counter")
-    module.make()
-    module.swap()
-    process.end_test()
-    process.begin_test(60.0)
-    try:
+    with within_a_test(process):
+        module = process.import_module("counter")
+        module.make()
+        module.swap()
+    with within_a_test(process):
         assert process.import_module("counter").make() == "swapped"
-    finally:
-        process.end_test()

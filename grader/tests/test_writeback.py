@@ -15,16 +15,12 @@ exposed methods and nothing else, even to a forged request.
 
 from __future__ import annotations
 
-import os
-import sys
-import textwrap
-from pathlib import Path
-
 import pytest
 import torch
 
 from grader.boundary.client import Boundary, Instrument, Mutable
 from grader.boundary.errors import BoundaryViolation
+from grader.tests.conftest import module_process, within_a_test
 
 FORGER = '''
 import sys
@@ -97,22 +93,16 @@ def forge(watch):
 
 @pytest.fixture(scope="module")
 def process(tmp_path_factory):
-    root = tmp_path_factory.mktemp("forger")
-    (root / "forger.py").write_text(textwrap.dedent(FORGER))
-    b = Boundary(Path(root), python=sys.executable, env=dict(os.environ))
-    try:
-        yield b
-    finally:
-        b.close()
+    with module_process(tmp_path_factory.mktemp("forger"), "forger", FORGER) as p:
+        yield p
 
 
 @pytest.fixture
 def boundary(process):
     """The module's deliverable process, within one test (a refused reply ends the process: the
     next test starts a fresh one, as grading does)."""
-    process.begin_test(60.0)
-    yield process
-    process.end_test()
+    with within_a_test(process) as p:
+        yield p
 
 
 def _module(boundary: Boundary):
