@@ -15,6 +15,7 @@ A plain ``pytest tests/...`` run also prints the points earned, so the suites st
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -225,6 +226,11 @@ def pytest_configure(config: pytest.Config) -> None:
     absent = [n for n in config.getoption("grader_absent").split(",") if n]
     if absent:  # before any test module is imported
         sys.meta_path.insert(0, _Absent(absent))
+        # and forgotten if something loaded it already (a zygote's preload: sympy, which torch
+        # loads on the first backward pass, imports colorsys): what held it keeps its reference,
+        # a new import is refused
+        for name in [m for m in sys.modules if m.partition(".")[0] in absent]:
+            del sys.modules[name]
     session = GradingSession(config)
     config.stash[STATE_KEY] = session
     config.pluginmanager.register(session, "grader-session")
@@ -434,8 +440,10 @@ class GradingSession:
         if self.boundary_wanted and not self.config.option.collectonly:
             python = self.config.getoption("grader_python")
             fork = not python or os.path.abspath(python) == os.path.abspath(sys.executable)
-            preload = [*SHARED, *filter(None, self.config.getoption("grader_preload").split(","))]
-            for name in preload:
+            for name in SHARED:  # torch's own: loaded here unless this install lacks a part
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(name)
+            for name in filter(None, self.config.getoption("grader_preload").split(",")):
                 if fork:  # shared with the forked process, and loaded there already
                     importlib.import_module(name)
             # What is loaded now (torch, transformers, the kit) lives for the whole run: frozen,

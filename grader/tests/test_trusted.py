@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from grader import zygote
 from grader.runner import Limits, run_collecting
 
 TOY = Path(__file__).parent / "toy"
@@ -112,9 +113,13 @@ def test_a_trusted_check_that_cannot_finish_is_the_graders_problem(
     assert results["test_add"].status == "passed"
 
 
-def test_a_package_the_assignments_install_lacks_cannot_be_imported(tmp_path):
+@pytest.mark.parametrize("start", ["forked", "fresh"])
+def test_a_package_the_assignments_install_lacks_cannot_be_imported(tmp_path, monkeypatch, start):
     """Grading refuses the packages an assignment's light install leaves out (Limits.absent, from
-    pyproject.toml's extras), in the test process and in student code alike."""
+    pyproject.toml's extras), in the test process and in student code alike — also one that a
+    preload had imported already (colorsys: sympy imports it, and the zygote imports sympy)."""
+    if start == "fresh":
+        monkeypatch.setattr(zygote, "_active", None)
     impl = submission(tmp_path, "42", alpha="import colorsys\n\ndef add(a, b):\n    return a + b\n")
     absent = Limits(grace=2.0, startup_timeout=60.0, exit_wait=1.0, absent=("colorsys",))
     _, results = run_collecting(SUITE, impl, absent, part="boundary")
