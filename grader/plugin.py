@@ -54,7 +54,8 @@ SHARED = ("torch.fx.experimental.symbolic_shapes",)
 # Start-up (pytest loads this module first): torch, Hypothesis and the test modules make millions
 # of objects that live as long as the run, and the cyclic collector walked them again at every
 # threshold — 0.4 s of each grading child's start at one core. Off until the collection is over,
-# when what was loaded is frozen (pytest_collection_finish).
+# when what was loaded is frozen (pytest_collection_finish); back on at once in any other run
+# (pytest_configure: an xdist controller, for one, never collects).
 gc.disable()
 
 
@@ -234,6 +235,8 @@ def pytest_configure(config: pytest.Config) -> None:
     session = GradingSession(config)
     config.stash[STATE_KEY] = session
     config.pluginmanager.register(session, "grader-session")
+    if not session.boundary_wanted:
+        gc.enable()  # only a grading child starts with it off (one that collects for sure)
     if session.boundary_wanted:
         deliverables.use(deliverables.ThroughBoundary(session))
     else:

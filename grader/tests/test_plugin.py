@@ -136,3 +136,14 @@ def test_award_scores_on_a_sliding_scale(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess()
     result.stdout.fnmatch_lines(["*accuracy 0.80: full marks from 0.85*", "*points: 4.5 / 12*"])
     result.assert_outcomes(passed=1, failed=1)
+
+
+def test_a_plain_run_keeps_the_collector_on(pytester: pytest.Pytester):
+    """Only a grading child starts with the cyclic collector off (until its collection ends); a
+    plain pytest run — a student's, an xdist controller that never collects — has it on from
+    the start."""
+    pytester.makepyfile(
+        test_gc="import gc\n\nAT_IMPORT = gc.isenabled()\n\n\n"
+        "def test_on():\n    assert AT_IMPORT and gc.isenabled()\n"
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
