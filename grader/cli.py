@@ -157,13 +157,13 @@ def _graded(args: argparse.Namespace, name: str, stack: contextlib.ExitStack):
 
     impl = assignments.resolve_impl(args.impl, name)
     limits, hidden = _limits(args), args.hidden
-    if not impl.is_file():
-        with progress.tests(f"grading {name}"):
-            return pipeline.grade_tree(name, impl, limits=limits, hidden=hidden)
-    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="grade-")))
-    (tmp / "submission").mkdir()
-    shutil.copy(impl, tmp / "submission" / impl.name)
+    if impl.is_file():
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="grade-")))
+        (tmp / "submission").mkdir()
+        shutil.copy(impl, tmp / "submission" / impl.name)
     with progress.tests(f"grading {name}"):
+        if not impl.is_file():
+            return pipeline.grade_tree(name, impl, limits=limits, hidden=hidden)
         outcome = pipeline.grade_upload(
             name, tmp / "submission", tmp / "work", user=None, limits=limits, hidden=hidden
         )
@@ -185,6 +185,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
                 if len(_assignments(args.assignment)) > 1:
                     path = path.with_name(f"{path.stem}.{name}{path.suffix}")
                 gradescope.write(path, data)
+            else:
+                gradescope.validate(data)
             if args.json:
                 print(json.dumps(data, indent=2))
             else:

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from grader import deliverables
+from grader import deliverables, zygote
 from grader.feedback import describe, truncate
 from grader.records import VISIBILITIES, TestMeta, TestResult
 
@@ -47,9 +47,6 @@ MARKERS = (
     "handouts do not carry: its file is left out of them; Gradescope runs it as any other.",
 )
 CAPTURED_CHARS = 1500  # of a student's own prints, per stream and test
-# What torch imports on the first backward pass (with sympy), in the test process and in the
-# deliverable process alike: imported before the fork, once, and shared (0.2-0.5 s and 36 MB).
-SHARED = ("torch.fx.experimental.symbolic_shapes",)
 
 # Start-up (pytest loads this module first): torch, Hypothesis and the test modules make millions
 # of objects that live as long as the run, and the cyclic collector walked them again at every
@@ -235,11 +232,10 @@ def pytest_configure(config: pytest.Config) -> None:
     session = GradingSession(config)
     config.stash[STATE_KEY] = session
     config.pluginmanager.register(session, "grader-session")
-    if not session.boundary_wanted:
-        gc.enable()  # only a grading child starts with it off (one that collects for sure)
     if session.boundary_wanted:
         deliverables.use(deliverables.ThroughBoundary(session))
     else:
+        gc.enable()  # only a grading child starts with it off (one that collects for sure)
         # Tests import deliverables by module name from the graded tree. It goes *last* on
         # sys.path, so a submission can never shadow torch, numpy or the kit's test helpers.
         sys.path.append(str(session.impl_root))
@@ -443,7 +439,7 @@ class GradingSession:
         if self.boundary_wanted and not self.config.option.collectonly:
             python = self.config.getoption("grader_python")
             fork = not python or os.path.abspath(python) == os.path.abspath(sys.executable)
-            for name in SHARED:  # torch's own: loaded here unless this install lacks a part
+            for name in zygote.SHARED:  # torch's own: here unless this install lacks a part
                 with contextlib.suppress(ImportError):
                     importlib.import_module(name)
             for name in filter(None, self.config.getoption("grader_preload").split(",")):
