@@ -80,7 +80,7 @@ mutants: setup
 # dan (IMDB accuracy); all three when RUN is not given. Reports go to out/a1/.
 RUN ?= bigram charlm dan
 a1-full: setup
-	for r in $(RUN); do $(PY) -m coursekit.a1_fullsize $$r --impl $(IMPL) || exit 1; done
+	for r in $(RUN); do $(PY) -m coursekit.a1_lm_basics.fullsize $$r --impl $(IMPL) || exit 1; done
 
 # Full-size Multi30k de->en runs of assignment 2 (figures in reference/a2_seq2seq/README.md):
 # M=transformer, seq2seq or seq2seq-attn; TF=1 trains Seq2Seq with teacher forcing instead.
@@ -89,7 +89,7 @@ M  ?= transformer
 TF ?=
 translate: setup
 	mkdir -p out/a2
-	$(PY) -m coursekit.a2_fullsize --impl $(IMPL) --model $(M) --threads 1 \
+	$(PY) -m coursekit.a2_seq2seq.fullsize --impl $(IMPL) --model $(M) --threads 1 \
 		$(if $(TF),--teacher-forcing,) --out out/a2/$(M)$(if $(TF),-tf,).json
 
 translate-all: setup
@@ -99,31 +99,31 @@ translate-all: setup
 # check grades (IMPL=reference writes the reference's; by default your student_template/).
 FT_STEPS ?= 4000
 finetune: setup
-	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_fullsize --impl $(IMPL) --recipe lora --steps $(FT_STEPS)
+	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_attention_bert.fullsize --impl $(IMPL) --recipe lora --steps $(FT_STEPS)
 
 # Full fine-tuning (every weight, lr 1e-4, bfloat16 autocast): the handout's 90% target.
 finetune-full: setup
-	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_fullsize --impl $(IMPL) --recipe full --bf16 --steps $(FT_STEPS)
+	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_attention_bert.fullsize --impl $(IMPL) --recipe full --bf16 --steps $(FT_STEPS)
 
 finetune-scratch: setup
-	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_fullsize --impl $(IMPL) --recipe scratch --bf16 --steps $(FT_STEPS)
+	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_attention_bert.fullsize --impl $(IMPL) --recipe scratch --bf16 --steps $(FT_STEPS)
 
 # LoRA on the IMDB subset (handout H2.3): the same code and recipe on imdb small_train (2,000
 # reviews cut to 256 tokens, batches of 16, bfloat16 where fast; ~10 min on 2 cores), scored on
 # small_test (1,000). Writes artifacts/imdb_classifier.safetensors, which test 4.9 grades.
 finetune-imdb: setup
-	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_fullsize --impl $(IMPL) --task imdb --recipe lora
+	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_attention_bert.fullsize --impl $(IMPL) --task imdb --recipe lora
 
 # [MASK] completion (assignment 3) with bert-base-uncased where it can be loaded, else (offline)
 # the kit's MiniLM-L6 masked-LM head from coursekit/artifacts/ (weak; see the README).
 PROMPT ?= the capital of france is
 mask-fill: setup
-	$(PY) -m coursekit.a3_mask_fill --impl $(IMPL) "$(PROMPT)"
+	$(PY) -m coursekit.a3_attention_bert.mask_fill --impl $(IMPL) "$(PROMPT)"
 
 # Retrain that head (frozen MiniLM-L6, one thread, a few minutes) and rewrite the artifact;
 # prints top-1/top-5 on held-out WikiText-2 against the unigram baseline (out/a3/mlm_head_report.json).
 mlm-head: setup
-	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_mlm_head train
+	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_attention_bert.mlm_head train
 
 # Speed, measured as ratios against baselines; writes bench/results.md (quoted in the README).
 bench: setup

@@ -281,7 +281,7 @@ def _tokenizer():
     if not _TOKENIZER:
         from transformers import AutoTokenizer
 
-        from coursekit.a3_finetune import model_path
+        from coursekit.a3_attention_bert.finetune import model_path
 
         _TOKENIZER.append(AutoTokenizer.from_pretrained(model_path()))
     return _TOKENIZER[0]
@@ -316,7 +316,7 @@ def p_save_artifact(m, seed):
 
 
 def p_complete(m, seed):
-    from coursekit.a3_models import bert
+    from coursekit.a3_attention_bert.models import bert
 
     tok = _tokenizer()
     torch.manual_seed(seed)
@@ -342,7 +342,7 @@ def p_build_trainer(m, seed):
     """What the docstring states: the arguments, and the metric on the validation split."""
     from datasets import Dataset, DatasetDict
 
-    from coursekit.a3_models import bert
+    from coursekit.a3_attention_bert.models import bert
 
     tok = _tokenizer()
     torch.manual_seed(seed)

@@ -45,7 +45,7 @@ def stage(assignment: str, work: Path, skip_slow: bool) -> None:
     (work / "tests").mkdir(parents=True)
     shutil.copytree(ROOT / "reference" / assignment, work / assignment)
     shutil.copytree(ROOT / "tests" / assignment, work / "tests" / assignment)
-    from grader.package import SHARED_TEST_FILES  # tests/ files the suites import
+    from grader.commands.package import SHARED_TEST_FILES  # tests/ files the suites import
 
     for name in SHARED_TEST_FILES:
         shutil.copy2(ROOT / "tests" / name, work / "tests" / name)

@@ -146,7 +146,7 @@ def finetune_vs_trainer(target: float, max_steps: int, eval_every: int) -> dict:
         TrainingArguments,
     )
 
-    from coursekit import a3_finetune as kit
+    from coursekit.a3_attention_bert import finetune as kit
 
     train, dev = kit.load_sst2("train"), kit.load_sst2("dev")
     tokenizer = AutoTokenizer.from_pretrained(kit.model_path())
@@ -234,7 +234,7 @@ def accuracy_check_seconds(task: str = "sst2") -> dict:
     import transformers.models.bert.modeling_bert  # noqa: F401
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from coursekit import a3_finetune as kit
+    from coursekit.a3_attention_bert import finetune as kit
 
     AutoModelForSequenceClassification.from_config  # noqa: B018 - resolves the lazy module
     kit.model_path()
@@ -276,14 +276,15 @@ def accuracy_check_seconds(task: str = "sst2") -> dict:
 
 def batch_throughput(assignment: str) -> dict:
     """Submissions per minute: copies of the reference, graded in parallel (-j 2)."""
-    from grader import assignments, batch
+    from grader import course
+    from grader.commands import batch
 
     with tempfile.TemporaryDirectory() as tmp:
         subs = Path(tmp, "subs")
         for i in range(6):
             dest = subs / f"s{i}" / assignment
             dest.mkdir(parents=True)
-            for f in (assignments.REFERENCE / assignment).glob("*.py"):
+            for f in (course.REFERENCE / assignment).glob("*.py"):
                 (dest / f.name).write_text(f.read_text())
         start = time.perf_counter()
         graded = batch.grade_all(subs, assignment, Path(tmp, "out"), jobs=2)
@@ -337,7 +338,7 @@ def boundary_call(calls: int = 2000) -> dict:
 
 TEN_THOUSAND = """
 import torch
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 sm = deliverable("a1_lm_basics.softmax")
 
@@ -386,10 +387,11 @@ def standin(assignment: str, impl: str = "reference"):
     """A stand-in /autograder for ``assignment``: the zip unpacked, a Python like Gradescope's,
     ``impl``'s files as the submission. Yields (root, env, command): run ``command`` (a list) with
     ``env`` to grade as Gradescope does; results.json lands in ``root/results``."""
-    from grader import assignments, package, sandbox
+    from grader import course, sandbox
+    from grader.commands import package
     from grader.tests.conftest import standin_python
 
-    tree = {"reference": assignments.REFERENCE, "template": assignments.TEMPLATE}[impl]
+    tree = {"reference": course.REFERENCE, "template": course.TEMPLATE}[impl]
     root = Path(tempfile.mkdtemp(prefix="bench-autograder-"))
     try:
         root.chmod(0o755)
@@ -481,11 +483,11 @@ def main(argv: list[str] | None = None) -> int:
     repeat = 2 if args.quick else 5
     import torch
 
-    from grader import assignments
+    from grader import course
 
     rows = {
         **{f"grade-{name}": lambda n=name: grading_overhead(n, max(1, repeat // 2))
-           for name in assignments.names()},
+           for name in course.names()},
         "mha": lambda: attention_vs_torch(repeat * 2),
         "lstm": lambda: lstm_vs_torch(repeat * 2),
         "accuracy-check": accuracy_check_seconds,
@@ -497,9 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         "cli-help": lambda: cli_help(repeat),
         "boundary-call": boundary_call,
         "boundary-10k": boundary_test_of_many_calls,
-        **{f"gradescope-{name}": lambda n=name: gradescope_flow(n) for name in assignments.names()},
+        **{f"gradescope-{name}": lambda n=name: gradescope_flow(n) for name in course.names()},
         **{f"gradescope-template-{name}": lambda n=name: gradescope_flow(n, "template")
-           for name in assignments.names()},
+           for name in course.names()},
     }  # fmt: skip
     if args.no_finetune:
         del rows["finetune"]

@@ -5,7 +5,7 @@ choices the handout leaves to the student, and prints each run's accuracy and th
 
 - ``splits``: N random stratified splits (the reference ``load_stackoverflow`` with seed k) and
   Trainer seed 100 + k — what the test faced when it trained on the student's own split;
-- ``seeds``: the test's fixed split (``coursekit.a3_stackoverflow.fixed_splits``), Trainer seeds
+- ``seeds``: the test's fixed split (``coursekit.a3_attention_bert.stackoverflow.fixed_splits``), Trainer seeds
   0 … N-1 — what it faces now.
 
     python bench/so_spread.py [--runs 40] [--hidden 64] [--lr 5e-3]
@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     from a3_attention_bert import stackoverflow as so
     from transformers import AutoTokenizer
 
-    from coursekit import a3_finetune as kit
-    from coursekit import a3_models
-    from coursekit import a3_stackoverflow as kso
+    from coursekit.a3_attention_bert import finetune as kit
+    from coursekit.a3_attention_bert import models as a3_models
+    from coursekit.a3_attention_bert import stackoverflow as kso
 
     torch.set_num_threads(1)
     hidden, lr = args.hidden or T.HIDDEN, args.lr or T.LR

@@ -34,17 +34,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ENV = "COURSEKIT_DATA_DIR"
-DOWNLOAD_ENV = "COURSEKIT_DATA_DOWNLOAD"  # "0": never download (the grading processes)
-FIX = "make data"  # the one command that fetches and checks every data file
-
-
-def data_dir() -> Path:
-    """The data folder: ``$COURSEKIT_DATA_DIR``, else the user cache."""
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "coursekit" / "data"
+from grader.data import DOWNLOAD_ENV, ENV, FIX, data_dir
 
 
 @dataclass(frozen=True)
@@ -96,7 +86,9 @@ DATASETS: dict[str, Dataset] = {
                 )
             },
             # The first 90%, what a handout holds: the last 10% is the char LM's held-out text.
-            derived={"train.txt": Derived(("input.txt",), "coursekit.a1_charlm:training_part")},
+            derived={
+                "train.txt": Derived(("input.txt",), "coursekit.a1_lm_basics.charlm:training_part")
+            },
         ),
         Dataset(
             "sst2",
@@ -151,12 +143,13 @@ DATASETS: dict[str, Dataset] = {
                 "small_test.jsonl": "d29a3db61101499356d441c639409208",
                 "heldout_test.jsonl": "49fca04c4d78df7d7199420d968aea29",
             },
-            builder="coursekit.a1_dan:build_imdb",
+            builder="coursekit.a1_lm_basics.dan:build_imdb",
             # A seeded, balanced sample of the test split outside small_test: the reviews graded
             # figures are scored on (small_test is public: the students' own dev data).
             derived={
                 "heldout_test.jsonl": Derived(
-                    ("test.jsonl.gz", "small_test.jsonl"), "coursekit.a1_dan:heldout_sample"
+                    ("test.jsonl.gz", "small_test.jsonl"),
+                    "coursekit.a1_lm_basics.dan:heldout_sample",
                 )
             },
         ),
@@ -408,19 +401,19 @@ def ensure(files: list[str] | tuple[str, ...]) -> list[str]:
     return problems
 
 
-def heldout_here(data_toml: Path, files: list[str] | tuple[str, ...]) -> bool:
-    """Whether the graded tests beside ``data_toml`` (their ``tests/<assignment>/data.toml``)
-    score these held-out files here: yes wherever it lists them under ``heldout`` (the kit, the
+def heldout_here(settings: Path, files: list[str] | tuple[str, ...]) -> bool:
+    """Whether the graded tests beside ``settings`` (their ``tests/<assignment>/assignment.toml``)
+    score these held-out files here: yes wherever its ``[data]`` lists them as ``heldout`` (the kit, the
     Gradescope zip: grading checks they are there before it starts, so a missing one is a setup
-    problem), no in a handout, whose data.toml lists public files alone (its tests then score
+    problem), no in a handout, whose settings list public files alone (its tests then score
     public dev data, and say that Gradescope scores held-out data)."""
     import tomllib
 
-    declared = set(tomllib.loads(data_toml.read_text()).get("heldout", ()))
+    declared = set(tomllib.loads(settings.read_text()).get("data", {}).get("heldout", ()))
     if set(files) <= declared:
         return True
     if declared & set(files):
-        raise ValueError(f"{data_toml} lists some of {files} as held out, not all")
+        raise ValueError(f"{settings} lists some of {files} as held out, not all")
     return False
 
 

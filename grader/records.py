@@ -54,7 +54,7 @@ class TestResult:
     duration: float = 0.0
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     staff_notes: list[str] = field(default_factory=list)  # from trusted checks, for course staff
-    # "Possible cause" hints the grader added (grader.hints.attach), as data: the output also
+    # "Possible cause" hints the grader added (grader.controller.mutant_hints.attach), as data: the output also
     # holds what student code printed, so nothing reads them back from the text. Never taken
     # from a child (from_json leaves it empty).
     hints: list[str] = field(default_factory=list)

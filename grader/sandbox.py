@@ -9,6 +9,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -76,7 +77,7 @@ def claimed(base: str | None) -> Iterator[str | None]:
     lane, a test beside it) or in another (two batches, a ``grade``, CI beside a course's
     grading). The claim is an ``flock`` on a file in root's own folder: released when the run
     ends, or by the kernel when its process dies. Claiming again from the thread that holds
-    the user returns it (``grade_upload`` claims, then ``assignments.grade`` within it).
+    the user returns it (``grade_upload`` claims, then ``grading.grade`` within it).
     Without root, or without ``base``, ``base`` itself (nothing to own: no user switch).
     """
     if base is None or os.geteuid() != 0:
@@ -176,6 +177,12 @@ def sweep_user(uid: int, attempts: int = 50) -> int:
             return round_
         time.sleep(0.01 * round_)
     return attempts
+
+
+def child_python() -> str:
+    """The interpreter of the grading children and of the deliverable process: this one, unless
+    ``GRADER_CHILD_PYTHON`` names another (one the student user can run, with the same packages)."""
+    return os.environ.get("GRADER_CHILD_PYTHON") or sys.executable
 
 
 _interpreters: dict[tuple[str, int], str] = {}

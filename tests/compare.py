@@ -11,7 +11,7 @@ bound, e.g. a perplexity threshold), so that
 - they run in the trusted test process, never beside student code: when grading, the student's
   values arrive as plain data from the deliverable process (``grader.boundary``), so nothing a
   submission patches over there touches a comparison. The messages come from
-  ``grader.messages``. An expected value may be given as a zero-argument function (computed only
+  ``grader.testprocess.comparison_messages``. An expected value may be given as a zero-argument function (computed only
   when the comparison runs).
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from grader import messages
+from grader.testprocess import comparison_messages
 
 Expected = Any | Callable[[], Any]
 
@@ -59,7 +59,7 @@ def assert_close(
     _tolerance(what, rtol, atol, why)
     options = {"rtol": rtol, "atol": atol, "why": why, "hint": hint, "check_dtype": check_dtype}
     expected = expected() if callable(expected) else expected
-    message = messages.close_message(actual, expected, what=what, **options)
+    message = comparison_messages.close_message(actual, expected, what=what, **options)
     if message:
         raise AssertionError(message)
 
@@ -67,7 +67,7 @@ def assert_close(
 def assert_equal(actual: Any, expected: Expected, *, what: str, hint: str | None = None) -> None:
     """Assert that plain data (ints, strings, lists of them) equals the expected data."""
     expected = expected() if callable(expected) else expected
-    message = messages.equal_message(actual, expected, what=what, hint=hint)
+    message = comparison_messages.equal_message(actual, expected, what=what, hint=hint)
     if message:
         raise AssertionError(message)
 
@@ -83,7 +83,7 @@ def assert_at_most(
         why: where the bound comes from (the reference's measured figure and the margin).
     """
     bound = bound() if callable(bound) else bound
-    message = messages.at_most_message(actual, bound, what=what, why=why, hint=hint)
+    message = comparison_messages.at_most_message(actual, bound, what=what, why=why, hint=hint)
     if message:
         raise AssertionError(message)
 
@@ -123,7 +123,7 @@ def assert_unchanged(
     """Assert that a call left its arguments as it found them: every tensor in ``given`` equals
     its :func:`snapshot` ``before``, exactly unless a tolerance (with its reason) is given.
 
-    The test hands the arguments over with ``grader.deliverables.mutable``, so that a change
+    The test hands the arguments over with ``grader.testprocess.deliverables.mutable``, so that a change
     student code makes in place (``x -= x.max()``, ``masked_fill_``) comes back to ``given``.
     """
     now, then = _tensors(given), _tensors(before)
@@ -139,9 +139,9 @@ def call_leaving_unchanged(
     function: Callable, *args: Any, what: str, hint: str, **kwargs: Any
 ) -> Any:
     """``function(*args, **kwargs)`` with every argument handed over with
-    ``grader.deliverables.mutable`` (a change made in place comes back), then
+    ``grader.testprocess.deliverables.mutable`` (a change made in place comes back), then
     :func:`assert_unchanged` on all of them; returns what the call returned."""
-    from grader.deliverables import mutable
+    from grader.testprocess.deliverables import mutable
 
     before = snapshot((args, kwargs))
     result = function(*map(mutable, args), **{k: mutable(v) for k, v in kwargs.items()})

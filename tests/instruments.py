@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from grader.deliverables import Instrument
+from grader.testprocess.deliverables import Instrument
 
 
 @dataclass

@@ -51,7 +51,7 @@ def reference(module: str) -> ModuleType:
     grading), and the twin keeps its own."""
     if module in _twins:
         return _twins[module]
-    from coursekit import kit_root
+    from grader.course import kit_root
 
     root = kit_root() / "reference"
     if not (root / module.split(".")[0]).is_dir():

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from grader.boundary.wire import Budget, Caps, Reader, WireError, recv_frame, send_frame
+from grader.boundary.wire import Budget, Reader, WireError, recv_frame, send_frame
+from grader.limits import Caps
 
 Frame = tuple[dict[str, Any], bytearray]
 Reply = tuple[dict[str, Any], list[memoryview]]

@@ -37,39 +37,17 @@ import torch
 
 from grader.boundary import errors
 from grader.boundary.channel import Channel
-from grader.boundary.wire import (
-    Caps,
-    Decoder,
-    Encoder,
-    PeerGone,
-    WireError,
-    WireTimeout,
-    socket_pair,
-)
 
 # An Instrument is a test's object handed to student code as itself: student code may call the
 # methods named in its EXPOSED (an optimizer's step and zero_grad) and nothing else; each call runs
 # here, on the test side, where it can observe the student's objects through their proxies before
 # passing the call on. What it records is the test's own.
-from grader.deliverables import Instrument
+from grader.boundary.handles import Instrument, Mutable, active_guards
+from grader.boundary.wire import Decoder, Encoder, PeerGone, WireError, WireTimeout, socket_pair
+from grader.limits import ProcessLimits
 
-GiB = 1024**3
 MAX_WRITEBACKS = 10_000  # entries in one reply's write-back (the arguments a call may change)
 SCALARS = (bool, int, float, str, type(None))
-
-
-@dataclass(frozen=True)
-class ProcessLimits:
-    """Limits of the deliverable process (set by the grader's ``Limits``)."""
-
-    memory_bytes: int = 4 * GiB
-    file_bytes: int = 256 * 1024**2
-    processes: int = 256
-    threads: int = 1
-    startup_timeout: float = 120.0
-    call_timeout: float = 60.0  # when no test is running (a fixture), per request
-    restarts_per_test: int = 2
-    caps: Caps = Caps()
 
 
 @dataclass
@@ -482,7 +460,7 @@ class Boundary:
             return {"side": "t", "id": key, "kind": "callable", "type": "function"}
         raise WireError(
             f"a {type(obj).__name__} of the test cannot be handed to student code; build it in "
-            "the student's process instead (grader.deliverables.build)"
+            "the student's process instead (grader.testprocess.deliverables.build)"
         )
 
     def _resolve(self, ref: dict[str, Any]) -> Any:
@@ -619,8 +597,6 @@ class Boundary:
         if mutable:
             header["mutable"] = mutable
         if guards is None:
-            from grader.deliverables import active_guards
-
             guards = active_guards()
         if guards:
             header["guards"] = guards
@@ -762,10 +738,13 @@ def _fork_server(theirs, log, env: dict[str, str], boundary: Boundary, processes
         os.environ.clear()
         os.environ.update(env)
         tempfile.tempdir = None  # cached by this process from its own TMPDIR: now the scratch's
-        # The kit's root and its tests go off sys.path; coursekit, imported before that, still
-        # serves the factories of build() through its package path.
-        importlib.import_module("coursekit")
-        from grader.runner import KIT_ROOT as kit  # the kit folder, wherever the package is
+        # The kit's root and its tests go off sys.path; the course's package (coursekit),
+        # imported before that, still serves the factories of build() through its package path.
+        from grader.course import KIT_ROOT as kit  # the kit folder, wherever the package is
+        from grader.course import course_packages
+
+        for package in course_packages():
+            importlib.import_module(package)
 
         sys.path[:] = [p for p in sys.path if p and Path(p).resolve() not in (kit, kit / "tests")]
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
@@ -779,16 +758,6 @@ def _fork_server(theirs, log, env: dict[str, str], boundary: Boundary, processes
         )
     finally:
         os._exit(70)
-
-
-class Mutable:
-    """An argument student code may change in place, the change written back to the test's
-    object (``grader.deliverables.mutable``): e.g. the parameters an ``sgd_step`` updates."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
 
 
 def _unwrap_mutable(args: tuple, kwargs: dict) -> tuple[tuple, dict, list[list]]:

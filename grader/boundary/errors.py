@@ -14,7 +14,7 @@ import signal
 from functools import cache
 from typing import Any
 
-GiB = 1024**3
+from grader.limits import GiB
 
 
 class StudentError(Exception):

@@ -1,11 +1,11 @@
 """Rules a handout states about *how* a deliverable is written, enforced while it runs.
 
-A test asks for a guard by name when it calls student code (``grader.deliverables.guarded``); the
+A test asks for a guard by name when it calls student code (``grader.testprocess.deliverables.guarded``); the
 deliverable process applies it for the length of that call. A guard is a second layer only: it
 runs in the student's process, where code of the submission ran first (at import, in any module
 of it) and can switch it off or go around it: keep a function it replaces from before it was
 applied, call below it, patch what it patches. It catches honest mistakes and explains them while
-they happen. The static audit (``grader.audit``), which reads every file of the submission on the
+they happen. The static audit (``grader.intake.audit``), which reads every file of the submission on the
 trusted side, is what a score relies on: it refuses what would switch a guard off (``torch._C``,
 ``torch.overrides``, PyTorch's private dispatch helpers, monkeypatching, dynamic lookups).
 """

@@ -31,7 +31,8 @@ import torch
 
 from grader.boundary import guards
 from grader.boundary.channel import Channel
-from grader.boundary.wire import Caps, Decoder, Encoder, WireError
+from grader.boundary.wire import Decoder, Encoder, WireError
+from grader.limits import Caps
 from grader.sandbox import apply_limits, release_memory
 
 # What ``build`` may construct: kit objects a test needs next to the student's (a base layer to
@@ -470,7 +471,7 @@ def serve(fd: int, impl: str, caps: Caps, memory: int, file_bytes: int, processe
         # test (op_reset) skips them (a forked process has inherited its parent's frozen heap).
         gc.collect()
         gc.freeze()
-        gc.enable()  # off in the test process while it starts (grader.plugin): on for student code
+        gc.enable()  # off in the test process while it starts (grader.testprocess.plugin): on for student code
         sock = socket.socket(fileno=fd)
         server = Server(sock, impl, caps)
         server.channel.serve_forever()

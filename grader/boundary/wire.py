@@ -26,8 +26,9 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from grader.limits import Caps
 
 MAGIC = b"KB"
 PREFIX = struct.Struct("!2sIQ")
@@ -43,18 +44,6 @@ class PeerGone(WireError):
 
 class WireTimeout(WireError):
     """Nothing (or not all of a frame) arrived before the deadline."""
-
-
-@dataclass(frozen=True)
-class Caps:
-    """Bounds on what one side accepts from the other."""
-
-    header_bytes: int = 16 * 1024**2  # the JSON part of one message
-    message_bytes: int = 512 * 1024**2  # the binary part (tensor data) of one message
-    run_bytes: int = 16 * 1024**3  # everything received over one connection
-    depth: int = 48  # nesting of containers
-    items: int = 1_000_000  # values in one message
-    text_chars: int = 1_000_000  # one string
 
 
 DEFAULT_CAPS = Caps()

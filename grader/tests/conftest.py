@@ -35,10 +35,10 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session", autouse=True)
 def warm_children():
     """The kit's tests grade hundreds of times: every grading child is forked from a zygote that
-    has imported torch, pytest and hypothesis once (``grader.zygote``), as ``validate``,
+    has imported torch, pytest and hypothesis once (``grader.controller.zygote``), as ``validate``,
     ``mutants`` and ``batch`` do. The fresh-start path is the Gradescope flow's, which the
     end-to-end tests run in processes of their own."""
-    from grader import zygote
+    from grader.controller import zygote
 
     with zygote.forking():
         yield

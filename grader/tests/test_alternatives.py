@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import assignments, checks, hints
-from grader.runner import collect
+from grader import course
+from grader.commands import selfcheck
+from grader.controller import grading, mutant_hints
+from grader.controller.runner import collect
 
 CATALOGUE = Path(__file__).with_name("alternatives.toml")
 ALTERNATIVES = tomllib.loads(CATALOGUE.read_text())["alternative"]
@@ -23,14 +25,12 @@ def build(alt: dict, root: Path) -> Path:
     """The alternative's package in ``root``: the reference with its regions replaced (each must
     still be in the reference, exactly once) and its own files added or replacing whole ones."""
     a = alt["assignment"]
-    shutil.copytree(
-        assignments.REFERENCE / a, root / a, ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(course.REFERENCE / a, root / a, ignore=shutil.ignore_patterns("__pycache__"))
     regions = [{"find": alt["find"], "replace": alt["replace"]}] if "find" in alt else []
     for n, region in enumerate([*regions, *alt.get("patch", [])]):
-        patch = hints.Mutant(f"{alt['id']}#{n}", alt["file"], region["find"], region["replace"],
+        patch = mutant_hints.Mutant(f"{alt['id']}#{n}", alt["file"], region["find"], region["replace"],
                              (), "")  # fmt: skip
-        checks.apply(patch, root / a)
+        selfcheck.apply(patch, root / a)
     for name, source in alt.get("files", {}).items():
         (root / a / name).parent.mkdir(parents=True, exist_ok=True)
         (root / a / name).write_text(source)
@@ -43,8 +43,8 @@ def test_alternative_scores_full_marks(alt, tmp_path):
     a = alt["assignment"]
     root = build(alt, tmp_path / "impl")
     files = set(alt["tests"])
-    manifest = collect(assignments.test_paths(a))
-    graded = assignments.grade(a, root, hidden=True, manifest=manifest, files=files)
+    manifest = collect(course.test_paths(a))
+    graded = grading.grade(a, root, hidden=True, manifest=manifest, files=files)
     lost = {
         m.nodeid: graded.results[m.nodeid].output[-600:]
         for m in graded.metas

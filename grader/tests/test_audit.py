@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from grader import assignments, audit
+from grader import course
+from grader.intake import audit
 from grader.tests.test_alternatives import ALTERNATIVES, build
 
 A3 = "a3_attention_bert"
 RULE = audit.rules(A3)[
     "mha-from-scratch"
-]  # the rule as graded (tests/a3_attention_bert/rules.toml)
+]  # the rule as graded (tests/a3_attention_bert/assignment.toml)
 
 
 def tree(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -468,10 +469,10 @@ def test_a_file_that_does_not_parse_is_skipped(tmp_path):
     assert hits == [] and audit.flags(Path(tmp_path), "pkg") == []
 
 
-@pytest.mark.parametrize("assignment", assignments.names())
+@pytest.mark.parametrize("assignment", course.names())
 def test_the_references_and_templates_raise_nothing(assignment):
-    assert audit.flags(assignments.REFERENCE, assignment) == []
-    for root in (assignments.REFERENCE, assignments.TEMPLATE):
+    assert audit.flags(course.REFERENCE, assignment) == []
+    for root in (course.REFERENCE, course.TEMPLATE):
         for rule in audit.rules(assignment).values():
             assert audit.violations(root, assignment, rule) == []
         # a rule as strict as a3's would not trip any reference either

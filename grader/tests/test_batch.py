@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import assignments, batch, hints, runner
-from grader.runner import Limits
+from grader import course
+from grader.commands import batch
+from grader.controller import grading, mutant_hints, runner
+from grader.limits import Limits
 from grader.tests.conftest import SYSTEM_PYTHON, disk_filler, small_tmpfs, standin_python
 
 A = "a1_lm_basics"
@@ -24,7 +26,7 @@ SOFTMAX = {"test_softmax.py"}  # one test file keeps the batch quick; every file
 def reference_files(folder, patch=None):
     """All of the reference's modules in ``folder`` (what a finished student uploads)."""
     folder.mkdir(parents=True)
-    for src in (assignments.REFERENCE / A).glob("*.py"):
+    for src in (course.REFERENCE / A).glob("*.py"):
         text = src.read_text()
         if patch is not None and src.name == patch.file:
             text = text.replace(patch.find, patch.replace)
@@ -35,7 +37,7 @@ def reference_files(folder, patch=None):
 def test_a_batch_with_hanging_and_crashing_submissions(tmp_path):
     subs = tmp_path / "subs"
     reference_files(subs / "alice")
-    mutant = next(m for m in hints.load(A) if m.id == "ce-sum-not-mean")
+    mutant = next(m for m in mutant_hints.load(A) if m.id == "ce-sum-not-mean")
     reference_files(subs / "bob", patch=mutant)
     (subs / "carol").mkdir()  # hangs in every function
     (subs / "carol" / "softmax.py").write_text(
@@ -69,7 +71,7 @@ def test_a_gradescope_export_zip(tmp_path):
     export = tmp_path / "export.zip"
     with zipfile.ZipFile(export, "w") as zf:
         zf.writestr("submission_metadata.yml", "submission_1: {}\n")
-        for src in (assignments.REFERENCE / A).glob("*.py"):
+        for src in (course.REFERENCE / A).glob("*.py"):
             zf.writestr(f"submission_1/{src.name}", src.read_text())
         zf.writestr("submission_2/README.md", "empty")
     graded = batch.grade_all(export, A, tmp_path / "out", jobs=2, files=SOFTMAX)
@@ -162,7 +164,9 @@ def test_a_submission_cannot_change_another_lanes_score(lane_users):
     results and logs) and signals every process, the others are graded as if it were not there."""
     subs, out = _reachable("batch-subs-"), _reachable("batch-out-")
     try:
-        wrong = next(m for m in hints.load(A) if m.id == "ce-grad-wrong-sign")  # loses 1.5, 1.6
+        wrong = next(
+            m for m in mutant_hints.load(A) if m.id == "ce-grad-wrong-sign"
+        )  # loses 1.5, 1.6
         (subs / "a-mallory").mkdir()
         (subs / "a-mallory" / "softmax.py").write_text(VANDAL.format(out=str(out)))
         reference_files(subs / "b-alice")
@@ -173,7 +177,7 @@ def test_a_submission_cannot_change_another_lanes_score(lane_users):
         full = by["b-alice"].grade.max_score
         assert by["b-alice"].grade.score == full, by["b-alice"].grade.results
         lost = sum(m.max_score for m in by["c-bob"].grade.metas
-                   if hints.test_key(m.nodeid) in wrong.breaks)  # fmt: skip
+                   if mutant_hints.test_key(m.nodeid) in wrong.breaks)  # fmt: skip
         assert by["c-bob"].grade.score == full - lost
         for name, score in (("b-alice", full), ("c-bob", full - lost)):
             data = json.loads((out / "results" / f"{name}.json").read_text())
@@ -228,7 +232,7 @@ def test_a_submission_cannot_copy_another_submission(lane_users, tmp_path):
     export = tmp_path / "export.zip"
     with zipfile.ZipFile(export, "w") as zf:
         zf.writestr("submission_1/softmax.py", COPIER)
-        for src in (assignments.REFERENCE / A).glob("*.py"):
+        for src in (course.REFERENCE / A).glob("*.py"):
             zf.writestr(f"submission_2/{src.name}", src.read_text())
     out = _reachable("batch-out-")
     try:
@@ -261,7 +265,7 @@ def test_a_disk_filled_by_one_submission_does_not_cost_the_next_one(lane_users, 
     try:
         (subs / "a-filler").mkdir()
         (subs / "a-filler" / "softmax.py").write_text(
-            disk_filler(small_tmp) + (assignments.REFERENCE / A / "softmax.py").read_text()
+            disk_filler(small_tmp) + (course.REFERENCE / A / "softmax.py").read_text()
         )
         reference_files(subs / "b-alice")
         graded = batch.grade_all(subs, A, out, jobs=1, limits=LIMITS, files=SOFTMAX)
@@ -275,7 +279,7 @@ def test_a_disk_filled_by_one_submission_does_not_cost_the_next_one(lane_users, 
 
 @pytest.mark.parametrize("max_score", [1, 12, 20, 21, 67, 70, 250])
 def test_histogram_bins_follow_the_point_scale(max_score):
-    from grader.batch import histogram_bins
+    from grader.commands.batch import histogram_bins
 
     edges = histogram_bins(max_score)
     widths = {b - a for a, b in zip(edges, edges[1:], strict=False)}
@@ -447,7 +451,7 @@ def test_the_hint_counts_are_the_graders_never_a_line_student_code_printed(tmp_p
 
     def graded(name: str, printed: str, hint: list[str]) -> batch.Graded:
         result = TestResult(meta.nodeid, 0.0, "failed", output=printed, hints=hint)
-        grade = assignments.Grade(A, tmp_path, [meta], {meta.nodeid: result}, 1.0)
+        grade = grading.Grade(A, tmp_path, [meta], {meta.nodeid: result}, 1.0)
         return batch.Graded(name, grade)
 
     forged = "--- your code printed ---\n" + "Possible cause: the grader is wrong\n" * 3

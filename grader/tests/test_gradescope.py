@@ -5,7 +5,7 @@ import json
 import jsonschema
 import pytest
 
-from grader import gradescope
+from grader.controller import results_json
 from grader.records import TestMeta, TestResult
 
 METAS = [
@@ -23,8 +23,8 @@ def test_built_results_follow_the_spec(tmp_path):
         ),
         "t.py::b": TestResult("t.py::b", 1.0, "passed"),
     }
-    data = gradescope.build(METAS, results, execution_time=3.2, output="hi")
-    gradescope.write(tmp_path / "results.json", data)
+    data = results_json.build(METAS, results, execution_time=3.2, output="hi")
+    results_json.write(tmp_path / "results.json", data)
     written = json.loads((tmp_path / "results.json").read_text())
     assert written["score"] == 2.0
     assert written["tests"][0] == {
@@ -42,7 +42,7 @@ def test_built_results_follow_the_spec(tmp_path):
 
 
 def test_a_test_without_a_result_scores_zero():
-    data = gradescope.build(METAS, {}, execution_time=0.0)
+    data = results_json.build(METAS, {}, execution_time=0.0)
     assert [t["score"] for t in data["tests"]] == [0.0, 0.0]
     assert all(t["status"] == "failed" for t in data["tests"])
 
@@ -52,16 +52,16 @@ def test_scores_are_clamped_to_the_test_maximum():
         "t.py::a": TestResult("t.py::a", 99.0, "passed"),
         "t.py::b": TestResult("t.py::b", -3, "failed"),
     }
-    data = gradescope.build(METAS, results, execution_time=0.0)
+    data = results_json.build(METAS, results, execution_time=0.0)
     assert [t["score"] for t in data["tests"]] == [2.0, 0.0]
 
 
 def test_huge_outputs_are_cut_below_the_gradescope_limit():
     metas = [TestMeta(f"t.py::{i}", str(i), 1.0) for i in range(400)]
     results = {m.nodeid: TestResult(m.nodeid, 0.0, "failed", "x" * 10_000) for m in metas}
-    data = gradescope.build(metas, results, execution_time=0.0)
-    assert len(json.dumps(data)) < gradescope.MAX_BYTES
-    gradescope.validate(data)
+    data = results_json.build(metas, results, execution_time=0.0)
+    assert len(json.dumps(data)) < results_json.MAX_BYTES
+    results_json.validate(data)
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_huge_outputs_are_cut_below_the_gradescope_limit():
 )
 def test_schema_rejects_what_gradescope_rejects(bad):
     with pytest.raises(jsonschema.ValidationError):
-        gradescope.validate(bad)
+        results_json.validate(bad)
 
 
 def test_schema_accepts_the_specs_own_example():
@@ -113,4 +113,4 @@ def test_schema_accepts_the_specs_own_example():
             {"name": "Stars", "value": "*****"},
         ],
     }
-    gradescope.validate(example)
+    results_json.validate(example)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import assignments, gradescope, hints, package
+from grader import course
+from grader.commands import package
+from grader.controller import mutant_hints, results_json
 from grader.tests.conftest import SYSTEM_PYTHON, standin_python
 
 A = "a1_lm_basics"
@@ -81,18 +83,18 @@ def run_autograder(root: Path, user: str | None, files: dict[str, bytes], previo
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads((root / "results" / "results.json").read_text())
-    gradescope.validate(data)
+    results_json.validate(data)
     return data
 
 
 def reference_file(name: str) -> bytes:
-    return (assignments.REFERENCE / A / name).read_bytes()
+    return (course.REFERENCE / A / name).read_bytes()
 
 
 def reference_files(**changed: str) -> dict[str, bytes]:
     """Every module of the reference, as a finished student uploads them; ``changed`` replaces
     the text of some (keyword: the file's stem)."""
-    files = {p.name: p.read_bytes() for p in (assignments.REFERENCE / A).glob("*.py")}
+    files = {p.name: p.read_bytes() for p in (course.REFERENCE / A).glob("*.py")}
     for stem, text in changed.items():
         files[f"{stem}.py"] = text.encode()
     return files
@@ -192,7 +194,7 @@ def test_a_zipped_tree_inside_a_zip_gets_full_marks(autograder):
 
 def test_a_single_buggy_file_loses_its_points_and_shows_the_hint(autograder):
     root, _, user = autograder
-    mutant = next(m for m in hints.load(A) if m.id == "ce-grad-wrong-sign")
+    mutant = next(m for m in mutant_hints.load(A) if m.id == "ce-grad-wrong-sign")
     buggy = reference_file("softmax.py").decode().replace(mutant.find, mutant.replace)
     data = run_autograder(root, user, {**reference_files(softmax=buggy), "notes.txt": b"hello"})
     lost = {t["name"] for t in data["tests"] if t["score"] < t["max_score"]}
@@ -229,7 +231,7 @@ def test_an_empty_submission_scores_zero_with_a_message(autograder):
 
 def test_forged_events_gain_nothing_on_gradescope(autograder):
     root, _, user = autograder
-    mutant = next(m for m in hints.load(A) if m.id == "ce-sum-not-mean")
+    mutant = next(m for m in mutant_hints.load(A) if m.id == "ce-sum-not-mean")
     wrong = reference_file("softmax.py").decode().replace(mutant.find, mutant.replace)
     honest = run_autograder(root, user, reference_files(softmax=wrong))
     forge = (
@@ -252,15 +254,14 @@ def test_forged_events_gain_nothing_on_gradescope(autograder):
 def test_assignment_3_scores_full_marks_on_gradescope():
     """The reference of assignment 3, every file of its package uploaded (the SST-2 artifact
     too), graded from the zip as Gradescope grades it: full marks. Its tests need what the zip
-    must carry beside the test files (rules.toml, assignment.toml, the data), files the tests
+    must carry beside the test files (assignment.toml: rules, limits, data; the data), files the tests
     save for student code to read (a tiny BERT: safetensors writes them 0600), and coursekit's
     factories in a deliverable process of the student user."""
     a3 = "a3_attention_bert"
     for root, archive, user in _autograder(a3):
         names = zipfile.ZipFile(archive).namelist()
-        for name in ("rules.toml", "assignment.toml", "data.toml"):
-            assert f"kit/tests/{a3}/{name}" in names
-        package_dir = assignments.REFERENCE / a3
+        assert f"kit/tests/{a3}/assignment.toml" in names
+        package_dir = course.REFERENCE / a3
         files = {
             f"{a3}/{p.relative_to(package_dir)}": p.read_bytes()
             for p in package_dir.rglob("*")
@@ -277,7 +278,7 @@ def test_grade_of_an_uploaded_file_scores_and_flags_as_gradescope_does(autograde
     template, audits and grades it as run_autograder does — the same score, test by test, and the
     same flags for course staff (here a wrong softmax that also walks the garbage collector)."""
     root, _, user = autograder
-    mutant = next(m for m in hints.load(A) if m.id == "ce-sum-not-mean")
+    mutant = next(m for m in mutant_hints.load(A) if m.id == "ce-sum-not-mean")
     wrong = reference_file("softmax.py").decode().replace(mutant.find, mutant.replace)
     peeking = "import gc\n\n\ndef _peek():\n    return len(gc.get_objects())\n\n\n"
     upload = zipped(reference_files(softmax=peeking + wrong))

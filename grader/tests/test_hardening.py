@@ -27,18 +27,12 @@ from pathlib import Path
 import pytest
 
 import grader
-from grader import (
-    assignments,
-    checks,
-    gradescope,
-    gradescope_run,
-    hints,
-    pipeline,
-    runner,
-    sandbox,
-)
-from grader.boundary.wire import Caps, Decoder, WireError
-from grader.runner import Limits, Manifest, collect
+from grader import course, sandbox
+from grader.boundary.wire import Decoder, WireError
+from grader.commands import autograder, selfcheck
+from grader.controller import grading, mutant_hints, pipeline, results_json, runner
+from grader.controller.runner import Manifest, collect
+from grader.limits import Caps, Limits
 from grader.tests.conftest import (
     SYSTEM_PYTHON,
     disk_filler,
@@ -87,7 +81,7 @@ def _strict_results(path: Path) -> dict:
     text = path.read_text()
     assert len(text.encode()) < 1_000_000
     data = json.loads(text, parse_constant=_reject_constant)
-    gradescope.validate(data)
+    results_json.validate(data)
     return data
 
 
@@ -108,13 +102,13 @@ def kit_python():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _mutated(root: Path, mutant: hints.Mutant, extra: str = "") -> Path:
-    """The reference with ``mutant`` applied as ``grader.checks`` applies it, and ``extra`` code
+def _mutated(root: Path, mutant: mutant_hints.Mutant, extra: str = "") -> Path:
+    """The reference with ``mutant`` applied as ``grader.commands.selfcheck`` applies it, and ``extra`` code
     appended to the mutated module (after its definitions, so it can wrap them)."""
     package = root / "tree" / A
-    shutil.copytree(assignments.REFERENCE / A, package,
+    shutil.copytree(course.REFERENCE / A, package,
                     ignore=shutil.ignore_patterns("__pycache__", "artifacts"))  # fmt: skip
-    checks.apply(mutant, package)
+    selfcheck.apply(mutant, package)
     if extra:
         target = package / mutant.file
         target.write_text(target.read_text() + "\n\n" + textwrap.dedent(extra))
@@ -122,13 +116,13 @@ def _mutated(root: Path, mutant: hints.Mutant, extra: str = "") -> Path:
     return root / "tree"
 
 
-def _manifest_of(mutant: hints.Mutant, manifests: dict) -> tuple[Manifest, set[str]]:
-    """The tests ``mutant`` breaks, and their files (as checks._run_mutant, narrowed to them)."""
+def _manifest_of(mutant: mutant_hints.Mutant, manifests: dict) -> tuple[Manifest, set[str]]:
+    """The tests ``mutant`` breaks, and their files (as selfcheck._run_mutant, narrowed to them)."""
     files = {b.split("::")[0] for b in mutant.breaks}
     key = tuple(sorted(files))
     if key not in manifests:
-        manifests[key] = collect([assignments.TESTS / A / f for f in key], LIMITS)
-    tests = [m for m in manifests[key].tests if hints.test_key(m.nodeid) in mutant.breaks]
+        manifests[key] = collect([course.TESTS / A / f for f in key], LIMITS)
+    tests = [m for m in manifests[key].tests if mutant_hints.test_key(m.nodeid) in mutant.breaks]
     return Manifest(tests, manifests[key].errors), files
 
 
@@ -140,7 +134,7 @@ def _manifest_of(mutant: hints.Mutant, manifests: dict) -> tuple[Manifest, set[s
 # Three mutants in `make test`; KIT_MUTANT_PROPERTY=all runs every mutant of assignment 1's
 # catalogue (`make hardening-all`, about 10 minutes on two cores).
 SAMPLE = (
-    tuple(m.id for m in hints.load(A))
+    tuple(m.id for m in mutant_hints.load(A))
     if os.environ.get("KIT_MUTANT_PROPERTY") == "all"
     else ("softmax-wrong-axis", "relative-error-signed", "dan-divides-by-T")
 )
@@ -249,7 +243,7 @@ import numpy.testing as _npt
 import torch as _torch
 
 try:
-    import grader.messages as _messages
+    import grader.testprocess.comparison_messages as _messages
 
     _messages.close_message = _messages.equal_message = _messages.at_most_message = lambda *a, **k: None
 except Exception:
@@ -306,12 +300,12 @@ for _name, _obj in list(globals().items()):
 """
 
 
-def _attack(name: str, mutant: hints.Mutant) -> str:
+def _attack(name: str, mutant: mutant_hints.Mutant) -> str:
     nodeids = [f"tests/{A}/{b}" for b in mutant.breaks]
     return {
         "introspection": INTROSPECTION,
         "forged-events": FORGED_EVENTS.replace("NODEIDS", repr(nodeids)),
-        "patched-helpers": PATCHED_HELPERS.replace("KIT_TESTS", repr(str(assignments.TESTS))),
+        "patched-helpers": PATCHED_HELPERS.replace("KIT_TESTS", repr(str(course.TESTS))),
         "forged-writeback": FORGED_WRITEBACK,
     }[name]
 
@@ -325,7 +319,7 @@ def mutant_scores(kit_python) -> dict[tuple[str, str | None], dict[str, tuple[fl
     if not AS_ROOT:
         pytest.skip("the property is about grading as on Gradescope: needs root to run student "
                     "code as a user of its own")  # fmt: skip
-    catalogue = {m.id: m for m in hints.load(A)}
+    catalogue = {m.id: m for m in mutant_hints.load(A)}
     manifests: dict = {}
     lanes: queue.Queue[str] = queue.Queue()
     for user in USERS:
@@ -343,11 +337,14 @@ def mutant_scores(kit_python) -> dict[tuple[str, str | None], dict[str, tuple[fl
         manifest, files = _manifest_of(mutant, manifests)
         user = lanes.get()
         try:
-            g = assignments.grade(A, tree, hidden=True, limits=LIMITS, manifest=manifest,
+            g = grading.grade(A, tree, hidden=True, limits=LIMITS, manifest=manifest,
                                   files=files, user=user)  # fmt: skip
         finally:
             lanes.put(user)
-        return {hints.test_key(m.nodeid): (g.results[m.nodeid].score, m.max_score) for m in g.metas}
+        return {
+            mutant_hints.test_key(m.nodeid): (g.results[m.nodeid].score, m.max_score)
+            for m in g.metas
+        }
 
     start = time.monotonic()
     try:
@@ -364,7 +361,7 @@ def mutant_scores(kit_python) -> dict[tuple[str, str | None], dict[str, tuple[fl
 @pytest.mark.parametrize("mutant", SAMPLE)
 def test_an_attack_never_raises_a_mutants_score(mutant_scores, mutant, attack):
     honest, attacked = mutant_scores[(mutant, None)], mutant_scores[(mutant, attack)]
-    catalogue = {m.id: m for m in hints.load(A)}
+    catalogue = {m.id: m for m in mutant_hints.load(A)}
     assert set(honest) == set(attacked) == set(catalogue[mutant].breaks)
     for test, (score, most) in honest.items():
         assert score < most, f"the mutant itself should lose points on {test}"
@@ -380,15 +377,17 @@ def test_an_attack_never_raises_a_mutants_score(mutant_scores, mutant, attack):
 SOLO_SCRIPT = """
 import json, sys
 from pathlib import Path
-from grader import assignments
-from grader.runner import Limits, Manifest, collect
+from grader.controller import grading
+from grader import course
+from grader.limits import Limits
+from grader.controller.runner import Manifest, collect
 
 tree, only = Path(sys.argv[1]), set(sys.argv[2].split(","))
-paths = [assignments.TESTS / "a1_lm_basics" / "test_softmax.py"]
+paths = [course.TESTS / "a1_lm_basics" / "test_softmax.py"]
 limits = Limits(test_timeout=30, grace=5, exit_wait=1.0)
 manifest = collect(paths, limits)
 manifest = Manifest([m for m in manifest.tests if m.nodeid.rsplit("::", 1)[1] in only], [])
-g = assignments.grade("a1_lm_basics", tree, hidden=True, limits=limits, manifest=manifest,
+g = grading.grade("a1_lm_basics", tree, hidden=True, limits=limits, manifest=manifest,
                       files={"test_softmax.py"})
 print(json.dumps({m.nodeid.rsplit("::", 1)[1]: g.results[m.nodeid].score for m in g.metas}))
 """
@@ -428,10 +427,10 @@ def softmax(x, dim=-1):
 def _solo_grade(tree: Path, only: list[str], kit_python: str | None) -> dict[str, float]:
     """Grade as a non-root instructor does (no user switch: student code runs as the grader)."""
     if not AS_ROOT:  # already such an instructor
-        paths = [assignments.TESTS / A / "test_softmax.py"]
+        paths = [course.TESTS / A / "test_softmax.py"]
         manifest = collect(paths, LIMITS)
         manifest = Manifest([m for m in manifest.tests if m.nodeid.rsplit("::", 1)[1] in only], [])
-        g = assignments.grade(A, tree, hidden=True, limits=LIMITS, manifest=manifest,
+        g = grading.grade(A, tree, hidden=True, limits=LIMITS, manifest=manifest,
                               files={"test_softmax.py"})  # fmt: skip
         return {m.nodeid.rsplit("::", 1)[1]: g.results[m.nodeid].score for m in g.metas}
     uid = _uid(SOLO)
@@ -452,7 +451,7 @@ def _solo_grade(tree: Path, only: list[str], kit_python: str | None) -> dict[str
 
 @pytest.mark.timeout(600)
 def test_forged_events_gain_nothing_without_a_user_switch(kit_python):
-    catalogue = {m.id: m for m in hints.load(A)}
+    catalogue = {m.id: m for m in mutant_hints.load(A)}
     wrong = catalogue["softmax-wrong-axis"]
     only = ["test_softmax_rows", "test_softmax_any_shape_and_dim", "test_cross_entropy_values"]
     root = _folder("hardening-solo-trees-")
@@ -542,8 +541,8 @@ def _toy_run(forge_running: bool) -> tuple[dict, dict, float, list[int]]:
         results = runner.run(SUITE, impl, manifest, limits, user=user)
         seconds = time.monotonic() - start
         left = processes_of_user(uid)
-        data = gradescope.build(manifest.tests, results, execution_time=seconds)
-        gradescope.write(root / "results.json", data)
+        data = results_json.build(manifest.tests, results, execution_time=seconds)
+        results_json.write(root / "results.json", data)
         data = _strict_results(root / "results.json")
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -730,10 +729,8 @@ def test_a_disk_filled_by_student_code_still_gets_a_valid_results_json(
     shared.chmod(0o1777)
     root = small_disk / "autograder"
     (root / "submission").mkdir(parents=True)
-    wrong = next(m for m in hints.load(A) if m.id == "softmax-wrong-axis")
-    source = (
-        (assignments.REFERENCE / A / "softmax.py").read_text().replace(wrong.find, wrong.replace)
-    )
+    wrong = next(m for m in mutant_hints.load(A) if m.id == "softmax-wrong-axis")
+    source = (course.REFERENCE / A / "softmax.py").read_text().replace(wrong.find, wrong.replace)
     (root / "submission" / "softmax.py").write_text(disk_filler(shared) + source)
     monkeypatch.setattr(tempfile, "tempdir", str(shared))  # the grader's own temporary files too
     monkeypatch.setattr(pipeline, "grade_upload",
@@ -747,15 +744,15 @@ def test_a_disk_filled_by_student_code_still_gets_a_valid_results_json(
         return cleanup(uid, *args)
 
     monkeypatch.setattr(runner, "remove_files_of", measured)
-    data = gradescope_run.run(A, root, user, LIMITS)
+    data = autograder.run(A, root, user, LIMITS)
     written = _strict_results(root / "results" / "results.json")
     assert written["score"] == data["score"]
     assert filled and max(filled) > 8 << 20, f"student code filled only {filled} bytes"
     assert not list(shared.glob("fill-*")), "what the student's code wrote outlived its grading"
     assert not processes_of_user(sandbox.lookup_user(user)[0])
-    manifest = collect([assignments.TESTS / A / "test_softmax.py"], LIMITS)
+    manifest = collect([course.TESTS / A / "test_softmax.py"], LIMITS)
     honest = sum(
-        m.max_score for m in manifest.tests if hints.test_key(m.nodeid) not in wrong.breaks
+        m.max_score for m in manifest.tests if mutant_hints.test_key(m.nodeid) not in wrong.breaks
     )
     assert written["score"] == honest, [
         (t["name"], t["score"], t["output"][:300]) for t in written["tests"]

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from grader.runner import KIT_ROOT
+from grader.course import KIT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,8 @@ def installed(tmp_path_factory):
 def test_the_wheel_leaves_the_kits_own_tests_out(installed):
     wheel, _, _ = installed
     names = zipfile.ZipFile(wheel).namelist()
-    assert "grader/cli.py" in names and "coursekit/data.py" in names
-    assert "grader/schema/gradescope_results.schema.json" in names
+    assert "grader/commands/cli.py" in names and "coursekit/data.py" in names
+    assert "grader/controller/schema/gradescope_results.schema.json" in names
     assert not [n for n in names if n.startswith("grader/tests/")]
 
 
@@ -46,10 +46,11 @@ def test_an_installed_grader_grades_from_the_kit_folder_it_is_given(installed, t
     env = {**os.environ, "PYTHONPATH": str(site), "COURSEKIT_KIT": str(kit)}
     code = (
         "import grader, coursekit\n"
-        "from grader import assignments\n"
+        "from grader import course\n"
+        "from grader.controller import grading\n"
         f"assert grader.__file__.startswith({str(site)!r}), grader.__file__\n"
-        "g = assignments.grade('a1_lm_basics', assignments.REFERENCE, files={'test_softmax.py'})\n"
-        "print(assignments.REFERENCE, g.score, g.max_score)\n"
+        "g = grading.grade('a1_lm_basics', course.REFERENCE, files={'test_softmax.py'})\n"
+        "print(course.REFERENCE, g.score, g.max_score)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import gradescope
-from grader.runner import Limits, collect, run
+from grader.controller import results_json
+from grader.controller.runner import collect, run
+from grader.limits import Limits
 
 TOY = Path(__file__).parent / "toy"
 SUITE = [TOY / "toy_suite.py"]
@@ -40,8 +41,8 @@ def submission(tmp_path: Path, module: str | None = None, source: str = "") -> P
 
 def grade(impl: Path, manifest, limits: Limits = FAST):
     results = run(SUITE, impl, manifest, limits)
-    data = gradescope.build(manifest.tests, results, execution_time=1.0)
-    gradescope.validate(data)
+    data = results_json.build(manifest.tests, results, execution_time=1.0)
+    results_json.validate(data)
     return {r.nodeid.split("::")[1]: r for r in results.values()}, data
 
 

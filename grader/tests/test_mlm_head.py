@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from coursekit import KIT_ROOT, a3_finetune, a3_mlm_head
+from coursekit import KIT_ROOT
+from coursekit.a3_attention_bert import finetune as a3_finetune
+from coursekit.a3_attention_bert import mlm_head as a3_mlm_head
 
 HELDOUT_MASKED = 400  # a few hundred held-out masked tokens: about 3 s of MiniLM's first layers
 
@@ -50,7 +52,7 @@ def test_mask_fill_demo_completes_a_prompt_offline():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     prompt = "the capital of france is"
     proc = subprocess.run(
-        [sys.executable, "-m", "coursekit.a3_mask_fill", prompt],
+        [sys.executable, "-m", "coursekit.a3_attention_bert.mask_fill", prompt],
         capture_output=True,
         text=True,
         env=env,

@@ -1,19 +1,22 @@
 """Every catalogued mutant (a realistic student bug) loses points in exactly the tests its entry
-names, graded on those tests and a guard per file (``checks.graded_for``); a mutant that breaks
+names, graded on those tests and a guard per file (``selfcheck.graded_for``); a mutant that breaks
 more than it says is reported, in the guard or, with ``exact``, anywhere in its files."""
 
 import pytest
 
-from grader import assignments, checks, hints
-from grader.runner import Limits, Manifest, collect
+from grader import course
+from grader.commands import selfcheck
+from grader.controller import mutant_hints
+from grader.controller.runner import Manifest, collect
+from grader.limits import Limits
 
-ALL = assignments.names()
+ALL = course.names()
 
 
 @pytest.mark.parametrize("assignment", ALL)
 @pytest.mark.timeout(1800)
 def test_every_mutant_is_caught(assignment):
-    verdict, outcomes = checks.mutants(assignment, jobs=2)
+    verdict, outcomes = selfcheck.mutants(assignment, jobs=2)
     print("\n".join(verdict.lines))
     assert len(outcomes) >= 4
     assert verdict.ok, "\n".join(verdict.lines)
@@ -21,21 +24,23 @@ def test_every_mutant_is_caught(assignment):
 
 @pytest.fixture(scope="module")
 def a1_manifest() -> Manifest:
-    return collect(assignments.test_paths("a1_lm_basics"), Limits())
+    return collect(course.test_paths("a1_lm_basics"), Limits())
 
 
-def _mutant(breaks: tuple[str, ...], find: str, replace: str) -> hints.Mutant:
-    return hints.Mutant("made-here", "softmax.py", find, replace, breaks, "a hint")
+def _mutant(breaks: tuple[str, ...], find: str, replace: str) -> mutant_hints.Mutant:
+    return mutant_hints.Mutant("made-here", "softmax.py", find, replace, breaks, "a hint")
 
 
 def test_a_mutant_is_graded_on_its_named_tests_and_one_guard_per_file(a1_manifest):
     m = _mutant(("test_softmax.py::test_softmax_rows",), "x", "y")
-    keys = [hints.test_key(t.nodeid) for t in checks.graded_for(m, a1_manifest).tests]
-    in_file = [hints.test_key(t.nodeid) for t in a1_manifest.tests
+    keys = [mutant_hints.test_key(t.nodeid) for t in selfcheck.graded_for(m, a1_manifest).tests]
+    in_file = [mutant_hints.test_key(t.nodeid) for t in a1_manifest.tests
                if t.nodeid.split("::")[0].endswith("test_softmax.py")]  # fmt: skip
     guard = next(k for k in in_file if k != "test_softmax.py::test_softmax_rows")
     assert set(keys) == {"test_softmax.py::test_softmax_rows", guard}
-    exact = {hints.test_key(t.nodeid) for t in checks.graded_for(m, a1_manifest, True).tests}
+    exact = {
+        mutant_hints.test_key(t.nodeid) for t in selfcheck.graded_for(m, a1_manifest, True).tests
+    }
     assert exact == set(in_file)  # none of test_softmax.py's tests is slow
 
 
@@ -51,6 +56,6 @@ def test_a_mutant_is_graded_on_its_named_tests_and_one_guard_per_file(a1_manifes
 )
 def test_a_mutant_that_breaks_more_than_its_entry_says_is_reported(a1_manifest, find, replace):
     m = _mutant(("test_softmax.py::test_softmax_rows",), find, replace)
-    outcome = checks._run_mutant("a1_lm_basics", m, a1_manifest, Limits())
+    outcome = selfcheck._run_mutant("a1_lm_basics", m, a1_manifest, Limits())
     assert outcome.caught and not outcome.exact
     assert outcome.surprise, "the guard's failure is shown"

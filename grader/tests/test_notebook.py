@@ -2,16 +2,18 @@
 
 import nbformat
 
-from grader import assignments, notebook, submission
+from grader import course
+from grader.controller import grading
+from grader.intake import notebook, submission
 
 A = "a1_lm_basics"
-TEMPLATE = assignments.TEMPLATE / A
+TEMPLATE = course.TEMPLATE / A
 
 
 def reference_function(name: str) -> str:
     import ast
 
-    source = (assignments.REFERENCE / A / "softmax.py").read_text()
+    source = (course.REFERENCE / A / "softmax.py").read_text()
     node = next(n for n in ast.parse(source).body if getattr(n, "name", None) == name)
     return ast.get_source_segment(source, node)
 
@@ -77,4 +79,4 @@ def _grade(tmp_path, nb):
     (sub / nb.name).write_bytes(nb.read_bytes())
     placed = submission.overlay(sub, TEMPLATE, tmp_path / "tree" / A)
     assert "hw.ipynb: softmax" in placed.report()
-    return assignments.grade(A, tmp_path / "tree", files={"test_softmax.py"})
+    return grading.grade(A, tmp_path / "tree", files={"test_softmax.py"})

@@ -11,10 +11,11 @@ import zipfile
 import pytest
 
 from coursekit import data
-from grader import assignments, package
-from grader.runner import KIT_ROOT
+from grader import course, limits
+from grader.commands import package
+from grader.course import KIT_ROOT
 
-ASSIGNMENTS = assignments.names()
+ASSIGNMENTS = course.names()
 
 
 @pytest.fixture(scope="module")
@@ -25,22 +26,26 @@ def handout_a1(tmp_path_factory):
 def _public_folder(folder, assignment: str):
     """A data folder holding the assignment's public files alone, as a handout's `make data`
     leaves it."""
-    for name in assignments.data_needs(assignment).public:
+    for name in course.data_needs(assignment).public:
         data.materialize(name, folder)
     return folder
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_graded_figure_reads_heldout_files_that_no_public_list_holds(assignment):
-    needs = assignments.data_needs(assignment)
+    needs = course.data_needs(assignment)
     assert needs.heldout, f"{assignment}: its graded figures are scored on held-out data"
     assert not set(needs.public) & set(needs.heldout)
 
 
 def test_the_handout_lists_and_fetches_public_files_only(handout_a1):
-    needs = assignments.data_needs("a1_lm_basics")
-    toml = tomllib.loads((handout_a1 / "tests" / "a1_lm_basics" / "data.toml").read_text())
-    assert toml["heldout"] == [] and toml["public"] == list(needs.public)
+    needs = course.data_needs("a1_lm_basics")
+    toml = tomllib.loads((handout_a1 / "tests" / "a1_lm_basics" / "assignment.toml").read_text())
+    assert toml["data"]["heldout"] == [] and toml["data"]["public"] == list(needs.public)
+    kit = course.settings("a1_lm_basics")
+    assert {k: v for k, v in toml.items() if k != "data"} == {
+        k: v for k, v in kit.items() if k != "data"
+    }
     make_data = next(line for line in (handout_a1 / "Makefile").read_text().splitlines()
                      if "coursekit.data" in line)  # fmt: skip
     assert make_data.split("coursekit.data", 1)[1].split() == list(needs.public)
@@ -53,15 +58,15 @@ def test_the_autograder_zip_carries_the_heldout_files(tmp_path):
     archive = package.autograder("a1_lm_basics", tmp_path)
     with zipfile.ZipFile(archive) as zf:
         names = set(zf.namelist())
-        needs = assignments.data_needs("a1_lm_basics")
+        needs = course.data_needs("a1_lm_basics")
         for name in (*needs.public, *needs.heldout):
             assert f"kit/data/{name}" in names
         for name in ("imdb/heldout_test.jsonl", "tinyshakespeare/train.txt"):  # derived
             digest = hashlib.md5(zf.read(f"kit/data/{name}")).hexdigest()
             assert digest == data.DATASETS[name.split("/")[0]].md5[name.split("/")[1]], name
         assert "kit/data/imdb/test.jsonl.gz" not in names  # the sample's source stays home
-        toml = tomllib.loads(zf.read("kit/tests/a1_lm_basics/data.toml").decode())
-        assert toml["heldout"] == list(needs.heldout)
+        toml = tomllib.loads(zf.read("kit/tests/a1_lm_basics/assignment.toml").decode())
+        assert toml["data"]["heldout"] == list(needs.heldout)
 
 
 def test_derived_files_are_made_in_memory_from_a_read_only_folder(tmp_path, monkeypatch):
@@ -91,12 +96,12 @@ def test_the_kit_requires_its_heldout_files_a_handout_scores_public_stand_ins(ha
     public = _public_folder(tmp_path / "public", "a1_lm_basics")
     kit = _grade(KIT_ROOT, public, "--impl", "reference")
     assert kit.returncode == 3, kit.stdout + kit.stderr
-    for name in assignments.data_needs("a1_lm_basics").heldout:
+    for name in course.data_needs("a1_lm_basics").heldout:
         assert name.split("/")[-1] in kit.stderr
     # A DAN that learns nothing, graded in the handout: its message names the stand-in.
     broken = tmp_path / "broken" / "a1_lm_basics"
     broken.mkdir(parents=True)
-    for f in (assignments.REFERENCE / "a1_lm_basics").glob("*.py"):
+    for f in (course.REFERENCE / "a1_lm_basics").glob("*.py"):
         (broken / f.name).write_text(f.read_text())
     dan = broken / "dan.py"
     dan.write_text(dan.read_text().replace("idx != self.pad_id)  # (B, C)", "idx == self.pad_id)"))
@@ -116,9 +121,6 @@ def test_each_install_holds_only_what_its_assignment_imports(handout_a1, tmp_pat
         assert '-e "kit[transformers]"' in zf.read("setup.sh").decode()
     core = tomllib.loads((KIT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert not [r for r in core if r.split("==")[0] in ("transformers", "datasets", "peft")]
-    a1 = assignments.limits_for("a1_lm_basics", assignments.Limits()).absent
+    a1 = course.limits_for("a1_lm_basics", limits.Limits()).absent
     assert {"transformers", "datasets", "peft", "matplotlib"} <= set(a1)
-    assert (
-        "transformers"
-        not in assignments.limits_for("a3_attention_bert", assignments.Limits()).absent
-    )
+    assert "transformers" not in course.limits_for("a3_attention_bert", limits.Limits()).absent

@@ -113,7 +113,7 @@ def test_impl_option_puts_the_tree_on_the_path_last(pytester: pytest.Pytester):
     (tree / "json.py").write_text("raise RuntimeError('shadowed the standard library')\n")
     pytester.makepyfile(
         "import sys, json\n"
-        "from grader.deliverables import deliverable\n"
+        "from grader.testprocess.deliverables import deliverable\n"
         "pkg = deliverable('mypkg_x')\n"
         "def test_x():\n"
         "    assert pkg.VALUE == 42\n"

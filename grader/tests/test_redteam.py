@@ -38,18 +38,12 @@ from pathlib import Path
 import pytest
 
 from coursekit import data as kit_data
-from grader import (
-    assignments,
-    gradescope,
-    gradescope_run,
-    hints,
-    package,
-    pipeline,
-    runner,
-    sandbox,
-    submission,
-)
-from grader.runner import Limits, Manifest, collect
+from grader import course, sandbox
+from grader.commands import autograder, package
+from grader.controller import grading, mutant_hints, pipeline, results_json, runner
+from grader.controller.runner import Manifest, collect
+from grader.intake import submission
+from grader.limits import Limits
 from grader.tests.conftest import SYSTEM_PYTHON, processes_of_user, standin_python
 
 # corpus.toml, then one file per class of attack added later (held-out data, the audit ...).
@@ -101,8 +95,8 @@ def _baselines(entries: list[dict]) -> list[dict]:
     return list(out.values())
 
 
-def _mutant(assignment: str, mutant_id: str) -> hints.Mutant:
-    found = [m for m in hints.load(assignment) if m.id == mutant_id]
+def _mutant(assignment: str, mutant_id: str) -> mutant_hints.Mutant:
+    found = [m for m in mutant_hints.load(assignment) if m.id == mutant_id]
     assert found, f"no mutant {mutant_id!r} in {assignment}'s catalogue"
     return found[0]
 
@@ -131,7 +125,7 @@ def _artifact_from(source: Path, target: Path, spec: dict) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from coursekit.a3_finetune import read_artifact
+    from coursekit.a3_attention_bert.finetune import read_artifact
 
     meta = {**read_artifact(source)[1], **spec.get("metadata", {})}
     g = torch.Generator().manual_seed(0)
@@ -191,7 +185,7 @@ class Harness:
         (self.verdicts / "expected.json").write_text('{"records": []}')
         for key in sorted({_key(e) for e in entries} | {(A1, ("test_softmax.py",))}):
             assignment, files = key
-            paths = [assignments.TESTS / assignment / f for f in files]
+            paths = [course.TESTS / assignment / f for f in files]
             self.manifests[key] = collect(paths, LIMITS)  # the limits the tests run under
         self.data = root / "data"  # the zip's kit/data: what the tests read, held-out files too
         for assignment in sorted({_key(e)[0] for e in entries} | {A1}):
@@ -203,18 +197,18 @@ class Harness:
                 path.chmod(0o700 if path.is_dir() else 0o600)
             self.heldout.chmod(0o600)
             for assignment in sorted({_key(e)[0] for e in entries} | {A1}):
-                pipeline.private(gradescope_run.heldout_files(assignment, self.data))
+                pipeline.private(autograder.heldout_files(assignment, self.data))
 
     def fill(self, text: str, results: Path, assignment: str = A1) -> str:
         for name, value in (("results", results), ("verdicts", self.verdicts), ("heldout", self.heldout),
-                            ("reference", assignments.REFERENCE / assignment)):  # fmt: skip
+                            ("reference", course.REFERENCE / assignment)):  # fmt: skip
             text = text.replace("{" + name + "}", str(value))
         return text
 
     def upload(self, entry: dict, upload: Path, results: Path) -> None:
         """The files a student uploads, as the entry describes them."""
         assignment = entry.get("assignment", A1)
-        ref = assignments.REFERENCE / assignment
+        ref = course.REFERENCE / assignment
         upload.mkdir()
         for name, source in entry.get("upload", {}).items():
             (upload / name).parent.mkdir(parents=True, exist_ok=True)
@@ -260,13 +254,11 @@ class Harness:
         if any(k in entry for k in UPLOAD_KEYS):
             upload = work / "upload"
             self.upload(entry, upload, results)
-            placed = submission.overlay(
-                upload, assignments.TEMPLATE / assignment, tree / assignment
-            )
+            placed = submission.overlay(upload, course.TEMPLATE / assignment, tree / assignment)
             report = placed.report()
         else:
             package = tree / assignment
-            shutil.copytree(assignments.REFERENCE / assignment, package,
+            shutil.copytree(course.REFERENCE / assignment, package,
                             ignore=shutil.ignore_patterns("__pycache__", "artifacts"))  # fmt: skip
             mistake = _mistake(entry)
             module = entry.get("module") or (
@@ -306,9 +298,9 @@ class Harness:
             manifest = Manifest(tests, manifest.errors)
         return manifest
 
-    def _grade(self, entry: dict, tree: Path, user: str | None) -> assignments.Grade:
+    def _grade(self, entry: dict, tree: Path, user: str | None) -> grading.Grade:
         key = _key(entry)
-        return assignments.grade(key[0], tree, hidden=True, limits=LIMITS,
+        return grading.grade(key[0], tree, hidden=True, limits=LIMITS,
                                  manifest=self._manifest(entry), files=set(key[1]),
                                  user=user)  # fmt: skip
 
@@ -329,7 +321,7 @@ class Harness:
                 out.leftover = [_command(pid) for pid in processes_of_user(uid)]
             if entry.get("next_full"):  # the next grading by the same user is unaffected
                 clean = work / "next" / entry.get("assignment", A1)
-                shutil.copytree(assignments.REFERENCE / entry.get("assignment", A1), clean,
+                shutil.copytree(course.REFERENCE / entry.get("assignment", A1), clean,
                                 ignore=shutil.ignore_patterns("__pycache__", "artifacts"))  # fmt: skip
                 for path in [clean.parent, *clean.parent.rglob("*")]:
                     path.chmod(0o755 if path.is_dir() else 0o644)
@@ -338,8 +330,8 @@ class Harness:
         finally:
             self.lanes.put(user)
         out.seconds = g.seconds
-        out.data = gradescope.build(g.metas, g.results, execution_time=g.seconds, output=report)
-        gradescope.write(results, out.data)  # the parent writes it, as gradescope_run does
+        out.data = results_json.build(g.metas, g.results, execution_time=g.seconds, output=report)
+        results_json.write(results, out.data)  # the parent writes it, as gradescope_run does
         time.sleep(entry.get("settle", 0))
         out.results_text = results.read_text()
         out.results_intact = json.loads(out.results_text) == json.loads(json.dumps(out.data))
@@ -352,7 +344,7 @@ class Harness:
         names = [m.nodeid.rsplit("::", 1)[1] for m in g.metas]
         for m in g.metas:  # by test name; "file::name" where files share a name
             name = m.nodeid.rsplit("::", 1)[1]
-            name = name if names.count(name) == 1 else hints.test_key(m.nodeid)
+            name = name if names.count(name) == 1 else mutant_hints.test_key(m.nodeid)
             out.scores[name] = g.results[m.nodeid].score
             out.max_scores[name] = m.max_score
             out.outputs[name] = g.results[m.nodeid].output
@@ -431,7 +423,7 @@ def test_attack(graded, entry):
     out = graded[entry["id"]]
     if out.skipped:
         pytest.skip(out.skipped)
-    gradescope.validate(out.data)  # the results are always valid ...
+    results_json.validate(out.data)  # the results are always valid ...
     json.loads(out.results_text, parse_constant=_reject_constant)  # ... strict JSON (no NaN) ...
     assert len(out.results_text.encode()) < 1_000_000  # ... and small enough for Gradescope
     assert out.results_intact, "results.json was changed after the grader wrote it"

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from grader import assignments, submission
+from grader import course
+from grader.intake import submission
 
 A = "a1_lm_basics"
-SOFTMAX = (assignments.REFERENCE / A / "softmax.py").read_text()
+SOFTMAX = (course.REFERENCE / A / "softmax.py").read_text()
 
 
 def _overlay(upload: Path, tmp_path: Path) -> tuple[submission.Overlay, Path]:
     target = tmp_path / "tree" / A
-    placed = submission.overlay(upload, assignments.TEMPLATE / A, target)
+    placed = submission.overlay(upload, course.TEMPLATE / A, target)
     return placed, target
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from grader import assignments
-from grader.runner import Limits, collect
+from grader import course
+from grader.controller import grading
+from grader.controller.runner import collect
+from grader.limits import Limits
 
 A = "a1_lm_basics"
 WRONG = "return e / e.sum(dim=0, keepdim=True)"  # softmax over the wrong axis
@@ -51,15 +53,15 @@ ATTACKS = {
 
 @pytest.fixture(scope="module")
 def manifest():
-    return collect([assignments.TESTS / A / f for f in sorted(FILES)])
+    return collect([course.TESTS / A / f for f in sorted(FILES)])
 
 
 def grade(impl: Path, **options):
-    return assignments.grade(A, impl, files=FILES, **options)
+    return grading.grade(A, impl, files=FILES, **options)
 
 
 def submission(tmp_path: Path, attack: str = "", wrong: bool = True) -> Path:
-    shutil.copytree(assignments.REFERENCE / A, tmp_path / A)
+    shutil.copytree(course.REFERENCE / A, tmp_path / A)
     path = tmp_path / A / "softmax.py"
     source = path.read_text()
     if wrong:

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from grader import templates
+from grader.commands import templates
 
 REFERENCE = textwrap.dedent(
     '''

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import zygote
-from grader.runner import Limits, run_collecting
+from grader.controller import zygote
+from grader.controller.runner import run_collecting
+from grader.limits import Limits
 
 TOY = Path(__file__).parent / "toy"
 SUITE = [TOY / "toy_trusted_suite.py"]
@@ -24,7 +25,7 @@ def submission(tmp_path: Path, answer: str, alpha: str | None = None) -> Path:
 
 
 def grade(impl: Path):
-    """What grader.assignments.grade does: one grading child, learning every test; the trusted
+    """What grader.course.grade does: one grading child, learning every test; the trusted
     checks run last, once the deliverable process has ended."""
     manifest, results = run_collecting(SUITE, impl, FAST, part="boundary")
     return manifest, {r.nodeid.rsplit("::", 1)[1]: r for r in results.values()}

@@ -9,7 +9,7 @@ dtype, same length, same keys). A forged change of any other argument fails the 
 the test's values as they were. Each case runs a real deliverable process: the forger patches the
 server loop it runs in, as a hostile submission would.
 
-Instruments (``grader.deliverables.Instrument``): a test's object handed to student code offers its
+Instruments (``grader.testprocess.deliverables.Instrument``): a test's object handed to student code offers its
 exposed methods and nothing else, even to a forged request.
 """
 
@@ -18,8 +18,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from grader.boundary.client import Boundary, Instrument, Mutable
+from grader.boundary.client import Boundary
 from grader.boundary.errors import BoundaryViolation
+from grader.boundary.handles import Instrument, Mutable
 from grader.tests.conftest import module_process, within_a_test
 
 FORGER = '''

@@ -1,4 +1,4 @@
-"""Grading children forked from a zygote (``grader.zygote``) are what a fresh start would be:
+"""Grading children forked from a zygote (``grader.controller.zygote``) are what a fresh start would be:
 the same results, only the descriptors they were given, nothing of another grading's job in
 memory, a death reported with its signal, and no zygote left once its grader is done."""
 
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import runner, zygote
-from grader.runner import Limits, run_collecting
+from grader.controller import runner, zygote
+from grader.controller.runner import run_collecting
+from grader.limits import Limits
 
 TOY = Path(__file__).parent / "toy"
 FAST = Limits(grace=2.0, startup_timeout=60.0, exit_wait=1.0)
@@ -165,14 +166,16 @@ def test_no_command_line_names_the_kit_or_how_the_tests_run(tmp_path, monkeypatc
     _, results = run_collecting([TOY / "toy_suite.py"], impl, FAST, part="boundary")
     assert any(r.status == "passed" and n.endswith("::test_add") for n, r in results.items())
     lines = out.read_text().splitlines()
-    assert any("pytest" in line or "grader.zygote" in line for line in lines)  # it saw them
+    assert any(
+        "pytest" in line or "grader.controller.zygote" in line for line in lines
+    )  # it saw them
     assert not [line for line in lines if "--rootdir" in line or "toy_suite.py" in line]
 
 
 COLLECTOR_SUITE = """
 import gc
 
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 alpha = deliverable("toy_pkg.alpha")
 
@@ -188,7 +191,7 @@ def test_collector_on_for_student_code():
 
 @pytest.mark.parametrize("start", ["forked", "fresh"])
 def test_the_collector_is_on_in_the_tests_and_for_student_code(tmp_path, monkeypatch, start):
-    """The grading child starts with the cyclic collector off (``grader.plugin``: its imports
+    """The grading child starts with the cyclic collector off (``grader.testprocess.plugin``: its imports
     are long-lived) and turns it on when the collection ends; the deliverable process, forked
     while it was off, turns it on too — student code that makes cycles in a loop is collected."""
     impl = tmp_path / "submission"

@@ -1,7 +1,7 @@
 """Stack Overflow tag classification with a pretrained encoder and ``Trainer`` (handout H5).
 
 The data set: 16,000 questions, each with exactly one tag of four. Its canonical archive
-(``stack_overflow_16k.tar.gz``; ``coursekit.a3_stackoverflow.data_root`` fetches it) unpacks to
+(``stack_overflow_16k.tar.gz``; ``coursekit.a3_attention_bert.stackoverflow.data_root`` fetches it) unpacks to
 ``train/<tag>/<n>.txt`` and ``test/<tag>/<n>.txt``, 2,000 questions per tag in each.
 """
 

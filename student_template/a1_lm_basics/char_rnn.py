@@ -5,7 +5,7 @@ training, temperature sampling and held-out perplexity.
     p(x_{t+1} | x_≤t) = softmax(z_t)
 
 The logits at step t predict character t + 1, so the loss pairs ``logits[:, :-1]`` with
-``idx[:, 1:]``. ``coursekit.a1_charlm`` holds the data, the epoch loop with its progress bar and
+``idx[:, 1:]``. ``coursekit.a1_lm_basics.charlm`` holds the data, the epoch loop with its progress bar and
 the loss plot; it calls the functions below.
 
 Shapes: B batch, T time, C embedding size, H hidden size, V vocabulary (characters).

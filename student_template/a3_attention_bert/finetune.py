@@ -1,6 +1,6 @@
 """Fine-tuning a pretrained encoder for sentence classification (handouts H4.2-4, H2.3, H5.2-3).
 
-The pieces you write here are graded one by one; ``coursekit.a3_finetune`` supplies the rest (data,
+The pieces you write here are graded one by one; ``coursekit.a3_attention_bert.finetune`` supplies the rest (data,
 the training loop with its progress bar and curves, evaluation). ``make finetune`` runs it all and
 writes the artifact that the accuracy check grades:
 ``a3_attention_bert/artifacts/sst2_classifier.safetensors``.
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from a3_attention_bert.lora import LoRALinear, inject_lora
-from coursekit.a3_finetune import model_path
+from coursekit.a3_attention_bert.finetune import model_path
 
 ARTIFACT = Path(__file__).parent / "artifacts" / "sst2_classifier.safetensors"
 
@@ -56,7 +56,7 @@ def build_model(
     """A sequence classifier: a (pretrained or randomly initialised) encoder plus a new head.
 
     Inputs:
-        name: a hub model name or a path (``coursekit.a3_finetune.model_path`` resolves it).
+        name: a hub model name or a path (``coursekit.a3_attention_bert.finetune.model_path`` resolves it).
         pretrained: False builds the same architecture from its config with random weights
             (the "from scratch" baseline): then every parameter is trained.
         lora_r: with ``pretrained``, wrap ``target_modules`` in LoRA of this rank and freeze the

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import tensors
 
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 att = deliverable("a1_lm_basics.attention")
 

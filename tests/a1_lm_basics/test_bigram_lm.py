@@ -13,10 +13,10 @@ from compare import assert_at_most, assert_close
 from hypothesis import given
 from strategies import bigram_case
 
-from grader.deliverables import deliverable, mutable
+from grader.testprocess.deliverables import deliverable, mutable
 
 lm = deliverable("a1_lm_basics.bigram_lm")
-DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
+SETTINGS = Path(__file__).with_name("assignment.toml")  # which data is held out here ([data])
 NAMES = ("E", "W1", "b1", "W2", "b2")
 
 
@@ -96,11 +96,11 @@ HELDOUT = ("wikitext2/wiki.test.tokens",)
 def graded_run(module, seed: int = 0, heldout: bool | None = None) -> tuple[dict, str, float]:
     """The graded run of ``module``'s bigram LM: (the run's figures, what was scored, the
     threshold for it).
-    ``heldout``: score wiki.test (default: wherever data.toml declares it)."""
-    from coursekit import a1_bigram as kit
+    ``heldout``: score wiki.test (default: wherever assignment.toml declares it)."""
+    from coursekit.a1_lm_basics import bigram as kit
     from coursekit.data import heldout_here
 
-    heldout = heldout_here(DATA_TOML, HELDOUT) if heldout is None else heldout
+    heldout = heldout_here(SETTINGS, HELDOUT) if heldout is None else heldout
     cfg = kit.BigramConfig(batch_size=50, seed=seed, **FAST)
     result = kit.run(module, cfg, train_words=30_000, eval_words=5_000,
                      eval_split="test" if heldout else "valid")  # fmt: skip

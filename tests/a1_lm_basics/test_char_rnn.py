@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from instruments import OptimizerWatch
 from strategies import token_batches
 
-from grader.deliverables import build, deliverable
+from grader.testprocess.deliverables import build, deliverable
 
 rnn = deliverable("a1_lm_basics.char_rnn")
-DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
+SETTINGS = Path(__file__).with_name("assignment.toml")  # which data is held out here ([data])
 V = 7  # the vocabulary of token_batches()
 
 
@@ -282,11 +282,11 @@ TRAIN_CHARS, SCORED_CHARS = 90_000, 5_000
 
 def graded_run(module, seed: int = 0, heldout: bool | None = None) -> tuple[dict, str]:
     """The graded run of ``module``'s char LM: (the run's figures, what was scored).
-    ``heldout``: score the held-out part (default: wherever data.toml declares input.txt)."""
-    from coursekit import a1_charlm as kit
+    ``heldout``: score the held-out part (default: wherever assignment.toml declares input.txt)."""
+    from coursekit.a1_lm_basics import charlm as kit
     from coursekit.data import heldout_here
 
-    heldout = heldout_here(DATA_TOML, HELDOUT) if heldout is None else heldout
+    heldout = heldout_here(SETTINGS, HELDOUT) if heldout is None else heldout
     train, held = kit.load_parts(heldout)
     end = len(train) - SCORED_CHARS  # the slice ends here; a handout scores what follows
     scored = held[:SCORED_CHARS] if heldout else train[end:]

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import tensors, token_batches
 
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 lm = deliverable("a1_lm_basics.context_lm")
 TEXT = "to be, or not to be: that is the question."

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from strategies import char_lm_contract_cases, dan_contract_cases
 from twin import REFERENCE_ONLY, compare_call, reference, twin_of
 
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 pytestmark = REFERENCE_ONLY
 

@@ -12,10 +12,10 @@ from compare import assert_at_most, assert_close
 from hypothesis import given
 from strategies import masked_embeddings, padded_tokens
 
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 dan = deliverable("a1_lm_basics.dan")
-DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
+SETTINGS = Path(__file__).with_name("assignment.toml")  # which data is held out here ([data])
 V, PAD = 9, 0  # the vocabulary of padded_tokens()
 
 
@@ -85,7 +85,7 @@ def test_pad_id_is_honoured(check):
 # The fast run: 5 epochs of Adam (lr 3e-3, batch 32) on the 2,000 reviews of IMDB's small_train
 # (vocabulary 10,000, the first 200 tokens, C = H = 32), accuracy on 1,000 held-out reviews:
 # imdb/heldout_test.jsonl, a seeded, balanced sample of IMDB's test split outside small_test
-# (coursekit.a1_dan.heldout_sample), root's alone on Gradescope. small_test is public (the
+# (coursekit.a1_lm_basics.dan.heldout_sample), root's alone on Gradescope. small_test is public (the
 # students' dev data): a DAN that looked its reviews up would learn nothing and pass. A handout
 # holds public data alone: there the run scores small_test, and says so.
 # Seeds 0-9 (`make train-spread`, one thread): held-out accuracy median 0.802, worst 0.794
@@ -100,11 +100,11 @@ HELDOUT = ("imdb/heldout_test.jsonl",)
 
 def graded_run(module, seed: int = 0, heldout: bool | None = None) -> tuple[float, float, str]:
     """The graded run of ``module``'s DAN: (accuracy, majority-class rate, what was scored).
-    ``heldout``: score the held-out reviews (default: wherever data.toml declares them)."""
-    from coursekit import a1_dan as kit
+    ``heldout``: score the held-out reviews (default: wherever assignment.toml declares them)."""
+    from coursekit.a1_lm_basics import dan as kit
     from coursekit.data import heldout_here
 
-    heldout = heldout_here(DATA_TOML, HELDOUT) if heldout is None else heldout
+    heldout = heldout_here(SETTINGS, HELDOUT) if heldout is None else heldout
     split = "heldout_test" if heldout else "small_test"
     result = kit.run(module, kit.DanConfig(seed=seed, **FAST), train="small_train",
                      evaluate=[split])  # fmt: skip

@@ -6,7 +6,7 @@ import pytest
 import torch
 from compare import assert_close, assert_equal, assert_unchanged, snapshot
 
-from grader.deliverables import deliverable, mutable
+from grader.testprocess.deliverables import deliverable, mutable
 
 gc = deliverable("a1_lm_basics.gradcheck")
 

@@ -10,7 +10,7 @@ from compare import assert_close, numerical_gradient
 from hypothesis import given
 from strategies import network_case
 
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 net = deliverable("a1_lm_basics.network")
 NAMES = ("x", "W1", "b1", "W2", "b2")

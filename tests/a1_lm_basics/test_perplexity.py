@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import padded_batch, tensors
 
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 pp = deliverable("a1_lm_basics.perplexity")
 PAD = -100

@@ -11,7 +11,7 @@ from compare import assert_close, assert_unchanged, numerical_gradient, snapshot
 from hypothesis import given
 from strategies import logits_and_targets, tensor_and_dim
 
-from grader.deliverables import deliverable, mutable
+from grader.testprocess.deliverables import deliverable, mutable
 
 sm = deliverable("a1_lm_basics.softmax")
 

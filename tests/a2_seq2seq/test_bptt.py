@@ -11,7 +11,7 @@ from compare import assert_close, call_leaving_unchanged, numerical_gradient
 from hypothesis import given
 from strategies import bptt_cases, rnn_step_cases
 
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 bptt = deliverable("a2_seq2seq.bptt")
 STEP = ("x", "prev_h", "U", "W", "b")

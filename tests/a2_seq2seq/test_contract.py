@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from strategies import recurrent_cases, seq2seq_cases, translator_contract_cases
 from twin import REFERENCE_ONLY, compare_call, reference, twin_of
 
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 pytestmark = REFERENCE_ONLY
 

@@ -11,7 +11,7 @@ from compare import assert_close, assert_equal, assert_unchanged, snapshot
 from hypothesis import given
 from strategies import recurrent_cases
 
-from grader.deliverables import deliverable, mutable
+from grader.testprocess.deliverables import deliverable, mutable
 
 rnn = deliverable("a2_seq2seq.rnn")
 

@@ -2,7 +2,7 @@
 
 Oracles: ``torch.nn.RNN`` / ``torch.nn.LSTM`` holding the weights the test gave the module, with
 ``F.embedding``, ``F.linear`` and ``F.cosine_similarity`` for the rest. ``Seq2Seq`` is graded with
-a small encoder and decoder of the kit (``coursekit.a2_builders``: so a mistake in your Encoder or
+a small encoder and decoder of the kit (``coursekit.a2_seq2seq.builders``: so a mistake in your Encoder or
 Decoder does not cost Seq2Seq's points twice) against a loop written here, which runs twins of
 them built in the test's process. Every expected value comes from an oracle, never from your own
 code run a second time.
@@ -16,8 +16,8 @@ from hypothesis import given
 from strategies import cosine_attention_cases, seq2seq_cases
 from torch import nn
 
-from coursekit.a2_builders import ToyDecoder, ToyEncoder
-from grader.deliverables import build, deliverable, mutable
+from coursekit.a2_seq2seq.builders import ToyDecoder, ToyEncoder
+from grader.testprocess.deliverables import build, deliverable, mutable
 
 s2s = deliverable("a2_seq2seq.seq2seq")
 RNN_WEIGHTS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
@@ -259,8 +259,8 @@ def _toy_seq2seq(case):
     lstm, H = case["model_type"] == "LSTM", case["H_dec"]
     encoder_args = (case["V_src"], H, lstm, case["seed"])
     decoder_args = (case["V_tgt"], H, lstm, case["attention"], case["seed"])
-    encoder = build("coursekit.a2_builders.ToyEncoder", *encoder_args)
-    decoder = build("coursekit.a2_builders.ToyDecoder", *decoder_args)
+    encoder = build("coursekit.a2_seq2seq.builders.ToyEncoder", *encoder_args)
+    decoder = build("coursekit.a2_seq2seq.builders.ToyDecoder", *decoder_args)
     model = s2s.Seq2Seq(encoder, decoder, "cpu", case["attention"])
     return model, ToyEncoder(*encoder_args), ToyDecoder(*decoder_args)
 

@@ -1,11 +1,11 @@
 """H3.6 — training on a small slice of Multi30k German→English, in seconds.
 
-``coursekit.a2_translation`` trains your classes (Adam, clipped gradients, length-bucketed batches)
+``coursekit.a2_seq2seq.translation`` trains your classes (Adam, clipped gradients, length-bucketed batches)
 and measures perplexity on the first 200 held-out pairs of at most 10 words (Multi30k's
 test_2016_flickr, root's alone on Gradescope; a handout holds the public train and val splits
 alone, and there the run scores val instead, and says so); the trivial baseline is the unigram
 model of the training targets. The full-size figures are in the README
-(``python -m coursekit.a2_fullsize``). The protocols: the Transformer scores target word t from the
+(``python -m coursekit.a2_seq2seq.fullsize``). The protocols: the Transformer scores target word t from the
 source alone (position t); Seq2Seq here is teacher-forced (it also sees the gold words before t).
 The kit computes the perplexity itself, from the scores your model gives; teacher-forced, the model
 is shown the gold words one more at a time, never the word it is scoring.
@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from compare import assert_at_most
 
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 seq2seq = deliverable("a2_seq2seq.seq2seq")
 transformer = deliverable("a2_seq2seq.transformer")
-DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
+SETTINGS = Path(__file__).with_name("assignment.toml")  # which data is held out here ([data])
 SLICE = {"max_len": 10, "dev_limit": 200, "min_freq": 2, "batch_size": 32, "seed": 0}
 
 # 3 epochs on the first 2,000 training pairs (188 steps), H = 32, 2 heads of 16, F = 64, lr 3e-3.
@@ -51,11 +51,11 @@ def graded_run(
     module, options: dict, seed: int = 0, heldout: bool | None = None
 ) -> tuple[dict, str]:
     """The graded run of ``module`` with ``options``: (the run's figures, what was scored).
-    ``heldout``: score test_2016_flickr (default: wherever data.toml declares it)."""
-    from coursekit import a2_translation as kit
+    ``heldout``: score test_2016_flickr (default: wherever assignment.toml declares it)."""
+    from coursekit.a2_seq2seq import translation as kit
     from coursekit.data import heldout_here
 
-    heldout = heldout_here(DATA_TOML, HELDOUT) if heldout is None else heldout
+    heldout = heldout_here(SETTINGS, HELDOUT) if heldout is None else heldout
     cfg = kit.TranslationConfig(**{**SLICE, "seed": seed}, **options)
     result = kit.run(module, cfg, eval_split="test_2016_flickr" if heldout else "val")
     what = ("200 held-out test pairs" if heldout else

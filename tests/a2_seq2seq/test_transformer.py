@@ -16,7 +16,7 @@ from compare import assert_close, assert_equal, assert_unchanged, snapshot
 from hypothesis import given
 from strategies import translator_cases
 
-from grader.deliverables import deliverable, mutable
+from grader.testprocess.deliverables import deliverable, mutable
 
 tr = deliverable("a2_seq2seq.transformer")
 EPS = 1e-5  # nn.LayerNorm's default

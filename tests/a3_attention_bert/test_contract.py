@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from strategies import attention_cases, lora_contract_cases
 from twin import REFERENCE_ONLY, compare_call, reference, twin_of
 
-from grader.deliverables import build, deliverable, guarded
+from grader.testprocess.deliverables import build, deliverable, guarded
 
 pytestmark = REFERENCE_ONLY
 

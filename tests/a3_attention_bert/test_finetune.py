@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from compare import assert_close
 from twin import decisive_classifier
 
-from coursekit import a3_finetune as kit
+from coursekit.a3_attention_bert import finetune as kit
 from coursekit.data import heldout_here
-from grader.deliverables import build, deliverable
+from grader.testprocess.deliverables import build, deliverable
 
 ft = deliverable("a3_attention_bert.finetune")
-DATA_TOML = Path(__file__).with_name("data.toml")  # which data is held out here
+SETTINGS = Path(__file__).with_name("assignment.toml")  # which data is held out here ([data])
 
 # The accuracy check. The reference recipe (`make finetune`: LoRA r=8 on query/value + head,
 # 600 s on 2 cores) measured the SST-2 test accuracy recorded in the README. Full marks start a
@@ -94,7 +94,7 @@ SENTENCES = [
 def test_submitted_artifact_accuracy(award, record_leaderboard, graded_tree):
     """the submitted artifact's accuracy on held-out SST-2 test sentences"""
     state, meta = _submitted_artifact(graded_tree, "sst2_classifier.safetensors", "finetune")
-    heldout = heldout_here(DATA_TOML, SST2_HELDOUT)
+    heldout = heldout_here(SETTINGS, SST2_HELDOUT)
     # Held out: not in the submission. A handout has no test.tsv: there, the public dev split.
     sentences, labels = sample_for_check(*kit.load_sst2("test" if heldout else "dev"),
                                          SST2_SENTENCES)  # fmt: skip
@@ -121,7 +121,7 @@ def test_submitted_imdb_artifact_accuracy(award, record_leaderboard, note_for_st
     """the submitted IMDB artifact's accuracy on held-out IMDB test reviews (H2.3)"""
     state, meta = _submitted_artifact(graded_tree, "imdb_classifier.safetensors", "finetune-imdb")
     close = _closeness_to_sst2(graded_tree, state, meta, note_for_staff)
-    heldout = heldout_here(DATA_TOML, IMDB_HELDOUT)
+    heldout = heldout_here(SETTINGS, IMDB_HELDOUT)
     # Held out: not in the submission. A handout has no held-out reviews: there, small_test.
     reviews, labels = kit.load_imdb("heldout_test" if heldout else "small_test")
     reviews, labels = reviews[:IMDB_REVIEWS], labels[:IMDB_REVIEWS]
@@ -465,10 +465,10 @@ def test_predict(check, tiny, tiny_encoder):
     twin, config, expected = decisive_classifier(sentences, tokenizer, num_labels=2,
                                                  hidden_dropout_prob=0.3)  # fmt: skip
     # Built in training mode, as after training: predict must switch dropout off itself.
-    model = build("coursekit.a3_models.bert", "sequence_classification", state=twin.state_dict(),
+    model = build("coursekit.a3_attention_bert.models.bert", "sequence_classification", state=twin.state_dict(),
                   **config)  # fmt: skip
     # The item types are read where predict ran (a NumPy int64 would arrive here as an int).
-    got, types = build("coursekit.a3_models.with_item_types", ft.predict, model, _tokenizer(path),
+    got, types = build("coursekit.a3_attention_bert.models.with_item_types", ft.predict, model, _tokenizer(path),
                        sentences, batch_size=4)  # fmt: skip
     with check("one int label per sentence"):
         assert isinstance(got, list) and len(got) == 15, f"got {type(got).__name__} of {len(got)}"

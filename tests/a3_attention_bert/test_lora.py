@@ -1,7 +1,7 @@
 """H2.3 — LoRA from scratch. Oracles: the formula y = W x + b + B A x · alpha / r written here in
 float64, and peft's LoRA with the same A and B on a tiny BERT.
 
-The layers and models your code wraps are built where your code runs (``coursekit.a3_models``)
+The layers and models your code wraps are built where your code runs (``coursekit.a3_attention_bert.models``)
 with the weights of twins kept here; A and B are set by ``load_state_dict``, and the expected
 values are computed here from the twins and the A and B this test chose.
 """
@@ -12,7 +12,7 @@ import pytest
 import torch
 from compare import assert_close, assert_equal, assert_unchanged, snapshot
 
-from grader.deliverables import build, deliverable, mutable
+from grader.testprocess.deliverables import build, deliverable, mutable
 
 lora = deliverable("a3_attention_bert.lora")
 
@@ -21,7 +21,7 @@ def _base(c_in: int = 6, c_out: int = 5, seed: int = 0):
     """(the base layer handed to LoRALinear, its twin here): an nn.Linear in float64."""
     torch.manual_seed(seed)
     twin = torch.nn.Linear(c_in, c_out, dtype=torch.float64)
-    base = build("coursekit.a3_models.linear", c_in, c_out, dtype=torch.float64,
+    base = build("coursekit.a3_attention_bert.models.linear", c_in, c_out, dtype=torch.float64,
                  state=twin.state_dict())  # fmt: skip
     return base, twin
 
@@ -264,7 +264,7 @@ def _tiny_bert():
 
     torch.manual_seed(0)
     twin = BertForSequenceClassification(BertConfig(**TINY_BERT)).eval()
-    model = build("coursekit.a3_models.bert", "sequence_classification", state=twin.state_dict(),
+    model = build("coursekit.a3_attention_bert.models.bert", "sequence_classification", state=twin.state_dict(),
                   train=False, **TINY_BERT)  # fmt: skip
     return model, twin
 

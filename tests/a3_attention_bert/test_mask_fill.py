@@ -1,12 +1,12 @@
 """H2.2 — text completion with a masked LM, one [MASK] at a time.
 
 No pretrained masked-LM checkpoint is available offline (the shipped MiniLM has no MLM head), so
-the algorithm is graded exactly on small masked LMs the tests build (``coursekit/a3_models.py``:
+the algorithm is graded exactly on small masked LMs the tests build (``coursekit/a3_attention_bert/models.py``:
 where your code runs, with twins of the same weights here). Their predictions depend on the
 position and on the tokens on both sides, so filling every mask from one forward pass, filling
 right to left or reading the logits of the wrong position all give other tokens. The expected
 fills come from the algorithm as the handout states it (``_oracle`` below) on the same model.
-``python -m coursekit.a3_mask_fill`` runs your code with a real BERT where one can be loaded.
+``python -m coursekit.a3_attention_bert.mask_fill`` runs your code with a real BERT where one can be loaded.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import masked_lm_prompts
 
-from coursekit import a3_finetune as kit
-from coursekit.a3_models import CONTEXT_VOCAB as V
-from coursekit.a3_models import MASK, SPECIAL, ContextLM, CountingLM
-from grader.deliverables import build, deliverable, mutable
+from coursekit.a3_attention_bert import finetune as kit
+from coursekit.a3_attention_bert.models import CONTEXT_VOCAB as V
+from coursekit.a3_attention_bert.models import MASK, SPECIAL, ContextLM, CountingLM
+from grader.testprocess.deliverables import build, deliverable, mutable
 
 mf = deliverable("a3_attention_bert.mask_fill")
-# The masked LMs (coursekit/a3_models.py) are built where your code runs, with the state of the
+# The masked LMs (coursekit/a3_attention_bert/models.py) are built where your code runs, with the state of the
 # twins the oracle runs here: ContextLM (vocabulary of masked_lm_prompts: [PAD], [CLS], [SEP],
 # [MASK] = 0-3 and 8 words), CountingLM, and a small random BERT.
 
@@ -32,7 +32,9 @@ mf = deliverable("a3_attention_bert.mask_fill")
 def _context_lm(seed: int):
     """(ContextLM(seed) where your code runs, its twin here)."""
     twin = ContextLM(seed)
-    return build("coursekit.a3_models.context_lm", seed, state=twin.state_dict()), twin
+    return build(
+        "coursekit.a3_attention_bert.models.context_lm", seed, state=twin.state_dict()
+    ), twin
 
 
 @torch.no_grad()
@@ -165,7 +167,7 @@ def _tiny_bert(tokenizer):
 
     torch.manual_seed(0)
     twin = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), **TINY_BERT))
-    model = build("coursekit.a3_models.bert", "masked_lm", state=twin.state_dict(),
+    model = build("coursekit.a3_attention_bert.models.bert", "masked_lm", state=twin.state_dict(),
                   vocab_size=len(tokenizer), **TINY_BERT)  # fmt: skip
     return model, twin
 
@@ -207,7 +209,9 @@ def test_complete(check, tokenizer):
         with check(label):
             for prompt, n, options in runs:
                 model = build(
-                    "coursekit.a3_models.counting_lm", theirs, state=counting.state_dict()
+                    "coursekit.a3_attention_bert.models.counting_lm",
+                    theirs,
+                    state=counting.state_dict(),
                 )
                 got = mf.complete(model, theirs, prompt, n, **options)
                 shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "greedy"

@@ -4,7 +4,7 @@ The oracle is PyTorch's module (float64, dropout 0) with the same weights, on si
 draws: batch, query and key lengths, head count and head size (C = nh · hs). Every call of your
 forward runs with the built-in attention functions replaced by functions that raise (the guard
 ``no_builtin_attention``, applied where your code runs); test 1.7 grades that rule by itself, by
-reading every file of your submission (``rules.toml``) as well as by running your forward.
+reading every file of your submission (``assignment.toml``, ``[[rule]]``) as well as by running your forward.
 
 Fully masked query rows are not graded: when every key is masked for a query (all True in a
 boolean mask, all -inf in a float one, in some head), softmax over nothing has no value. PyTorch
@@ -21,19 +21,19 @@ from compare import assert_close, assert_equal, assert_unchanged, snapshot
 from hypothesis import given
 from strategies import AttentionCase, attention_cases
 
-from grader import audit
 from grader.boundary.guards import HINT_BUILTIN_ATTENTION as HINT_FORBIDDEN
-from grader.deliverables import build, deliverable, guarded, mutable
+from grader.intake import audit
+from grader.testprocess.deliverables import build, deliverable, guarded, mutable
 
 mha = deliverable("a3_attention_bert.mha")
 ASSIGNMENT = "a3_attention_bert"
-RULE = "mha-from-scratch"  # tests/a3_attention_bert/rules.toml
+RULE = "mha-from-scratch"  # tests/a3_attention_bert/assignment.toml, [[rule]]
 
 # --------------------------------------------------------------------------- the forbidden functions
 # Every call of the student's forward runs with the guard "no_builtin_attention" (in the process
 # where that code runs: grader/boundary/guards.py), which makes the built-ins raise
 # ForbiddenFunctionError with the handout's rule. Test 1.7 grades the rule by reading the whole
-# submission (grader.audit): the guard is a second layer, which code in that process can undo.
+# submission (grader.intake.audit): the guard is a second layer, which code in that process can undo.
 
 
 def _forward(module, *args, **kwargs):
@@ -64,7 +64,7 @@ def _torch_mha(case) -> torch.nn.MultiheadAttention:
 def _ours(case, ref):
     """The student's module with ``ref``'s weights, copied by its ``load_from`` from an
     ``nn.MultiheadAttention`` built where the student's code runs, with ``ref``'s state."""
-    source = build("coursekit.a3_models.multihead_attention", case["C"], case["nh"],
+    source = build("coursekit.a3_attention_bert.models.multihead_attention", case["C"], case["nh"],
                    bias=case["bias"], batch_first=case["batch_first"], state=ref.state_dict())  # fmt: skip
     module = mha.MultiHeadAttention(case["C"], case["nh"], bias=case["bias"],
                                     batch_first=case["batch_first"], dtype=torch.float64)  # fmt: skip

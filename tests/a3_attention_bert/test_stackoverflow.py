@@ -10,10 +10,10 @@ import pytest
 import torch
 from twin import decisive_classifier
 
-from coursekit import a3_finetune as kit
-from coursekit import a3_stackoverflow as kso
+from coursekit.a3_attention_bert import finetune as kit
+from coursekit.a3_attention_bert import stackoverflow as kso
 from grader.boundary.client import remote_isinstance
-from grader.deliverables import build, deliverable
+from grader.testprocess.deliverables import build, deliverable
 
 so = deliverable("a3_attention_bert.stackoverflow")
 
@@ -118,7 +118,7 @@ def _accuracy(model, tokenizer, questions: dict[str, str], max_length: int = 32)
     return right / len(texts)
 
 
-# The Trainer test trains on a split of its own (coursekit.a3_stackoverflow.fixed_splits), the
+# The Trainer test trains on a split of its own (coursekit.a3_attention_bert.stackoverflow.fixed_splits), the
 # same for every submission: which questions a valid stratified split holds out is the student's
 # choice, and on the first tiny model (hidden size 32) 3 of 27 valid splits trained to a
 # validation accuracy of 0.40 or 0.70. With hidden size 64 the reference reached 1.0 on 40 of 40
@@ -135,10 +135,12 @@ def test_trainer_learns_the_tags(check, so_root, student_tmp_path):
     """build_trainer: a Trainer whose training separates the four tags"""
     tokenizer, theirs = _tokenizers()
     splits = kso.fixed_splits(so_root, TAGS)  # here, for the held-out tags
-    raw = build("coursekit.a3_stackoverflow.fixed_splits", str(so_root), list(TAGS))
-    tokenized = build("coursekit.a3_stackoverflow.tokenized", raw, theirs, max_length=32)
+    raw = build("coursekit.a3_attention_bert.stackoverflow.fixed_splits", str(so_root), list(TAGS))
+    tokenized = build(
+        "coursekit.a3_attention_bert.stackoverflow.tokenized", raw, theirs, max_length=32
+    )
     torch.manual_seed(0)  # the model is initialised where your code runs, from this seed
-    model = build("coursekit.a3_models.bert", "sequence_classification",
+    model = build("coursekit.a3_attention_bert.models.bert", "sequence_classification",
                   vocab_size=tokenizer.vocab_size, hidden_size=HIDDEN, num_hidden_layers=1,
                   num_attention_heads=2, intermediate_size=2 * HIDDEN, max_position_embeddings=64,
                   num_labels=4)  # fmt: skip
@@ -210,7 +212,7 @@ def test_predict_tags_names_and_order(check):
     twin, config, labels = decisive_classifier(questions, tokenizer, num_labels=len(TAGS),
                                                hidden_dropout_prob=0.3)  # fmt: skip
     oracle = [TAGS[i] for i in labels]
-    model = build("coursekit.a3_models.bert", "sequence_classification", state=twin.state_dict(),
+    model = build("coursekit.a3_attention_bert.models.bert", "sequence_classification", state=twin.state_dict(),
                   **config)  # fmt: skip
     model.train()
     got = so.predict_tags(model, theirs, questions)

@@ -6,7 +6,7 @@ Points: alpha 1 + 2, beta 1 + 1, gamma 1 + 1 = 7.
 
 import pytest
 
-from grader.deliverables import deliverable
+from grader.testprocess.deliverables import deliverable
 
 alpha = deliverable("toy_pkg.alpha")
 beta = deliverable("toy_pkg.beta")

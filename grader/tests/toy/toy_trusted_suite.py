@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import deliverables
-from grader.deliverables import DeliverableError, deliverable
+from grader.testprocess import deliverables
+from grader.testprocess.deliverables import DeliverableError, deliverable
 
 alpha = deliverable("toy_pkg.alpha")
 

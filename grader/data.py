@@ -1,0 +1,37 @@
+"""The course's data, as the grader sees it: one folder, and the course's own code for the rest.
+
+The grader owns where the data folder is (``$COURSEKIT_DATA_DIR``, else the user's cache) and
+that grading children read it and never download. What the files are, how they are fetched,
+checked and derived is the course's: pyproject.toml's ``[tool.grader]`` names the modules
+(``data``: ``ensure(files)`` and ``materialize(item, dest)``; ``models``:
+``missing_models(names)``), which the grader loads by that name when a command needs them. The
+grader imports no course code by name, and the course reads this module, never the grader's
+internals.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+
+ENV = "COURSEKIT_DATA_DIR"
+DOWNLOAD_ENV = "COURSEKIT_DATA_DOWNLOAD"  # "0": never download (the grading processes)
+FIX = "make data"  # the one command that fetches and checks every data file
+
+
+def data_dir() -> Path:
+    """The data folder: ``$COURSEKIT_DATA_DIR``, else the user cache."""
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "coursekit" / "data"
+
+
+def course_module(role: str) -> ModuleType:
+    """The course's module for ``role`` (``data`` or ``models``), as pyproject.toml's
+    ``[tool.grader]`` names it."""
+    from grader.course import hooks
+
+    return importlib.import_module(hooks()[role])
