@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from grader.boundary import guards
+from grader.boundary import guards, protocol
 from grader.boundary.channel import Channel
 from grader.boundary.wire import Decoder, Encoder, WireError
 from grader.limits import Caps
@@ -238,12 +238,9 @@ class Server:
         return Decoder(blob, self.resolve, self.caps).decode(header.get("value"))
 
     def serve(self, msg: dict[str, Any], blob: bytearray) -> tuple[dict[str, Any], list]:
-        op = msg.get("op")
-        handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
         try:
-            if handler is None:
-                raise WireError(f"unknown request {str(op)[:40]!r}")
-            header, blobs = handler(msg, blob)
+            op = protocol.check_request(msg, protocol.TO_DELIVERABLE)
+            header, blobs = getattr(self, f"op_{op}")(msg, blob)
         except BaseException as exc:  # SystemExit too: the student's, reported as an error
             if isinstance(exc, KeyboardInterrupt):
                 raise

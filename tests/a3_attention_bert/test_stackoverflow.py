@@ -12,7 +12,7 @@ from twin import decisive_classifier
 
 from coursekit.a3_attention_bert import finetune as kit
 from coursekit.a3_attention_bert import stackoverflow as kso
-from grader.boundary.client import remote_isinstance
+from grader.boundary.proxy import remote_isinstance
 from grader.testprocess.deliverables import build, deliverable
 
 so = deliverable("a3_attention_bert.stackoverflow")
