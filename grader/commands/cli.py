@@ -302,6 +302,33 @@ def cmd_gradescope(args: argparse.Namespace) -> int:
     return 0  # the run succeeded if results.json was written, whatever the score
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from grader import course
+    from grader.commands import progress, scaffold, selfcheck, templates
+
+    try:
+        written = scaffold.create(args.name)
+    except scaffold.ScaffoldError as exc:
+        print(f"python -m grader new: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path.relative_to(course.KIT_ROOT)}")
+    templates.sync(check=False)
+    print(f"generated student_template/{args.name}/ from reference/{args.name}/")
+    if args.no_validate:
+        return 0
+    with progress.tests(f"validate {args.name} (reference, then template)"):
+        verdict = selfcheck.validate(args.name)
+    print(f"== validate {args.name}: {'ok' if verdict.ok else 'FAILED'}", *verdict.lines, sep="\n")
+    print(
+        '\nNext (README.md, "Adding an assignment"): write the handout\'s deliverables in '
+        f"reference/{args.name}/ between solution marks, their graded tests in tests/{args.name}/, "
+        f"realistic mistakes in tests/{args.name}/mutants.toml; then `python -m grader templates`, "
+        f"`python -m grader validate -a {args.name}` and `python -m grader mutants -a {args.name}`."
+    )
+    return 0 if verdict.ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -352,6 +379,16 @@ def parser() -> argparse.ArgumentParser:
             )
         _add_limits(p)
         p.set_defaults(func=func)
+    p = sub.add_parser(
+        "new",
+        **fmt,
+        help="scaffold a new assignment that validates at once (reference, tests, "
+        "settings, an empty mistake catalogue)",
+    )
+    p.add_argument("name", help="the assignment's package name, e.g. a4_transformers")
+    p.add_argument("--no-validate", action="store_true", help="write the files only")
+    p.set_defaults(func=cmd_new)
+
     p = sub.add_parser("autograder", **fmt, help="build the Gradescope autograder zip")
     p.add_argument("--assignment", "-a", type=_assignment, help="assignment package (default: all)")
     p.add_argument("--out", default="out", help="output folder")

@@ -42,7 +42,12 @@ def autograder():
 def _autograder(assignment: str):
     root = Path(tempfile.mkdtemp(prefix="autograder-"))
     root.chmod(0o755)  # pytest's own tmp folders are private to root; the student user needs in
-    archive = package.autograder(assignment, root / "build")
+    yield from unpacked(package.autograder(assignment, root / "build"), root)
+
+
+def unpacked(archive: Path, root: Path):
+    """(root, archive, user): the autograder zip unpacked into ``root``, a stand-in for Gradescope's
+    /autograder, with a venv of the system Python and the student user (as root); removed after."""
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(root / "source")
     (root / "source" / "run_autograder").chmod(0o755)
