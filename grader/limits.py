@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 GiB = 1024**3
+# Shared by a run's limits and the deliverable process's (each process of a grading has them).
+MEMORY_BYTES = 4 * GiB  # RLIMIT_AS; torch + transformers import fine under 2 GiB
+FILE_BYTES = 256 * 1024**2  # RLIMIT_FSIZE: bounds printing floods and runaway files
+PROCESSES = 256  # RLIMIT_NPROC of the student user: bounds a fork bomb
+THREADS = 1  # compute threads: as on Gradescope (half a vCPU), the same float reductions
 
 
 @dataclass(frozen=True)
@@ -25,16 +30,16 @@ class Limits:
     grace: float = 15.0  # the parent kills only if pytest-timeout has not stopped the test by then
     startup_timeout: float = 180.0  # interpreter start + imports + collection
     run_budget: float = 1200.0  # the whole run, all children together
-    memory_bytes: int = 4 * GiB  # RLIMIT_AS; torch + transformers import fine under 2 GiB
-    file_bytes: int = 256 * 1024**2  # RLIMIT_FSIZE: bounds printing floods and runaway files
+    memory_bytes: int = MEMORY_BYTES
+    file_bytes: int = FILE_BYTES
     log_tail_bytes: int = 4000  # of the child's own stdout/stderr, kept for diagnostics
     exit_wait: float = 3.0  # for the child to exit after its last test (stray threads keep it up)
     # One compute thread per child: as on Gradescope (half a vCPU), no oversubscription when
     # several children run at once, and the same float reductions however many run.
-    threads: int = 1
+    threads: int = THREADS
     # Processes the student user may have at once (RLIMIT_NPROC, counted per user: it applies
     # only when student code runs as a user of its own). Bounds a fork bomb.
-    processes: int = 256
+    processes: int = PROCESSES
     # Libraries the test process imports before it forks the deliverable process, so both share
     # their memory and the student's side starts with them loaded (an assignment's
     # tests/<a>/assignment.toml, [boundary] preload).
@@ -92,10 +97,10 @@ class Caps:
 class ProcessLimits:
     """Limits of the deliverable process (set from the run's ``Limits`` by the test process)."""
 
-    memory_bytes: int = 4 * GiB
-    file_bytes: int = 256 * 1024**2
-    processes: int = 256
-    threads: int = 1
+    memory_bytes: int = MEMORY_BYTES
+    file_bytes: int = FILE_BYTES
+    processes: int = PROCESSES
+    threads: int = THREADS
     startup_timeout: float = 120.0
     call_timeout: float = 60.0  # when no test is running (a fixture), per request
     restarts_per_test: int = 2

@@ -32,7 +32,7 @@ import torch
 from grader.boundary import guards, protocol
 from grader.boundary.channel import Channel
 from grader.boundary.wire import Decoder, Encoder, WireError
-from grader.limits import Caps
+from grader.limits import FILE_BYTES, MEMORY_BYTES, Caps
 from grader.sandbox import apply_limits, release_memory
 
 # What ``build`` may construct: kit objects a test needs next to the student's (a base layer to
@@ -482,9 +482,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--fd", type=int, required=True)
     p.add_argument("--impl", required=True)
-    p.add_argument("--message-mib", type=int, default=512)
-    p.add_argument("--memory", type=int, default=4 * 1024**3)
-    p.add_argument("--file-bytes", type=int, default=256 * 1024**2)
+    p.add_argument("--message-mib", type=int, default=Caps().message_bytes // 1024**2)
+    p.add_argument("--memory", type=int, default=MEMORY_BYTES)
+    p.add_argument("--file-bytes", type=int, default=FILE_BYTES)
     p.add_argument("--processes", type=int, default=0)
     args = p.parse_args(argv)
     caps = Caps(message_bytes=args.message_mib * 1024**2)

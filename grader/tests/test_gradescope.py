@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 
 from grader.controller import results_json
-from grader.records import TestMeta, TestResult
+from grader.records import TestMeta, TestResult, validated_result
 
 METAS = [
     TestMeta(
@@ -47,13 +47,26 @@ def test_a_test_without_a_result_scores_zero():
     assert all(t["status"] == "failed" for t in data["tests"])
 
 
-def test_scores_are_clamped_to_the_test_maximum():
-    results = {
-        "t.py::a": TestResult("t.py::a", 99.0, "passed"),
-        "t.py::b": TestResult("t.py::b", -3, "failed"),
-    }
-    data = results_json.build(METAS, results, execution_time=0.0)
-    assert [t["score"] for t in data["tests"]] == [2.0, 0.0]
+@pytest.mark.parametrize(
+    "reported, kept",
+    [(99.0, 2.0), (-3, 0.0), (float("nan"), 0.0), (float("inf"), 0.0), ("2", 0.0), (True, 0.0)],
+)
+def test_a_childs_score_is_held_to_the_test_range_where_it_enters(reported, kept):
+    """Scores are clamped once, when a child's event becomes a result (validated_result); the
+    results.json built from it carries that score and a status that agrees with it."""
+    meta = METAS[0]  # worth 2 points
+    result = validated_result({"score": reported, "status": "passed"}, meta)
+    assert result.score == kept and result.status == ("passed" if kept == 2.0 else "failed")
+    data = results_json.build([meta], {meta.nodeid: result}, execution_time=0.0)
+    assert (data["tests"][0]["score"], data["tests"][0]["status"]) == (kept, result.status)
+
+
+@pytest.mark.parametrize("score, status", [(99.0, "passed"), (-3.0, "failed"), (1.0, "passed")])
+def test_a_result_that_never_went_through_validation_is_refused(score, status):
+    meta = METAS[0]
+    with pytest.raises(ValueError, match="never validated"):
+        results_json.build([meta], {meta.nodeid: TestResult(meta.nodeid, score, status)},
+                           execution_time=0.0)  # fmt: skip
 
 
 def test_huge_outputs_are_cut_below_the_gradescope_limit():
