@@ -136,8 +136,11 @@ def p_numerical_gradient(m, seed):
 def _network_case(seed):
     g = _g(seed)
     B, D, H, V = 4, 3, 5, 6
-    return [torch.randn(B, D, generator=g, dtype=torch.float64), torch.randint(0, V, (B,), generator=g),
-            *(torch.randn(*s, generator=g, dtype=torch.float64) for s in ((D, H), (H,), (H, V), (V,)))]  # fmt: skip
+    return [
+        torch.randn(B, D, generator=g, dtype=torch.float64),
+        torch.randint(0, V, (B,), generator=g),
+        *(torch.randn(*s, generator=g, dtype=torch.float64) for s in ((D, H), (H,), (H, V), (V,))),
+    ]
 
 
 def p_network_forward(m, seed):
@@ -177,8 +180,10 @@ def p_vanilla_rnn(m, seed):
     torch.manual_seed(seed)
     model = m.VanillaRNN(3, 4, 5).double()
     g = _g(seed)
-    out, h = model(torch.randn(2, 3, generator=g, dtype=torch.float64),
-                   torch.randn(2, 4, generator=g, dtype=torch.float64))  # fmt: skip
+    out, h = model(
+        torch.randn(2, 3, generator=g, dtype=torch.float64),
+        torch.randn(2, 4, generator=g, dtype=torch.float64),
+    )
     return _with_grads(model, out.exp().sum() + h.sum())
 
 
@@ -211,8 +216,18 @@ def p_seq2seq(m, seed):
 
 def p_translator(m, seed):
     torch.manual_seed(seed)
-    model = m.TransformerTranslator(7, 6, "cpu", hidden_dim=8, num_heads=2, dim_feedforward=10,
-                                    dim_k=3, dim_v=5, dim_q=3, max_length=6).double()  # fmt: skip
+    model = m.TransformerTranslator(
+        7,
+        6,
+        "cpu",
+        hidden_dim=8,
+        num_heads=2,
+        dim_feedforward=10,
+        dim_k=3,
+        dim_v=5,
+        dim_q=3,
+        max_length=6,
+    ).double()
     g = _g(seed)
     inputs = torch.randint(0, 7, (2, 5), generator=g)
     mask = torch.zeros(2, 5, dtype=torch.bool)
@@ -230,8 +245,13 @@ def p_mha(m, seed):
         q, k = q.transpose(0, 1), k.transpose(0, 1)
     pad = torch.zeros(2, 4, dtype=torch.bool)
     pad[0, 2:] = True
-    kinds = [{}, {"key_padding_mask": pad}, {"attn_mask": torch.ones(3, 4, dtype=torch.bool).triu(1)},
-             {"average_attn_weights": False}, {"need_weights": False}]  # fmt: skip
+    kinds = [
+        {},
+        {"key_padding_mask": pad},
+        {"attn_mask": torch.ones(3, 4, dtype=torch.bool).triu(1)},
+        {"average_attn_weights": False},
+        {"need_weights": False},
+    ]
     out, weights = model(q, k, k, **kinds[seed % len(kinds)])
     return _with_grads(model, out), weights
 
@@ -270,8 +290,9 @@ def p_inject_lora(m, seed):
 def p_choose(m, seed):
     logits = torch.randn(11, generator=_g(seed)) * 3
     strategy = ("greedy", "top_k", "beam")[seed % 3]
-    return _observe(lambda: m.choose(logits, strategy=strategy, k=1 + seed % 5,
-                                     generator=_g(seed + 1)))  # fmt: skip
+    return _observe(
+        lambda: m.choose(logits, strategy=strategy, k=1 + seed % 5, generator=_g(seed + 1))
+    )
 
 
 _TOKENIZER: list = []
@@ -287,8 +308,14 @@ def _tokenizer():
     return _TOKENIZER[0]
 
 
-SENTENCES = ["a gripping film", "dull and far too long, with no end in sight", "i loved it",
-             "the plot makes no sense", "an instant classic", "naïve, but café scenes shine"]  # fmt: skip
+SENTENCES = [
+    "a gripping film",
+    "dull and far too long, with no end in sight",
+    "i loved it",
+    "the plot makes no sense",
+    "an instant classic",
+    "naïve, but café scenes shine",
+]
 
 
 def p_tokenize_dataset(m, seed):
@@ -308,8 +335,9 @@ def p_save_artifact(m, seed):
     model.add_module("query", torch.nn.Linear(4, 4))
     model.add_module("classifier", torch.nn.Linear(4, 2))
     if seed % 2:
-        sys.modules[lora].inject_lora(model, ("query",), r=2, lora_alpha=4.0,
-                                      modules_to_save=("classifier",))  # fmt: skip
+        sys.modules[lora].inject_lora(
+            model, ("query",), r=2, lora_alpha=4.0, modules_to_save=("classifier",)
+        )
     folder = Path(tempfile.mkdtemp(prefix="equiv-artifact-"))
     path = m.save_artifact(model, folder / "a.safetensors", base_model="b", num_labels=2)
     return m.load_artifact(path)
@@ -320,8 +348,15 @@ def p_complete(m, seed):
 
     tok = _tokenizer()
     torch.manual_seed(seed)
-    model = bert("masked_lm", vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
-                 num_attention_heads=2, intermediate_size=32, train=False)  # fmt: skip
+    model = bert(
+        "masked_lm",
+        vocab_size=tok.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        train=False,
+    )
     strategy = ("greedy", "top_k")[seed % 2]
     return m.complete(model, tok, SENTENCES[seed % 6], 1 + seed % 3, strategy=strategy, seed=seed)
 
@@ -346,18 +381,41 @@ def p_build_trainer(m, seed):
 
     tok = _tokenizer()
     torch.manual_seed(seed)
-    model = bert("sequence_classification", vocab_size=tok.vocab_size, hidden_size=16,
-                 num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, num_labels=4)  # fmt: skip
+    model = bert(
+        "sequence_classification",
+        vocab_size=tok.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=4,
+    )
     rows = {"text": SENTENCES * 2, "label": [i % 4 for i in range(12)]}
     split = Dataset.from_dict(rows).map(
         lambda b: tok(b["text"], truncation=True, padding="max_length", max_length=12),
-        batched=True, remove_columns=["text"])  # fmt: skip
-    trainer = m.build_trainer(model, DatasetDict(train=split, validation=split),
-                              tempfile.mkdtemp(prefix="equiv-trainer-"), epochs=1.0, lr=1e-3,
-                              batch_size=4, seed=seed)  # fmt: skip
+        batched=True,
+        remove_columns=["text"],
+    )
+    trainer = m.build_trainer(
+        model,
+        DatasetDict(train=split, validation=split),
+        tempfile.mkdtemp(prefix="equiv-trainer-"),
+        epochs=1.0,
+        lr=1e-3,
+        batch_size=4,
+        seed=seed,
+    )
     a = trainer.args
-    stated = (a.num_train_epochs, a.learning_rate, a.per_device_train_batch_size, a.seed,
-              str(a.eval_strategy), str(a.save_strategy), a.use_cpu, list(a.report_to or []))  # fmt: skip
+    stated = (
+        a.num_train_epochs,
+        a.learning_rate,
+        a.per_device_train_batch_size,
+        a.seed,
+        str(a.eval_strategy),
+        str(a.save_strategy),
+        a.use_cpu,
+        list(a.report_to or []),
+    )
     logits = torch.randn(7, 4, generator=_g(seed)).numpy()
     labels = torch.randint(0, 4, (7,), generator=_g(seed + 1)).numpy()
     metric = trainer.compute_metrics((logits, labels))

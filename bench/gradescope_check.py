@@ -114,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     score, total = data["score"], sum(t.get("max_score", 0) for t in data["tests"])
     lost = [t["name"] for t in data["tests"] if t.get("score", 0) < t.get("max_score", 0)]
-    print(f"{args.assignment} ({args.impl}) in {args.memory_mb} MB / {args.cpus:g} CPU: "
-          f"{score:g} / {total:g} points, {seconds:.1f} s, peak {peak / 2**20:.0f} MiB, "
-          f"{kills} OOM kill{'s' if kills != 1 else ''}")  # fmt: skip
+    print(
+        f"{args.assignment} ({args.impl}) in {args.memory_mb} MB / {args.cpus:g} CPU: "
+        f"{score:g} / {total:g} points, {seconds:.1f} s, peak {peak / 2**20:.0f} MiB, "
+        f"{kills} OOM kill{'s' if kills != 1 else ''}"
+    )
     if args.impl == "reference" and lost:
         print("lost points:\n  " + "\n  ".join(lost[:20]))
     return 1 if kills or (args.impl == "reference" and score < total) else 0

@@ -123,9 +123,17 @@ def report(assignment: str, work: Path, seconds: float, log: Path) -> tuple[str,
             added = [d[1:].strip() for d in diff if d.startswith("+")]
             function, cls = orig_function_and_class_names_from_key(key)
             line = line_of(path, function, cls, removed[0] if removed else "")
-            survivors.append({"file": path.name, "line": line, "key": key, "status": status,
-                              "given": line not in solution_lines(path), "removed": removed,
-                              "added": added})  # fmt: skip
+            survivors.append(
+                {
+                    "file": path.name,
+                    "line": line,
+                    "key": key,
+                    "status": status,
+                    "given": line not in solution_lines(path),
+                    "removed": removed,
+                    "added": added,
+                }
+            )
     total = sum(counts.values())
     killed = counts.get("killed", 0)
     out = [

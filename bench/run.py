@@ -55,8 +55,13 @@ def paired(a: Callable[[], object], b: Callable[[], object], repeat: int) -> tup
 def grading_overhead(assignment: str, repeat: int) -> dict:
     """The isolated grader vs plain pytest, same tests, same tree (non-training tests)."""
     # Both sides as graded: one compute thread, the grading profile (the grader's children run so).
-    env = {**os.environ, "HYPOTHESIS_PROFILE": "grading", "HF_HUB_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "HYPOTHESIS_PROFILE": "grading",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     py = sys.executable
     grade = [py, "-m", "grader", "grade", "-a", assignment, "--impl", "reference", "--hidden", "-q"]
     plain = [
@@ -103,9 +108,13 @@ def attention_vs_torch(repeat: int) -> dict:
         return go
 
     t_ours, t_torch = paired(step(ours), step(ref), repeat)
-    return {"row": f"MHA fwd+bwd vs nn.MultiheadAttention (B={B}, T={T}, E={E}, {nh} heads)",
-            "ours_s": t_ours, "baseline_s": t_torch, "ratio": t_ours / t_torch,
-            "goal": "<= 1.3x"}  # fmt: skip
+    return {
+        "row": f"MHA fwd+bwd vs nn.MultiheadAttention (B={B}, T={T}, E={E}, {nh} heads)",
+        "ours_s": t_ours,
+        "baseline_s": t_torch,
+        "ratio": t_ours / t_torch,
+        "goal": "<= 1.3x",
+    }
 
 
 def lstm_vs_torch(repeat: int) -> dict:
@@ -127,9 +136,13 @@ def lstm_vs_torch(repeat: int) -> dict:
         (h.sum() + c.sum()).backward()
 
     t_ours, t_torch = paired(ours_step, ref_step, repeat)
-    return {"row": f"LSTM fwd+bwd vs nn.LSTM (B={B}, T={T}, C={C}, H={H})", "ours_s": t_ours,
-            "baseline_s": t_torch, "ratio": t_ours / t_torch,
-            "note": "a loop over time steps against one fused kernel"}  # fmt: skip
+    return {
+        "row": f"LSTM fwd+bwd vs nn.LSTM (B={B}, T={T}, C={C}, H={H})",
+        "ours_s": t_ours,
+        "baseline_s": t_torch,
+        "ratio": t_ours / t_torch,
+        "note": "a loop over time steps against one fused kernel",
+    }
 
 
 def finetune_vs_trainer(target: float, max_steps: int, eval_every: int) -> dict:
@@ -160,9 +173,10 @@ def finetune_vs_trainer(target: float, max_steps: int, eval_every: int) -> dict:
     class Rows(torch.utils.data.Dataset):
         def __init__(self, sentences, labels):
             enc = tokenizer(list(sentences), truncation=True, max_length=cfg.max_length)
-            self.rows = [{"input_ids": i, "attention_mask": m, "labels": y}
-                         for i, m, y in zip(enc["input_ids"], enc["attention_mask"], labels,
-                                            strict=True)]  # fmt: skip
+            self.rows = [
+                {"input_ids": i, "attention_mask": m, "labels": y}
+                for i, m, y in zip(enc["input_ids"], enc["attention_mask"], labels, strict=True)
+            ]
 
         def __len__(self):
             return len(self.rows)
@@ -193,24 +207,43 @@ def finetune_vs_trainer(target: float, max_steps: int, eval_every: int) -> dict:
     model = ft.build_model(lora_r=8)
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.lr,
-            weight_decay=cfg.weight_decay, warmup_steps=max(1, int(cfg.warmup_fraction * max_steps)),
-            lr_scheduler_type="linear", max_steps=max_steps, train_sampling_strategy="group_by_length",
-            logging_strategy="no", save_strategy="no", eval_strategy="no", report_to=[],
-            use_cpu=True, dataloader_num_workers=0, seed=cfg.seed, disable_tqdm=True,
-        )  # fmt: skip
-        trainer = Trainer(model=model, args=args, train_dataset=Rows(*train),
-                          data_collator=DataCollatorWithPadding(tokenizer),
-                          callbacks=[EvaluateAndStop()])  # fmt: skip
+            output_dir=tmp,
+            per_device_train_batch_size=cfg.batch_size,
+            learning_rate=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            warmup_steps=max(1, int(cfg.warmup_fraction * max_steps)),
+            lr_scheduler_type="linear",
+            max_steps=max_steps,
+            train_sampling_strategy="group_by_length",
+            logging_strategy="no",
+            save_strategy="no",
+            eval_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            dataloader_num_workers=0,
+            seed=cfg.seed,
+            disable_tqdm=True,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=Rows(*train),
+            data_collator=DataCollatorWithPadding(tokenizer),
+            callbacks=[EvaluateAndStop()],
+        )
         trainer.train()
     theirs = _time_to(target, steps, accs, seconds)
-    row = {"row": f"SST-2 LoRA fine-tuning: training time to dev accuracy {target} vs Trainer",
-           "goal": "no slower (<= 1.0x)"}  # fmt: skip
+    row = {
+        "row": f"SST-2 LoRA fine-tuning: training time to dev accuracy {target} vs Trainer",
+        "goal": "no slower (<= 1.0x)",
+    }
     reached = [
         f"{who}: step {r[0]}" if r else f"{who}: not reached in {max_steps} steps (best {best:.3f})"
-        for who, r, best in (("ours", ours, max(history.eval_accuracy, default=0)),
-                             ("Trainer", theirs, max(accs, default=0)))
-    ]  # fmt: skip
+        for who, r, best in (
+            ("ours", ours, max(history.eval_accuracy, default=0)),
+            ("Trainer", theirs, max(accs, default=0)),
+        )
+    ]
     row["note"] = "; ".join(reached) + f"; dev accuracy every {eval_every} steps"
     if ours and theirs:
         row.update(ours_s=ours[1], baseline_s=theirs[1], ratio=ours[1] / theirs[1])
@@ -266,12 +299,16 @@ def accuracy_check_seconds(task: str = "sst2") -> dict:
     baseline = time.perf_counter() - start
     same = plain == kit.classify(model, tokenizer, texts, **options)
     torch.set_num_threads(os.cpu_count() or 1)
-    return {"row": f"{what} vs float32",
-            "ours_s": seconds, "baseline_s": baseline, "ratio": seconds / baseline,
-            "goal": "<= 6 s, same predictions",
-            "note": f"accuracy {acc:.4f}; predictions identical to float32: {same}; "
-                    f"imports before it {imports:.1f} s; "
-                    f"bfloat16 units: {kit.bf16_is_fast()}"}  # fmt: skip
+    return {
+        "row": f"{what} vs float32",
+        "ours_s": seconds,
+        "baseline_s": baseline,
+        "ratio": seconds / baseline,
+        "goal": "<= 6 s, same predictions",
+        "note": f"accuracy {acc:.4f}; predictions identical to float32: {same}; "
+        f"imports before it {imports:.1f} s; "
+        f"bfloat16 units: {kit.bf16_is_fast()}",
+    }
 
 
 def batch_throughput(assignment: str) -> dict:
@@ -289,8 +326,11 @@ def batch_throughput(assignment: str) -> dict:
         start = time.perf_counter()
         graded = batch.grade_all(subs, assignment, Path(tmp, "out"), jobs=2)
         seconds = time.perf_counter() - start
-    return {"row": f"batch regrade {assignment}, -j 2 ({len(graded)} submissions)", "ours_s": seconds,
-            "note": f"{len(graded) / seconds * 60:.1f} submissions per minute"}  # fmt: skip
+    return {
+        "row": f"batch regrade {assignment}, -j 2 ({len(graded)} submissions)",
+        "ours_s": seconds,
+        "note": f"{len(graded) / seconds * 60:.1f} submissions per minute",
+    }
 
 
 def cli_help(repeat: int = 5) -> dict:
@@ -298,8 +338,9 @@ def cli_help(repeat: int = 5) -> dict:
     import subprocess
 
     def help_once() -> None:
-        subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=ROOT, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "grader", "--help"], cwd=ROOT, check=True, capture_output=True
+        )
 
     seconds = median_seconds(help_once, repeat)
     return {"row": "`python -m grader --help`", "ours_s": seconds, "goal": "< 0.5 s"}
@@ -331,9 +372,13 @@ def boundary_call(calls: int = 2000) -> dict:
     finally:
         boundary.close()
     per_call = (t_remote - t_local) / calls * 1e6
-    return {"row": f"boundary: one call of a small deliverable ({calls:,} calls of softmax, 4x5)",
-            "ours_s": t_remote, "baseline_s": t_local, "ratio": t_remote / t_local,
-            "note": f"{per_call:.0f} µs per call added by the boundary"}  # fmt: skip
+    return {
+        "row": f"boundary: one call of a small deliverable ({calls:,} calls of softmax, 4x5)",
+        "ours_s": t_remote,
+        "baseline_s": t_local,
+        "ratio": t_remote / t_local,
+        "note": f"{per_call:.0f} µs per call added by the boundary",
+    }
 
 
 TEN_THOUSAND = """
@@ -360,10 +405,27 @@ def boundary_test_of_many_calls() -> dict:
 
         def duration(*extra: str) -> float:
             out = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=1",
-                 "--impl", str(ROOT / "reference"), "-o", "timeout=600", str(test), *extra],
-                cwd=ROOT, env=env, capture_output=True, text=True, check=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "--durations=1",
+                    "--impl",
+                    str(ROOT / "reference"),
+                    "-o",
+                    "timeout=600",
+                    str(test),
+                    *extra,
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             line = next(
                 ln
                 for ln in out.stdout.splitlines()
@@ -373,8 +435,13 @@ def boundary_test_of_many_calls() -> dict:
 
         remote = statistics.median(duration("--grader-boundary") for _ in range(3))
         local = statistics.median(duration() for _ in range(3))
-    return {"row": "boundary: a test with 10,000 calls", "ours_s": remote, "baseline_s": local,
-            "ratio": remote / local, "note": "pytest's duration of the test itself"}  # fmt: skip
+    return {
+        "row": "boundary: a test with 10,000 calls",
+        "ours_s": remote,
+        "baseline_s": local,
+        "ratio": remote / local,
+        "note": "pytest's duration of the test itself",
+    }
 
 
 # Measured before the boundary (2026-11-27, the same flow: reference submission, one core,
@@ -407,8 +474,12 @@ def standin(assignment: str, impl: str = "reference"):
                 dest = root / "submission" / assignment / f.relative_to(tree / assignment)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(f.read_bytes())
-        env = {**os.environ, "AUTOGRADER_ROOT": str(root), "GRADER_USER": user,
-               "GRADER_PYTHON": str(root / "venv" / "bin" / "python")}  # fmt: skip
+        env = {
+            **os.environ,
+            "AUTOGRADER_ROOT": str(root),
+            "GRADER_USER": user,
+            "GRADER_PYTHON": str(root / "venv" / "bin" / "python"),
+        }
         yield root, env, ["bash", str(root / "source" / "run_autograder")]
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -433,18 +504,22 @@ def gradescope_flow(assignment: str, impl: str = "reference") -> dict:
 
         def once() -> float:
             start = time.perf_counter()
-            subprocess.run(["taskset", "-c", "0", *command], env=env, capture_output=True,
-                           check=True)  # fmt: skip
+            subprocess.run(
+                ["taskset", "-c", "0", *command], env=env, capture_output=True, check=True
+            )
             return time.perf_counter() - start
 
         times = sorted(once() for _ in range(5))
         data = json.loads((root / "results" / "results.json").read_text())
     seconds = statistics.median(times)
     target = TARGET_ONE_CORE[assignment] if impl == "reference" else 5.0
-    row = {"row": f"Gradescope flow {assignment}, {impl}, 1 core (taskset -c 0)",
-           "ours_s": seconds, "goal": f"<= {target:g} s",
-           "note": f"{data['score']:g} / {sum(t['max_score'] for t in data['tests']):g} points; "
-                   f"5 runs: {times[0]:.1f}-{times[-1]:.1f} s"}  # fmt: skip
+    row = {
+        "row": f"Gradescope flow {assignment}, {impl}, 1 core (taskset -c 0)",
+        "ours_s": seconds,
+        "goal": f"<= {target:g} s",
+        "note": f"{data['score']:g} / {sum(t['max_score'] for t in data['tests']):g} points; "
+        f"5 runs: {times[0]:.1f}-{times[-1]:.1f} s",
+    }
     before = GRADESCOPE_BEFORE.get(assignment)
     if before and impl == "reference":
         row.update(baseline_s=before, ratio=seconds / before)
@@ -455,8 +530,11 @@ def gradescope_flow(assignment: str, impl: str = "reference") -> dict:
 def grader_help_seconds() -> dict:
     """``python -m grader --help``: how long a newcomer waits for the usage text."""
     seconds = median_seconds(
-        lambda: subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=ROOT,
-                               capture_output=True, check=True), 3)  # fmt: skip
+        lambda: subprocess.run(
+            [sys.executable, "-m", "grader", "--help"], cwd=ROOT, capture_output=True, check=True
+        ),
+        3,
+    )
     return {"row": "python -m grader --help", "ours_s": seconds, "goal": "< 0.5 s"}
 
 
@@ -467,8 +545,10 @@ def fmt(row: dict) -> str:
     ours = f"{row['ours_s']:.2f} s" if "ours_s" in row else ""
     base = f"{row['baseline_s']:.2f} s" if "baseline_s" in row else ""
     ratio = f"{row['ratio']:.2f}x" if "ratio" in row else ""
-    return (f"| {row['row']} | {ours} | {base} | {ratio} | {row.get('goal', '')} | "
-            f"{row.get('note', '')} | {row.get('measured', '')} |")  # fmt: skip
+    return (
+        f"| {row['row']} | {ours} | {base} | {ratio} | {row.get('goal', '')} | "
+        f"{row.get('note', '')} | {row.get('measured', '')} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -486,8 +566,10 @@ def main(argv: list[str] | None = None) -> int:
     from grader import course
 
     rows = {
-        **{f"grade-{name}": lambda n=name: grading_overhead(n, max(1, repeat // 2))
-           for name in course.names()},
+        **{
+            f"grade-{name}": lambda n=name: grading_overhead(n, max(1, repeat // 2))
+            for name in course.names()
+        },
         "mha": lambda: attention_vs_torch(repeat * 2),
         "lstm": lambda: lstm_vs_torch(repeat * 2),
         "accuracy-check": accuracy_check_seconds,
@@ -500,9 +582,11 @@ def main(argv: list[str] | None = None) -> int:
         "boundary-call": boundary_call,
         "boundary-10k": boundary_test_of_many_calls,
         **{f"gradescope-{name}": lambda n=name: gradescope_flow(n) for name in course.names()},
-        **{f"gradescope-template-{name}": lambda n=name: gradescope_flow(n, "template")
-           for name in course.names()},
-    }  # fmt: skip
+        **{
+            f"gradescope-template-{name}": lambda n=name: gradescope_flow(n, "template")
+            for name in course.names()
+        },
+    }
     if args.no_finetune:
         del rows["finetune"]
     json_out = Path(args.out).with_suffix(".json")

@@ -56,13 +56,26 @@ def main(argv: list[str] | None = None) -> int:
     def run(splits, trainer_seed: int) -> float:
         tokenized = kso.tokenized(splits, tokenizer, max_length=32)
         torch.manual_seed(0)
-        model = a3_models.bert("sequence_classification", vocab_size=tokenizer.vocab_size,
-                               hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=2 * hidden, max_position_embeddings=64,
-                               num_labels=4)  # fmt: skip
+        model = a3_models.bert(
+            "sequence_classification",
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=2 * hidden,
+            max_position_embeddings=64,
+            num_labels=4,
+        )
         with tempfile.TemporaryDirectory() as out:
-            so.build_trainer(model, tokenized, out, epochs=T.EPOCHS, lr=lr, batch_size=T.BATCH_SIZE,
-                             seed=trainer_seed).train()  # fmt: skip
+            so.build_trainer(
+                model,
+                tokenized,
+                out,
+                epochs=T.EPOCHS,
+                lr=lr,
+                batch_size=T.BATCH_SIZE,
+                seed=trainer_seed,
+            ).train()
         val = splits["validation"]
         questions = {t: T.TAGS[y] for t, y in zip(val["text"], val["label"], strict=True)}
         return T._accuracy(model, tokenizer, questions)
@@ -84,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         for k in range(args.runs):
             accs.append(run(*make(k)))
         low = [f"{k}: {a:.2f}" for k, a in enumerate(accs) if a < 0.9]
-        print(f"{kind}: least {min(accs):.2f}, mean {statistics.mean(accs):.3f}, below 0.9: "
-              f"{len(low)} {low} ({time.perf_counter() - start:.0f} s)")  # fmt: skip
+        print(
+            f"{kind}: least {min(accs):.2f}, mean {statistics.mean(accs):.3f}, below 0.9: "
+            f"{len(low)} {low} ({time.perf_counter() - start:.0f} s)"
+        )
     return 0
 
 

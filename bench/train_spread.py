@@ -70,13 +70,31 @@ def seq2seq(seed: int) -> float:
 
 # name -> (run, threshold, higher is better, test)
 RUNS = {
-    "bigram": (bigram, lambda: _suite("a1_lm_basics", "test_bigram_lm").THRESHOLD if HELDOUT
-               else _suite("a1_lm_basics", "test_bigram_lm").STAND_IN_THRESHOLD, False, "a1 4.4"),
+    "bigram": (
+        bigram,
+        lambda: (
+            _suite("a1_lm_basics", "test_bigram_lm").THRESHOLD
+            if HELDOUT
+            else _suite("a1_lm_basics", "test_bigram_lm").STAND_IN_THRESHOLD
+        ),
+        False,
+        "a1 4.4",
+    ),
     "charlm": (charlm, lambda: _suite("a1_lm_basics", "test_char_rnn").THRESHOLD, False, "a1 7.7"),
     "dan": (dan, lambda: _suite("a1_lm_basics", "test_dan").THRESHOLD, True, "a1 8.3"),
-    "transformer": (transformer, lambda: _suite("a2_seq2seq", "test_training").TRANSFORMER_THRESHOLD, False, "a2 6.1"),
-    "seq2seq": (seq2seq, lambda: _suite("a2_seq2seq", "test_training").SEQ2SEQ_THRESHOLD, False, "a2 6.2"),
-}  # fmt: skip
+    "transformer": (
+        transformer,
+        lambda: _suite("a2_seq2seq", "test_training").TRANSFORMER_THRESHOLD,
+        False,
+        "a2 6.1",
+    ),
+    "seq2seq": (
+        seq2seq,
+        lambda: _suite("a2_seq2seq", "test_training").SEQ2SEQ_THRESHOLD,
+        False,
+        "a2 6.2",
+    ),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         limit = threshold()
         margin = (worst - limit) if higher else (limit - worst)
         kind = "accuracy" if higher else "perplexity"
-        print(f"| {test} | {name} {kind} | {args.seeds} | {worst:.3f} | {statistics.median(figures):.3f} | "
-              f"{limit} | {margin:+.3f} ({100 * margin / limit:+.0f}%) |  <!-- {time.perf_counter() - start:.0f} s: "
-              f"{', '.join(f'{f:.3f}' for f in figures)} -->", flush=True)  # fmt: skip
+        print(
+            f"| {test} | {name} {kind} | {args.seeds} | {worst:.3f} | {statistics.median(figures):.3f} | "
+            f"{limit} | {margin:+.3f} ({100 * margin / limit:+.0f}%) |  <!-- {time.perf_counter() - start:.0f} s: "
+            f"{', '.join(f'{f:.3f}' for f in figures)} -->",
+            flush=True,
+        )
     return 0
 
 

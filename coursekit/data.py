@@ -199,8 +199,13 @@ def download(url: str, processor=None):
     import pooch
 
     pooch.get_logger().setLevel(logging.WARNING)
-    return pooch.retrieve(url, None, path=data_dir() / ".downloads", processor=processor,
-                          progressbar=sys.stderr.isatty())  # fmt: skip
+    return pooch.retrieve(
+        url,
+        None,
+        path=data_dir() / ".downloads",
+        processor=processor,
+        progressbar=sys.stderr.isatty(),
+    )
 
 
 def _fetch(remote: Remote, dest: Path) -> None:
@@ -295,8 +300,11 @@ def data_file(dataset: str, filename: str, *, download: bool = True, verify: boo
         download = _may_download(download)
         fetchable = remote is not None or spec.builder is not None or filename in spec.derived
         if not download or not fetchable:
-            how = ("it is downloaded before grading, never during it" if fetchable
-                   else f"it has no download (source: {spec.source}); place the file there")  # fmt: skip
+            how = (
+                "it is downloaded before grading, never during it"
+                if fetchable
+                else f"it has no download (source: {spec.source}); place the file there"
+            )
             raise DataNotFound(f"the data file {path} is missing ({how}).")
         try:
             if remote is not None:
@@ -422,10 +430,17 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m coursekit.data", description=main.__doc__)
-    p.add_argument("datasets", nargs="*", metavar="DATASET[/FILE]",
-                   help=f"data sets or single files (default: all: {', '.join(DATASETS)})")  # fmt: skip
-    p.add_argument("--all", action="store_true",
-                   help="also the files no graded test reads (e.g. WikiText-2's training split)")  # fmt: skip
+    p.add_argument(
+        "datasets",
+        nargs="*",
+        metavar="DATASET[/FILE]",
+        help=f"data sets or single files (default: all: {', '.join(DATASETS)})",
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="also the files no graded test reads (e.g. WikiText-2's training split)",
+    )
     args = p.parse_args(argv)
     unknown = {d.split("/", 1)[0] for d in args.datasets} - set(DATASETS)
     if unknown:

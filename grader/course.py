@@ -38,8 +38,12 @@ def kit_root() -> Path:
 @functools.cache
 def _trees() -> dict[str, Path]:
     root = kit_root()
-    return {"KIT_ROOT": root, "REFERENCE": root / "reference",
-            "TEMPLATE": root / "student_template", "TESTS": root / "tests"}  # fmt: skip
+    return {
+        "KIT_ROOT": root,
+        "REFERENCE": root / "reference",
+        "TEMPLATE": root / "student_template",
+        "TESTS": root / "tests",
+    }
 
 
 def __getattr__(name: str) -> Path:

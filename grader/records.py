@@ -112,8 +112,13 @@ def validated_result(data: dict[str, Any], meta: TestMeta) -> TestResult:
                 value = number
             elif not (isinstance(value, str) and len(value) <= 100):
                 continue
-            board.append({"name": meta.leaderboard["name"], "value": value,
-                          "order": meta.leaderboard.get("order", "desc")})  # fmt: skip
+            board.append(
+                {
+                    "name": meta.leaderboard["name"],
+                    "value": value,
+                    "order": meta.leaderboard.get("order", "desc"),
+                }
+            )
     notes = data.get("staff_notes")
     staff_notes = (
         [n[:MAX_STAFF_NOTE] for n in notes[:MAX_STAFF_NOTES] if isinstance(n, str)]

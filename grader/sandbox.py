@@ -42,8 +42,9 @@ def ensure_user(name: str) -> str | None:
     if subprocess.run(["id", name], capture_output=True).returncode != 0:
         subprocess.run(
             ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+        )
     return name
 
 
@@ -56,9 +57,11 @@ _held_lock = threading.Lock()
 
 def _lock_folder() -> Path:
     """Root's own folder of claim locks (no student user can open, hence hold, a lock there)."""
-    folder = Path("/run/coursekit-users") if Path("/run").is_dir() else (
-        Path.home() / ".cache" / "coursekit" / "users"
-    )  # fmt: skip
+    folder = (
+        Path("/run/coursekit-users")
+        if Path("/run").is_dir()
+        else (Path.home() / ".cache" / "coursekit" / "users")
+    )
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     info = folder.lstat()
     if not folder.is_dir() or folder.is_symlink() or info.st_uid != 0:
@@ -164,9 +167,16 @@ def sweep_user(uid: int, attempts: int = 50) -> int:
         gid = uid
     for round_ in range(1, attempts + 1):
         try:
-            subprocess.run([KILL, "-9", "-1"], user=uid, group=gid, extra_groups=[],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10,
-                           check=False)  # fmt: skip
+            subprocess.run(
+                [KILL, "-9", "-1"],
+                user=uid,
+                group=gid,
+                extra_groups=[],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=10,
+                check=False,
+            )
         except (OSError, subprocess.SubprocessError):
             for pid in processes_of(uid):  # no kill(1) to run: one by one
                 try:
@@ -214,8 +224,9 @@ def interpreter_for(python: str, user: tuple[int, int] | None) -> str:
         )
     venv = Path(tempfile.mkdtemp(prefix="grader-python-"))
     venv.chmod(0o755)
-    subprocess.run([system, "-m", "venv", "--without-pip", str(venv / "v")], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [system, "-m", "venv", "--without-pip", str(venv / "v")], check=True, capture_output=True
+    )
     site = next((venv / "v" / "lib").glob("python3*/site-packages"))
     purelib = sysconfig.get_paths()["purelib"]
     (site / "kit.pth").write_text(f"import site; site.addsitedir({purelib!r})\n")
@@ -244,8 +255,15 @@ _CAN_RUN = (
 def _runs_as(python: str, user: tuple[int, int]) -> bool:
     """``user`` can start ``python`` and read the packages a deliverable process imports."""
     try:
-        done = subprocess.run([python, "-c", _CAN_RUN], user=user[0], group=user[1],
-                              extra_groups=[], capture_output=True, timeout=120, cwd="/")  # fmt: skip
+        done = subprocess.run(
+            [python, "-c", _CAN_RUN],
+            user=user[0],
+            group=user[1],
+            extra_groups=[],
+            capture_output=True,
+            timeout=120,
+            cwd="/",
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0

@@ -131,8 +131,15 @@ def assert_unchanged(
         raise ValueError(f"{what}: {len(now)} tensors given, {len(then)} in the snapshot")
     for i, (a, b) in enumerate(zip(now, then, strict=True)):
         where = what if len(now) == 1 else f"{what} (tensor {i} of {len(now)})"
-        assert_close(a, b, what=f"{where} after the call (it must be left as it was)",
-                     rtol=rtol, atol=atol, why=why, hint=hint)  # fmt: skip
+        assert_close(
+            a,
+            b,
+            what=f"{where} after the call (it must be left as it was)",
+            rtol=rtol,
+            atol=atol,
+            why=why,
+            hint=hint,
+        )
 
 
 def call_leaving_unchanged(

@@ -187,12 +187,23 @@ def attention_cases(
     if not batch_first:
         query, key, value = (x.transpose(0, 1) for x in (query, key, value))  # (T, B, C)
     mask_shape = (B * nh, Tq, Tk) if per_head else (Tq, Tk)
-    return AttentionCase({
-        "B": B, "Tq": Tq, "Tk": Tk, "C": C, "nh": nh, "bias": bias, "batch_first": batch_first,
-        "seed": draw(st.integers(0, 2**16)), "query": query, "key": key, "value": value,
-        "key_padding_mask": None if padding is None else mask(padding, (B, Tk)),
-        "attn_mask": None if attn_mask is None else mask(attn_mask, mask_shape),
-    })  # fmt: skip
+    return AttentionCase(
+        {
+            "B": B,
+            "Tq": Tq,
+            "Tk": Tk,
+            "C": C,
+            "nh": nh,
+            "bias": bias,
+            "batch_first": batch_first,
+            "seed": draw(st.integers(0, 2**16)),
+            "query": query,
+            "key": key,
+            "value": value,
+            "key_padding_mask": None if padding is None else mask(padding, (B, Tk)),
+            "attn_mask": None if attn_mask is None else mask(attn_mask, mask_shape),
+        }
+    )
 
 
 @st.composite
@@ -229,9 +240,14 @@ def rnn_step_cases(draw) -> dict[str, torch.Tensor]:
     """One step of the H3.1 RNN in float64: x (B, D), prev_h (B, H), U (H, D), W (H, H), b (H,),
     and an upstream gradient dnext_h (B, H)."""
     B, D, H = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    return {"x": _float64(draw, (B, D)), "prev_h": _float64(draw, (B, H)),
-            "U": _float64(draw, (H, D)), "W": _float64(draw, (H, H)), "b": _float64(draw, (H,)),
-            "dnext_h": _float64(draw, (B, H))}  # fmt: skip
+    return {
+        "x": _float64(draw, (B, D)),
+        "prev_h": _float64(draw, (B, H)),
+        "U": _float64(draw, (H, D)),
+        "W": _float64(draw, (H, H)),
+        "b": _float64(draw, (H,)),
+        "dnext_h": _float64(draw, (B, H)),
+    }
 
 
 @st.composite
@@ -240,10 +256,16 @@ def bptt_cases(draw) -> dict[str, torch.Tensor]:
     h0 (B, H), U (H, D), W (H, H), V (V, H), b (H,), c (V,). T = 1 has nothing to carry back."""
     B, T = draw(st.integers(1, 3)), draw(st.integers(1, 6))
     D, H, V = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(2, 5))
-    return {"x": _float64(draw, (B, T, D)), "y": _ids(draw, (B, T), V),
-            "h0": _float64(draw, (B, H)), "U": _float64(draw, (H, D)),
-            "W": _float64(draw, (H, H)), "V": _float64(draw, (V, H)), "b": _float64(draw, (H,)),
-            "c": _float64(draw, (V,))}  # fmt: skip
+    return {
+        "x": _float64(draw, (B, T, D)),
+        "y": _ids(draw, (B, T), V),
+        "h0": _float64(draw, (B, H)),
+        "U": _float64(draw, (H, D)),
+        "W": _float64(draw, (H, H)),
+        "V": _float64(draw, (V, H)),
+        "b": _float64(draw, (H,)),
+        "c": _float64(draw, (V,)),
+    }
 
 
 @st.composite
@@ -253,10 +275,17 @@ def recurrent_cases(draw, *, init_states: bool | None = None) -> dict:
     B, T = draw(st.integers(1, 3)), draw(st.integers(1, 5))
     C, H, V = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(2, 5))
     init_states = draw(st.booleans()) if init_states is None else init_states
-    return {"B": B, "T": T, "C": C, "H": H, "V": V, "x": _float64(draw, (B, T, C)),
-            "h0": _float64(draw, (B, H)) if init_states else None,
-            "c0": _float64(draw, (B, H)) if init_states else None,
-            "seed": draw(st.integers(0, 2**16))}  # fmt: skip
+    return {
+        "B": B,
+        "T": T,
+        "C": C,
+        "H": H,
+        "V": V,
+        "x": _float64(draw, (B, T, C)),
+        "h0": _float64(draw, (B, H)) if init_states else None,
+        "c0": _float64(draw, (B, H)) if init_states else None,
+        "seed": draw(st.integers(0, 2**16)),
+    }
 
 
 @st.composite
@@ -275,9 +304,12 @@ def cosine_attention_cases(draw) -> dict:
         hidden[0, b] = 0.0
     elif zero == "key":
         encoder_outputs[b, draw(st.integers(0, T - 1))] = 0.0
-    return {"hidden": hidden, "encoder_outputs": encoder_outputs,
-            "query_scale": _float64(draw, (B,), scales),
-            "key_scale": _float64(draw, (B, T), scales)}  # fmt: skip
+    return {
+        "hidden": hidden,
+        "encoder_outputs": encoder_outputs,
+        "query_scale": _float64(draw, (B,), scales),
+        "key_scale": _float64(draw, (B, T), scales),
+    }
 
 
 @st.composite
@@ -293,11 +325,22 @@ def seq2seq_cases(draw, *, model_type: str | None = None, attention: bool | None
     H_enc = draw(st.integers(1, 4))
     tied = model_type == "LSTM" or attention
     H_dec = H_enc if tied else draw(st.integers(1, 4))
-    return {"model_type": model_type, "attention": attention, "B": B, "T": T, "T_tgt": T_tgt,
-            "V_src": V_src, "V_tgt": V_tgt, "C": C, "H_enc": H_enc, "H_dec": H_dec,
-            "source": _ids(draw, (B, T), V_src), "target": _ids(draw, (B, T_tgt), V_tgt),
-            "sos": draw(st.integers(0, min(V_src, V_tgt) - 1)),
-            "seed": draw(st.integers(0, 2**16))}  # fmt: skip
+    return {
+        "model_type": model_type,
+        "attention": attention,
+        "B": B,
+        "T": T,
+        "T_tgt": T_tgt,
+        "V_src": V_src,
+        "V_tgt": V_tgt,
+        "C": C,
+        "H_enc": H_enc,
+        "H_dec": H_dec,
+        "source": _ids(draw, (B, T), V_src),
+        "target": _ids(draw, (B, T_tgt), V_tgt),
+        "sos": draw(st.integers(0, min(V_src, V_tgt) - 1)),
+        "seed": draw(st.integers(0, 2**16)),
+    }
 
 
 @st.composite
@@ -318,10 +361,21 @@ def translator_cases(draw, *, padding: bool | None = None, torch_layout: bool = 
     lengths = [draw(st.integers(1, T)) if padding else T for _ in range(B)]
     mask = torch.arange(T).expand(B, T) >= torch.tensor(lengths).unsqueeze(1)  # (B, T)
     V_src, V_tgt = draw(st.integers(2, 8)), draw(st.integers(2, 8))
-    return {"B": B, "T": T, "nh": nh, "d_k": d_k, "d_v": d_v, "H": H,
-            "F": draw(st.integers(1, 8)), "V_src": V_src, "V_tgt": V_tgt,
-            "max_length": T + draw(st.integers(0, 3)), "inputs": _ids(draw, (B, T), V_src),
-            "padding_mask": mask, "seed": draw(st.integers(0, 2**16))}  # fmt: skip
+    return {
+        "B": B,
+        "T": T,
+        "nh": nh,
+        "d_k": d_k,
+        "d_v": d_v,
+        "H": H,
+        "F": draw(st.integers(1, 8)),
+        "V_src": V_src,
+        "V_tgt": V_tgt,
+        "max_length": T + draw(st.integers(0, 3)),
+        "inputs": _ids(draw, (B, T), V_src),
+        "padding_mask": mask,
+        "seed": draw(st.integers(0, 2**16)),
+    }
 
 
 # --------------------------------------------------------------------------- contract (twin) cases
@@ -339,18 +393,30 @@ def dan_contract_cases(draw) -> dict:
     for n in real:
         words = [draw(st.integers(0, V - 1).filter(lambda w: w != pad_id)) for _ in range(n)]
         rows.append(words + [pad_id] * (T - n))
-    return {"V": V, "C": draw(st.integers(1, 5)), "H": draw(st.integers(1, 5)),
-            "K": draw(st.integers(2, 4)), "pad_id": pad_id, "idx": torch.tensor(rows),
-            "seed": draw(st.integers(0, 2**16)), "train": draw(st.booleans())}  # fmt: skip
+    return {
+        "V": V,
+        "C": draw(st.integers(1, 5)),
+        "H": draw(st.integers(1, 5)),
+        "K": draw(st.integers(2, 4)),
+        "pad_id": pad_id,
+        "idx": torch.tensor(rows),
+        "seed": draw(st.integers(0, 2**16)),
+        "train": draw(st.booleans()),
+    }
 
 
 @st.composite
 def char_lm_contract_cases(draw, *, recurrent: bool = True) -> dict:
     V = draw(st.integers(2, 9))
     B, T = draw(st.integers(1, 3)), draw(st.integers(1, 6))
-    case = {"V": V, "C": draw(st.integers(1, 5)), "H": draw(st.integers(1, 5)),
-            "idx": _ids(draw, (B, T), V), "seed": draw(st.integers(0, 2**16)),
-            "train": draw(st.booleans())}  # fmt: skip
+    case = {
+        "V": V,
+        "C": draw(st.integers(1, 5)),
+        "H": draw(st.integers(1, 5)),
+        "idx": _ids(draw, (B, T), V),
+        "seed": draw(st.integers(0, 2**16)),
+        "train": draw(st.booleans()),
+    }
     if recurrent:
         case["layers"] = draw(st.integers(1, 2))
         if draw(st.booleans()):  # continue from a given state (h, c), each (layers, B, H)
@@ -371,7 +437,13 @@ def lora_contract_cases(draw) -> dict:
     """Sizes of a LoRALinear around an nn.Linear, a float64 input (B, T, C_in), and a mode."""
     C_in, C_out = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     B, T = draw(st.integers(1, 3)), draw(st.integers(1, 4))
-    return {"C_in": C_in, "C_out": C_out, "r": draw(st.integers(1, 4)),
-            "alpha": draw(st.sampled_from([1.0, 2.0, 16.0, 0.5])), "bias": draw(st.booleans()),
-            "x": _float64(draw, (B, T, C_in)), "seed": draw(st.integers(0, 2**16)),
-            "train": draw(st.booleans())}  # fmt: skip
+    return {
+        "C_in": C_in,
+        "C_out": C_out,
+        "r": draw(st.integers(1, 4)),
+        "alpha": draw(st.sampled_from([1.0, 2.0, 16.0, 0.5])),
+        "bias": draw(st.booleans()),
+        "x": _float64(draw, (B, T, C_in)),
+        "seed": draw(st.integers(0, 2**16)),
+        "train": draw(st.booleans()),
+    }

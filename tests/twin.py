@@ -157,8 +157,12 @@ def compare_call(
     outputs, the gradient of a random scalar of them with respect to every parameter and every
     floating-point input, and the state the call leaves behind."""
     mode = twin.training
-    assert_equal(student.training, mode, what=f"{what}: the module's mode before the call",
-                 hint="the test sets the mode with train()/eval()")  # fmt: skip
+    assert_equal(
+        student.training,
+        mode,
+        what=f"{what}: the module's mode before the call",
+        hint="the test sets the mode with train()/eval()",
+    )
     before = {name: t.detach().clone() for name, t in student.state_dict().items()}
     student.zero_grad(set_to_none=True)
     twin.zero_grad(set_to_none=True)
@@ -184,31 +188,57 @@ def compare_call(
         expected_grad = torch.zeros_like(p) if p.grad is None else p.grad
         got = grads.get(name)
         got = torch.zeros_like(p) if got is None else got.double()
-        assert_close(got, expected_grad, what=f"{what}: the gradient of parameter {name!r} "
-                     "(of one random scalar of the outputs)", rtol=RTOL, atol=ATOL, why=WHY,
-                     hint=f"{name} does not learn as it should: is it on the graph from input to "
-                     "output (no .detach(), .data, .item() or torch.no_grad() on the way), and "
-                     "used as the formula says?")  # fmt: skip
+        assert_close(
+            got,
+            expected_grad,
+            what=f"{what}: the gradient of parameter {name!r} "
+            "(of one random scalar of the outputs)",
+            rtol=RTOL,
+            atol=ATOL,
+            why=WHY,
+            hint=f"{name} does not learn as it should: is it on the graph from input to "
+            "output (no .detach(), .data, .item() or torch.no_grad() on the way), and "
+            "used as the formula says?",
+        )
     for i, (a, b) in enumerate(zip(mine_inputs, ref_inputs, strict=True)):
         got = torch.zeros_like(b) if a.grad is None else a.grad
         expected_grad = torch.zeros_like(b) if b.grad is None else b.grad
-        assert_close(got, expected_grad, what=f"{what}: the gradient of floating-point input "
-                     f"{i} (of one random scalar of the outputs)", rtol=RTOL, atol=ATOL, why=WHY,
-                     hint="the gradient must flow back to the inputs: no .detach(), .data or "
-                     "in-place change of an input on the way")  # fmt: skip
+        assert_close(
+            got,
+            expected_grad,
+            what=f"{what}: the gradient of floating-point input "
+            f"{i} (of one random scalar of the outputs)",
+            rtol=RTOL,
+            atol=ATOL,
+            why=WHY,
+            hint="the gradient must flow back to the inputs: no .detach(), .data or "
+            "in-place change of an input on the way",
+        )
     # What the call leaves: the mode it found, and every parameter and buffer as it was.
-    assert_equal(student.training, mode, what=f"{what}: the module's mode after the call",
-                 hint="forward must not call train()/eval() or set self.training")  # fmt: skip
+    assert_equal(
+        student.training,
+        mode,
+        what=f"{what}: the module's mode after the call",
+        hint="forward must not call train()/eval() or set self.training",
+    )
     after = student.state_dict()
     for name, value in before.items():
-        assert_close(after[name], value, what=f"{what}: {name!r} after the call (a forward "
-                     "leaves parameters and buffers as it found them)", rtol=0.0, atol=0.0,
-                     why="nothing may change them", hint="write no parameter or buffer in "
-                     "forward (no in-place update, no .data assignment)")  # fmt: skip
+        assert_close(
+            after[name],
+            value,
+            what=f"{what}: {name!r} after the call (a forward "
+            "leaves parameters and buffers as it found them)",
+            rtol=0.0,
+            atol=0.0,
+            why="nothing may change them",
+            hint="write no parameter or buffer in "
+            "forward (no in-place update, no .data assignment)",
+        )
 
 
-def decisive_classifier(texts: list[str], tokenizer, *, num_labels: int, seed: int = 0,
-                        **config: Any) -> tuple[torch.nn.Module, dict, list[int]]:  # fmt: skip
+def decisive_classifier(
+    texts: list[str], tokenizer, *, num_labels: int, seed: int = 0, **config: Any
+) -> tuple[torch.nn.Module, dict, list[int]]:
     """A small random BERT classifier, kept here, whose predictions on ``texts`` turn on what
     each text says: (the model in eval mode, its ``BertConfig`` fields, its predictions, one text
     at a time).
@@ -222,9 +252,16 @@ def decisive_classifier(texts: list[str], tokenizer, *, num_labels: int, seed: i
     """
     from transformers import BertConfig, BertForSequenceClassification
 
-    config = {"vocab_size": tokenizer.vocab_size, "hidden_size": 16, "num_hidden_layers": 1,
-              "num_attention_heads": 2, "intermediate_size": 32, **config,
-              "num_labels": num_labels, "initializer_range": 0.5}  # fmt: skip
+    config = {
+        "vocab_size": tokenizer.vocab_size,
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        **config,
+        "num_labels": num_labels,
+        "initializer_range": 0.5,
+    }
     torch.manual_seed(seed)
     model = BertForSequenceClassification(BertConfig(**config)).eval()
     with torch.no_grad():

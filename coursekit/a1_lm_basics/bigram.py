@@ -162,8 +162,13 @@ def run(
     else:
         eval_text = load_words(eval_split, eval_words)
     train_ids, eval_ids = vocab.encode(words), vocab.encode(eval_text)
-    params, losses = build("coursekit.a1_lm_basics.bigram.train_from_options", lm, *pairs(train_ids),
-                           asdict(cfg), progress=progress)  # fmt: skip
+    params, losses = build(
+        "coursekit.a1_lm_basics.bigram.train_from_options",
+        lm,
+        *pairs(train_ids),
+        asdict(cfg),
+        progress=progress,
+    )
     return {
         "perplexity": perplexity(params, *pairs(eval_ids)),
         "unigram_perplexity": unigram_perplexity(train_ids, eval_ids[1:], len(vocab)),

@@ -101,8 +101,12 @@ def build_imdb(dest: Path, url: str = ACL_IMDB, seed: int = 0) -> None:
                 continue
             text = archive.extractfile(member).read().decode("utf-8")
             split, polarity, rid, rating = m.groups()
-            row = {"id": int(rid), "rating": int(rating), "label": int(polarity == "pos"),
-                   "text": text.replace("<br />", " ")}  # fmt: skip
+            row = {
+                "id": int(rid),
+                "rating": int(rating),
+                "label": int(polarity == "pos"),
+                "text": text.replace("<br />", " "),
+            }
             reviews[split].append(row)
     rng = random.Random(seed)
     for rows in reviews.values():

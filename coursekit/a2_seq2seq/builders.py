@@ -80,8 +80,9 @@ class TranslationLoss(nn.Module):
     def forward(self, source: Tensor, target: Tensor) -> Tensor:
         out = translation_scores(self.model, source, target, **self.options)  # (B, T_tgt - 1, V)
         gold = target[:, 1:]
-        return F.cross_entropy(out.reshape(-1, out.shape[-1]), gold.reshape(-1),
-                               ignore_index=self.options["pad"])  # fmt: skip
+        return F.cross_entropy(
+            out.reshape(-1, out.shape[-1]), gold.reshape(-1), ignore_index=self.options["pad"]
+        )
 
 
 class ToyEncoder(nn.Module):

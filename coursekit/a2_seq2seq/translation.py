@@ -187,10 +187,17 @@ def build_model(module: ModuleType, cfg: TranslationConfig, src_vocab: int, tgt_
     if cfg.model == "transformer":
         d = cfg.dim_k
         return module.TransformerTranslator(
-            src_vocab, tgt_vocab, "cpu", hidden_dim=cfg.hidden_dim, num_heads=cfg.num_heads,
-            dim_feedforward=cfg.dim_feedforward, dim_k=d, dim_v=d, dim_q=d,
+            src_vocab,
+            tgt_vocab,
+            "cpu",
+            hidden_dim=cfg.hidden_dim,
+            num_heads=cfg.num_heads,
+            dim_feedforward=cfg.dim_feedforward,
+            dim_k=d,
+            dim_v=d,
+            dim_q=d,
             max_length=cfg.max_len + 2,
-        )  # fmt: skip
+        )
     attention = cfg.model == "seq2seq-attn"
     H = cfg.hidden_size
     encoder = module.Encoder(src_vocab, cfg.emb_size, H, H, cfg.dropout, cfg.model_type)
@@ -199,8 +206,11 @@ def build_model(module: ModuleType, cfg: TranslationConfig, src_vocab: int, tgt_
 
 
 def _protocol(cfg: TranslationConfig) -> dict:
-    return {"transformer": cfg.model == "transformer", "teacher_forcing": cfg.teacher_forcing,
-            "pad": PAD}  # fmt: skip
+    return {
+        "transformer": cfg.model == "transformer",
+        "teacher_forcing": cfg.teacher_forcing,
+        "pad": PAD,
+    }
 
 
 def scores(model: nn.Module, cfg: TranslationConfig, source: Tensor, target: Tensor) -> Tensor:
@@ -239,8 +249,9 @@ def _nll(out: Tensor, target: Tensor, reduction: str) -> Tensor:
             f"{tuple(target.shape)}: expected (B, T_tgt - 1, V_tgt) = ({gold.shape[0]}, "
             f"{gold.shape[1]}, V_tgt), one row of scores per target word after <sos>"
         )
-    return F.cross_entropy(out.reshape(-1, out.shape[-1]), gold.reshape(-1), ignore_index=PAD,
-                           reduction=reduction)  # fmt: skip
+    return F.cross_entropy(
+        out.reshape(-1, out.shape[-1]), gold.reshape(-1), ignore_index=PAD, reduction=reduction
+    )
 
 
 @torch.no_grad()
@@ -290,16 +301,24 @@ def fit(
 
     seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
-    optimizer = build("coursekit.a2_seq2seq.builders.clipped_adam", model, lr=cfg.lr,
-                      max_grad_norm=cfg.max_grad_norm)  # fmt: skip
+    optimizer = build(
+        "coursekit.a2_seq2seq.builders.clipped_adam",
+        model,
+        lr=cfg.lr,
+        max_grad_norm=cfg.max_grad_norm,
+    )
     loss_of = build("coursekit.a2_seq2seq.builders.TranslationLoss", model, **_protocol(cfg))
     history, start = History(), time.monotonic()
     for epoch in range(cfg.epochs):
         batches = make_batches(train, cfg.batch_size, g)
         model.train()
         total, n = 0.0, 0
-        bar = tqdm(batches, disable=not progress, desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}",
-                   unit="batch")  # fmt: skip
+        bar = tqdm(
+            batches,
+            disable=not progress,
+            desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+        )
         for source, target in bar:
             optimizer.zero_grad()
             loss = loss_of(source, target)  # the batch's mean cross-entropy
@@ -311,8 +330,11 @@ def fit(
         if dev_batches is not None:
             history.dev_perplexities.append(perplexity(model, cfg, dev_batches))
             if progress:
-                print(f"  epoch {epoch + 1}: train loss {total / n:.3f}, dev perplexity "
-                      f"{history.dev_perplexities[-1]:.2f}", flush=True)  # fmt: skip
+                print(
+                    f"  epoch {epoch + 1}: train loss {total / n:.3f}, dev perplexity "
+                    f"{history.dev_perplexities[-1]:.2f}",
+                    flush=True,
+                )
     history.seconds = time.monotonic() - start
     return history
 

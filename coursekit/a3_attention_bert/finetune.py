@@ -416,19 +416,30 @@ def plot_history(history: History, path: str | os.PathLike, title: str = "fine-t
         sum(history.losses[i : i + k]) / len(history.losses[i : i + k])
         for i in range(0, len(history.losses), k)
     ]
-    lines = ax.plot(history.steps[::k][: len(smooth)], smooth, color="tab:blue",
-                    label=f"training loss (mean of {k} steps)")  # fmt: skip
+    lines = ax.plot(
+        history.steps[::k][: len(smooth)],
+        smooth,
+        color="tab:blue",
+        label=f"training loss (mean of {k} steps)",
+    )
     ax.set_xlabel("training step (one batch each)")
     ax.set_ylabel("cross-entropy loss (nats)")
     if history.eval_steps:
         acc_ax = ax.twinx()
-        lines += acc_ax.plot(history.eval_steps, history.eval_accuracy, "o-", color="tab:green",
-                             label="dev accuracy")  # fmt: skip
+        lines += acc_ax.plot(
+            history.eval_steps, history.eval_accuracy, "o-", color="tab:green", label="dev accuracy"
+        )
         acc_ax.set_ylabel("dev accuracy (fraction correct)")
         acc_ax.set_ylim(0.4, 1.0)  # chance is 0.5: a flat line there is a model that did not learn
     # Below the axes, where no curve can be hidden under it.
-    ax.legend(lines, [line.get_label() for line in lines], loc="upper center",
-              bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)  # fmt: skip
+    ax.legend(
+        lines,
+        [line.get_label() for line in lines],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncol=2,
+        frameon=False,
+    )
     ax.set_title(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ TASKS = {
         batch_size=16,
         lora_lr=kit.IMDB_LR,
         bf16_where_fast=True,
-    ),  # fmt: skip
+    ),
 }
 
 

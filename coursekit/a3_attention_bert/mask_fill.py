@@ -139,8 +139,15 @@ def main(argv: list[str] | None = None) -> int:
             model, tokenizer = load_head_model()
     for prompt in args.prompts:
         try:
-            text = mask_fill.complete(model, tokenizer, prompt, args.masks, strategy=args.strategy,
-                                      k=args.k, seed=args.seed)  # fmt: skip
+            text = mask_fill.complete(
+                model,
+                tokenizer,
+                prompt,
+                args.masks,
+                strategy=args.strategy,
+                k=args.k,
+                seed=args.seed,
+            )
         except NotImplementedError as exc:
             hint = "fill it in, or run the reference (make mask-fill IMPL=reference)"
             print(f"complete() in {impl} is not written yet ({exc}): {hint}.", file=sys.stderr)

@@ -347,8 +347,10 @@ def _print_result(result: dict, tokenizer, ids: list[int]) -> None:
     n = result["heldout_masked"]
     print(f"held-out masked tokens (wiki.test.tokens): {n:,}")
     print(f"  head     top-1 {result['top1']:.3f}  top-5 {result['top5']:.3f}")
-    print(f"  unigram  top-1 {result['unigram_top1']:.3f}  top-5 {result['unigram_top5']:.3f}"
-          f"  (always {words})")  # fmt: skip
+    print(
+        f"  unigram  top-1 {result['unigram_top1']:.3f}  top-5 {result['unigram_top5']:.3f}"
+        f"  (always {words})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,8 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # two shared cores: more threads oversubscribe them
 
     if args.command == "train":
-        recipe = Recipe(steps=args.steps, seed=args.seed, layers=args.layers,
-                        train_mask_embedding=not args.frozen_mask)  # fmt: skip
+        recipe = Recipe(
+            steps=args.steps,
+            seed=args.seed,
+            layers=args.layers,
+            train_mask_embedding=not args.frozen_mask,
+        )
         model, tokenizer, info = train(recipe)
         ids = info["unigram_ids"]
     else:
@@ -385,10 +391,15 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {"artifact": str(args.artifact), **result, **info}
     if recipe is not None:
-        metadata = {**asdict(recipe), "base_model_hub": "sentence-transformers/all-MiniLM-L6-v2",
-                    "train_text": "wikitext2/wiki.valid.tokens + imdb/small_train.jsonl",
-                    "heldout_text": "wikitext2/wiki.test.tokens", **result, **info,
-                    "unigram_ids": ",".join(map(str, ids))}  # fmt: skip
+        metadata = {
+            **asdict(recipe),
+            "base_model_hub": "sentence-transformers/all-MiniLM-L6-v2",
+            "train_text": "wikitext2/wiki.valid.tokens + imdb/small_train.jsonl",
+            "heldout_text": "wikitext2/wiki.test.tokens",
+            **result,
+            **info,
+            "unigram_ids": ",".join(map(str, ids)),
+        }
         save_head(model, tokenizer, args.artifact, metadata)
         report |= {"recipe": asdict(recipe), "artifact_bytes": args.artifact.stat().st_size}
         print(f"  wrote {args.artifact} ({args.artifact.stat().st_size / 1024:.0f} KB)")

@@ -76,7 +76,9 @@ def attach(boundary: Boundary, value: Any, graph: Any, dec: Decoder, inputs: lis
     if not isinstance(idx, list) or not all(
         type(i) is int and 0 <= i < len(dec.tensors) for i in idx
     ):
-        raise errors.BoundaryViolation(boundary._died("a graph naming tensors that are not in the reply"))  # fmt: skip
+        raise errors.BoundaryViolation(
+            boundary._died("a graph naming tensors that are not in the reply")
+        )
     outputs = [dec.tensors[i] for i in idx]
     outputs = [o for o in outputs if o.is_floating_point() or o.is_complex()]
     if not outputs:

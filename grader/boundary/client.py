@@ -87,8 +87,13 @@ class Boundary(DeliverableProcess):
         if isinstance(obj, Instrument):
             key = id(obj)
             self.exports[key] = obj
-            return {"side": "t", "id": key, "kind": "instrument", "type": type(obj).__name__[:80],
-                    "methods": list(obj.EXPOSED)}  # fmt: skip
+            return {
+                "side": "t",
+                "id": key,
+                "kind": "instrument",
+                "type": type(obj).__name__[:80],
+                "methods": list(obj.EXPOSED),
+            }
         if callable(obj):
             key = id(obj)
             self.exports[key] = obj
@@ -150,7 +155,9 @@ class Boundary(DeliverableProcess):
         method = target.get("method")
         if isinstance(fn, Instrument):  # only the methods it exposes, named exactly
             if not isinstance(method, str) or method not in type(fn).EXPOSED:
-                raise WireError(f"a call of {str(method)[:40]!r}, which the test's object does not expose")  # fmt: skip
+                raise WireError(
+                    f"a call of {str(method)[:40]!r}, which the test's object does not expose"
+                )
             fn = getattr(fn, method)
         elif method is not None:
             raise WireError("a method call on a test's function")
@@ -162,7 +169,7 @@ class Boundary(DeliverableProcess):
             and isinstance(params[1], dict)
             and all(isinstance(k, str) for k in params[1])
         ):
-            raise WireError("a malformed call")  # fmt: skip
+            raise WireError("a malformed call")
         try:
             value = fn(*params[0], **params[1])
             enc = self._encoder()

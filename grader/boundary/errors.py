@@ -90,8 +90,15 @@ def from_remote(data: Any) -> StudentError:
         syntax = data.get("syntax")
         if issubclass(cls, SyntaxError) and isinstance(syntax, list) and len(syntax) == 4:
             filename, lineno, msg, text = syntax
-            exc = cls(_text(msg, 300), (_text(filename, 300), lineno if type(lineno) is int else 0,
-                                        None, _text(text, 300)))  # fmt: skip
+            exc = cls(
+                _text(msg, 300),
+                (
+                    _text(filename, 300),
+                    lineno if type(lineno) is int else 0,
+                    None,
+                    _text(text, 300),
+                ),
+            )
         else:
             errno = data.get("errno")
             if issubclass(cls, OSError) and type(errno) is int:
@@ -104,8 +111,14 @@ def from_remote(data: Any) -> StudentError:
     frames = []
     for f in data.get("frames") or []:
         if isinstance(f, list) and len(f) == 4:
-            frames.append((_text(f[0], 300), f[1] if type(f[1]) is int else 0, _text(f[2], 100),
-                           _text(f[3], 300)))  # fmt: skip
+            frames.append(
+                (
+                    _text(f[0], 300),
+                    f[1] if type(f[1]) is int else 0,
+                    _text(f[2], 100),
+                    _text(f[3], 300),
+                )
+            )
     exc.student_frames = frames[-5:]
     for note in (data.get("notes") or [])[:5]:
         if isinstance(note, str):

@@ -54,19 +54,32 @@ _SDPA = "torch.nn.functional.scaled_dot_product_attention"
 _BUILTIN_ATTENTION = (
     ("torch.nn.MultiheadAttention.forward", "torch.nn.MultiheadAttention", "forward"),
     (_SDPA, "torch.nn.functional", "scaled_dot_product_attention"),
-    ("torch.nn.functional.multi_head_attention_forward", "torch.nn.functional",
-     "multi_head_attention_forward"),
-    (f"{_SDPA} (as torch._C._nn.scaled_dot_product_attention)", "torch._C._nn",
-     "scaled_dot_product_attention"),
+    (
+        "torch.nn.functional.multi_head_attention_forward",
+        "torch.nn.functional",
+        "multi_head_attention_forward",
+    ),
+    (
+        f"{_SDPA} (as torch._C._nn.scaled_dot_product_attention)",
+        "torch._C._nn",
+        "scaled_dot_product_attention",
+    ),
     ("torch._native_multi_head_attention", "torch", "_native_multi_head_attention"),
-)  # fmt: skip
+)
 
 
 # Parts of the names of PyTorch's fused attention operators (torch.ops.aten), as the dispatcher
 # sees them: _scaled_dot_product_flash_attention_for_cpu, _native_multi_head_attention,
 # _efficient_attention_forward, _triton_scaled_dot_attention ...
-_FUSED_KERNELS = ("scaled_dot_product", "scaled_dot_attention", "multi_head_attention",
-                  "flash_attention", "efficient_attention", "cudnn_attention", "fused_attention")  # fmt: skip
+_FUSED_KERNELS = (
+    "scaled_dot_product",
+    "scaled_dot_attention",
+    "multi_head_attention",
+    "flash_attention",
+    "efficient_attention",
+    "cudnn_attention",
+    "fused_attention",
+)
 
 
 def _refuse_attention(name: str) -> None:
@@ -103,8 +116,10 @@ def no_builtin_attention() -> Iterator[None]:
     from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    saved = [(owner, attr, getattr(owner, attr))
-             for owner, attr in ((_owner(o), a) for _, o, a in _BUILTIN_ATTENTION)]  # fmt: skip
+    saved = [
+        (owner, attr, getattr(owner, attr))
+        for owner, attr in ((_owner(o), a) for _, o, a in _BUILTIN_ATTENTION)
+    ]
     originals: dict[int, str] = {}  # F.scaled_dot_product_attention is torch._C._nn's: 1st name
     for (name, _, _), (_, _, original) in zip(_BUILTIN_ATTENTION, saved, strict=True):
         originals.setdefault(id(original), name)

@@ -83,8 +83,12 @@ class DeliverableProcess:
             os.chown(self.scratch, *self.user)
         ours, theirs = socket_pair()
         lim = self.limits
-        env = {**self.env, "TMPDIR": str(self.scratch), "HOME": str(self.scratch),
-               "MPLCONFIGDIR": str(self.scratch)}  # fmt: skip
+        env = {
+            **self.env,
+            "TMPDIR": str(self.scratch),
+            "HOME": str(self.scratch),
+            "MPLCONFIGDIR": str(self.scratch),
+        }
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.log_read = self.log_path.stat().st_size
         processes = lim.processes if self.user is not None else 0
@@ -93,19 +97,37 @@ class DeliverableProcess:
                 self.proc = _fork_server(theirs, log, env, self, processes)
             else:
                 cmd = [
-                    self.python, "-P", "-m", "grader.boundary.server", "--fd", str(theirs.fileno()),
-                    "--impl", str(self.impl_root), "--message-mib", str(lim.caps.message_bytes // 1024**2),
-                    "--memory", str(lim.memory_bytes), "--file-bytes", str(lim.file_bytes),
-                    "--processes", str(processes),
-                ]  # fmt: skip
+                    self.python,
+                    "-P",
+                    "-m",
+                    "grader.boundary.server",
+                    "--fd",
+                    str(theirs.fileno()),
+                    "--impl",
+                    str(self.impl_root),
+                    "--message-mib",
+                    str(lim.caps.message_bytes // 1024**2),
+                    "--memory",
+                    str(lim.memory_bytes),
+                    "--file-bytes",
+                    str(lim.file_bytes),
+                    "--processes",
+                    str(processes),
+                ]
                 kwargs: dict[str, Any] = {}
                 if self.user is not None:
                     kwargs = {"user": self.user[0], "group": self.user[1], "extra_groups": []}
                 self.proc = subprocess.Popen(
-                    cmd, cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, pass_fds=(theirs.fileno(),), start_new_session=True,
+                    cmd,
+                    cwd=self.scratch,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    pass_fds=(theirs.fileno(),),
+                    start_new_session=True,
                     **kwargs,
-                )  # fmt: skip
+                )
         finally:
             theirs.close()
             log.close()

@@ -165,7 +165,7 @@ def plain_result(value: Any) -> Any:
     if isinstance(
         value, collections.abc.KeysView | collections.abc.ValuesView | collections.abc.ItemsView
     ):
-        return list(value)  # fmt: skip
+        return list(value)
     return value
 
 
@@ -297,7 +297,7 @@ class Server:
             and isinstance(params[0], list)
             and isinstance(params[1], dict)
         ):
-            raise WireError("a malformed call")  # fmt: skip
+            raise WireError("a malformed call")
         args, kwargs = params
         if "rng" in msg:
             dec.track = None

@@ -50,9 +50,19 @@ DEFAULT_CAPS = Caps()
 
 # dtypes that cross as raw bytes; the names are torch's (``str(torch.float64)`` minus ``torch.``)
 DTYPES = (
-    "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
-    "uint8", "int8", "int16", "int32", "int64", "bool",
-)  # fmt: skip
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    "uint8",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "bool",
+)
 
 
 # --------------------------------------------------------------------------- frames
@@ -261,7 +271,13 @@ class Encoder:
         if isinstance(value, bytes | bytearray):
             return {"$bytes": self._blob(memoryview(bytes(value)))}
         if isinstance(value, slice):
-            return {"$slice": [self.encode(value.start), self.encode(value.stop), self.encode(value.step)]}  # fmt: skip
+            return {
+                "$slice": [
+                    self.encode(value.start),
+                    self.encode(value.stop),
+                    self.encode(value.step),
+                ]
+            }
         if value is Ellipsis:
             return {"$ellipsis": True}
         if isinstance(value, pathlib.PurePath):
@@ -298,8 +314,20 @@ def _numpy_of(value: Any):
     return None
 
 
-NUMPY_SCALARS = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                 "uint64", "float16", "float32", "float64")  # fmt: skip
+NUMPY_SCALARS = (
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+)
 
 
 def _encode_npscalar(enc: Encoder, value: Any, depth: int) -> Any:
@@ -371,7 +399,7 @@ class Decoder:
             or len(shape) > 32
             or not all(type(s) is int and s >= 0 for s in shape)
         ):
-            raise WireError("a tensor with a malformed shape")  # fmt: skip
+            raise WireError("a tensor with a malformed shape")
         if type(at) is not int or type(n) is not int or at < 0 or n < 0 or at + n > len(self.blob):
             raise WireError("a tensor whose bytes are not in the message")
         tdtype = getattr(torch, dtype)
@@ -485,7 +513,7 @@ class Decoder:
                 or n < 0
                 or at + n > len(self.blob)
             ):
-                raise WireError("bytes that are not in the message")  # fmt: skip
+                raise WireError("bytes that are not in the message")
             self._rebuild(n)
             return bytes(self.blob[at : at + n])
         if tag == "$slice" and isinstance(body, list) and len(body) == 3:

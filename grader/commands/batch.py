@@ -165,9 +165,15 @@ def grade_all(
             number, user = lane()
             try:
                 outcome = pipeline.grade_upload(
-                    assignment, folder, Path(tmp, "lanes", str(number), f"{i:05d}"), user=user,
-                    limits=limits, hidden=hidden, manifest=manifest, files=files,
-                )  # fmt: skip
+                    assignment,
+                    folder,
+                    Path(tmp, "lanes", str(number), f"{i:05d}"),
+                    user=user,
+                    limits=limits,
+                    hidden=hidden,
+                    manifest=manifest,
+                    files=files,
+                )
             except Exception as exc:  # one broken submission never stops the batch
                 return Graded(name, None, f"could not be graded: {exc}")
             finally:
@@ -223,10 +229,23 @@ def _write_reports(graded: list[Graded], assignment: str, out: Path, seconds: fl
         )
         for m in sorted(metas, key=lambda m: passed[m.nodeid]):
             top = fired[m.nodeid].most_common(1)
-            w.writerow([m.number or m.nodeid, m.name, f"{passed[m.nodeid] / max(n, 1):.2f}",
-                        passed[m.nodeid], n, top[0][0] if top else "", top[0][1] if top else 0])  # fmt: skip
-    _histogram([g.grade.score for g in graded if g.grade], sum(m.max_score for m in metas),
-               out / "histogram.png", assignment)  # fmt: skip
+            w.writerow(
+                [
+                    m.number or m.nodeid,
+                    m.name,
+                    f"{passed[m.nodeid] / max(n, 1):.2f}",
+                    passed[m.nodeid],
+                    n,
+                    top[0][0] if top else "",
+                    top[0][1] if top else 0,
+                ]
+            )
+    _histogram(
+        [g.grade.score for g in graded if g.grade],
+        sum(m.max_score for m in metas),
+        out / "histogram.png",
+        assignment,
+    )
     per_minute = len(graded) / seconds * 60 if seconds else 0.0
     flagged = sum(bool(g.flags) for g in graded)
     (out / "summary.txt").write_text(

@@ -89,8 +89,12 @@ def _limits(args: argparse.Namespace):
     (``grader.course.limits_for``)."""
     from grader.limits import GiB, Limits
 
-    given = {"run_budget": args.budget, "test_timeout": args.test_timeout, "threads": args.threads,
-             "memory_bytes": None if args.memory_gib is None else int(args.memory_gib * GiB)}  # fmt: skip
+    given = {
+        "run_budget": args.budget,
+        "test_timeout": args.test_timeout,
+        "threads": args.threads,
+        "memory_bytes": None if args.memory_gib is None else int(args.memory_gib * GiB),
+    }
     given = {k: v for k, v in given.items() if v is not None}
     return Limits(**given, explicit=frozenset(given))
 
@@ -100,16 +104,27 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
 
     d = Limits()
     declared = "default: the assignment's (tests/<a>/assignment.toml), else"
-    p.add_argument("--budget", type=_positive(float),
-                   help=f"whole-run time budget, s ({declared} {d.run_budget:g})")  # fmt: skip
-    p.add_argument("--memory-gib", type=_positive(float),
-                   help=f"address-space limit per test process, GiB ({declared} "
-                   f"{d.memory_bytes / GiB:g})")  # fmt: skip
-    p.add_argument("--test-timeout", type=_positive(float),
-                   help=f"per-test time limit, s ({declared} each test's own, else "
-                   f"{d.default_test_timeout:g})")  # fmt: skip
-    p.add_argument("--threads", type=_positive(int),
-                   help=f"compute threads per test process ({declared} {d.threads})")  # fmt: skip
+    p.add_argument(
+        "--budget",
+        type=_positive(float),
+        help=f"whole-run time budget, s ({declared} {d.run_budget:g})",
+    )
+    p.add_argument(
+        "--memory-gib",
+        type=_positive(float),
+        help=f"address-space limit per test process, GiB ({declared} {d.memory_bytes / GiB:g})",
+    )
+    p.add_argument(
+        "--test-timeout",
+        type=_positive(float),
+        help=f"per-test time limit, s ({declared} each test's own, else "
+        f"{d.default_test_timeout:g})",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive(int),
+        help=f"compute threads per test process ({declared} {d.threads})",
+    )
 
 
 SETUP_PROBLEM = 3  # exit status: the machine is not ready to grade (nothing was graded)
@@ -125,16 +140,26 @@ def _data_ready(names: list[str]) -> bool:
     needed = [f for need in needs for f in (*need.public, *need.heldout)]
     problems = course_module("data").ensure(list(dict.fromkeys(needed))) if needed else []
     if problems:
-        print(f"Setup problem (not a mistake in any submission): {len(problems)} data file(s) "
-              f"the graded tests read are not in {data_dir()}:", *(f"  {p}" for p in problems),
-              f"Fix: `{FIX}` (online), or set {ENV} to a folder that holds the data sets. "
-              "Nothing was graded.", sep="\n", file=sys.stderr)  # fmt: skip
+        print(
+            f"Setup problem (not a mistake in any submission): {len(problems)} data file(s) "
+            f"the graded tests read are not in {data_dir()}:",
+            *(f"  {p}" for p in problems),
+            f"Fix: `{FIX}` (online), or set {ENV} to a folder that holds the data sets. "
+            "Nothing was graded.",
+            sep="\n",
+            file=sys.stderr,
+        )
     models = list(dict.fromkeys(m for need in needs for m in need.models))
     if models:
         if missing := course_module("models").missing_models(models):
-            print("Setup problem (not a mistake in any submission): a pretrained model the graded "
-                  "tests load is missing:", *(f"  {p}" for p in missing), "Nothing was graded.",
-                  sep="\n", file=sys.stderr)  # fmt: skip
+            print(
+                "Setup problem (not a mistake in any submission): a pretrained model the graded "
+                "tests load is missing:",
+                *(f"  {p}" for p in missing),
+                "Nothing was graded.",
+                sep="\n",
+                file=sys.stderr,
+            )
             problems += missing
     return not problems
 
@@ -205,17 +230,23 @@ def cmd_templates(args: argparse.Namespace) -> int:
     done = templates.sync(check=args.check, force=args.force)
     if args.check:
         if done.problems:
-            print("student_template/ differs from what reference/ generates:", *done.problems,
-                  sep="\n")  # fmt: skip
+            print(
+                "student_template/ differs from what reference/ generates:",
+                *done.problems,
+                sep="\n",
+            )
             print("\nRun `python -m grader templates` (never edit student_template/ by hand).")
             return 1
         print("student_template/ is up to date with reference/.")
         return 0
     if done.kept:
-        print("Kept as they are (changed since they were generated — a student's work?); their "
-              "new stubs were not written:", *(f"  student_template/{k}" for k in done.kept),
-              "Move them away, or run `python -m grader templates --force` to overwrite them.",
-              sep="\n")  # fmt: skip
+        print(
+            "Kept as they are (changed since they were generated — a student's work?); their "
+            "new stubs were not written:",
+            *(f"  student_template/{k}" for k in done.kept),
+            "Move them away, or run `python -m grader templates --force` to overwrite them.",
+            sep="\n",
+        )
         return 1
     print(
         "regenerated student_template/" if done.problems else "student_template/ already up to date"
@@ -280,14 +311,24 @@ def cmd_batch(args: argparse.Namespace) -> int:
     files = set(args.files.split(",")) if args.files else None
     batch.hide_command_line()  # it names the submissions folder: no student's process reads it
     if shown := batch.exposed(name, Path(args.submissions)):
-        print("Warning: every user of this machine can read", *(f"  {p}" for p in shown),
-              "so a submission graded here could read them too. Make them private (chmod -R "
-              "o-rwx PATH), or grade on Gradescope (its zip carries no reference; held-out files "
-              "are root's alone there).", sep="\n", file=sys.stderr)  # fmt: skip
+        print(
+            "Warning: every user of this machine can read",
+            *(f"  {p}" for p in shown),
+            "so a submission graded here could read them too. Make them private (chmod -R "
+            "o-rwx PATH), or grade on Gradescope (its zip carries no reference; held-out files "
+            "are root's alone there).",
+            sep="\n",
+            file=sys.stderr,
+        )
     graded = batch.grade_all(
-        Path(args.submissions), name, out, jobs=args.jobs, limits=_limits(args), files=files,
+        Path(args.submissions),
+        name,
+        out,
+        jobs=args.jobs,
+        limits=_limits(args),
+        files=files,
         lane_user=args.users,
-    )  # fmt: skip
+    )
     print((out / "summary.txt").read_text().strip())
     print(f"gradebook: {out / 'gradebook.csv'}; per-test statistics: {out / 'tests.csv'}")
     return 0 if graded else 1
@@ -332,9 +373,13 @@ def cmd_new(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     top.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    top.add_argument("--kit", type=_kit, metavar="DIR",
-                     help="the kit folder (tests/, reference/, student_template/); default: "
-                     "$COURSEKIT_KIT, else the checkout the package runs from")  # fmt: skip
+    top.add_argument(
+        "--kit",
+        type=_kit,
+        metavar="DIR",
+        help="the kit folder (tests/, reference/, student_template/); default: "
+        "$COURSEKIT_KIT, else the checkout the package runs from",
+    )
     sub = top.add_subparsers(dest="command", required=True)
     # Every option's default shows in its help; a bad value stops with a message and status 2.
     fmt = {"formatter_class": _Help}
@@ -343,9 +388,13 @@ def parser() -> argparse.ArgumentParser:
         "grade", **fmt, help="grade one implementation tree; write Gradescope results.json"
     )
     p.add_argument("--assignment", "-a", type=_assignment, help="assignment package (default: all)")
-    p.add_argument("--impl", default="template", type=_impl,
-                   help="reference, template (also spelt student_template), or a path to a "
-                   "folder, zip, notebook or module")  # fmt: skip
+    p.add_argument(
+        "--impl",
+        default="template",
+        type=_impl,
+        help="reference, template (also spelt student_template), or a path to a "
+        "folder, zip, notebook or module",
+    )
     p.add_argument("--results", help="write Gradescope results.json here")
     p.add_argument("--hidden", action="store_true", help="also run tests not visible to students")
     p.add_argument("--json", action="store_true", help="print results.json instead of the report")
@@ -355,8 +404,11 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("templates", **fmt, help="generate student_template/ from reference/")
     p.add_argument("--check", action="store_true", help="fail if the committed templates are stale")
-    p.add_argument("--force", action="store_true",
-                   help="overwrite files changed since they were generated (a student's work)")  # fmt: skip
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite files changed since they were generated (a student's work)",
+    )
     p.set_defaults(func=cmd_templates)
 
     for name, func, text in (
@@ -402,8 +454,11 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "batch", **fmt, help="regrade a folder of submissions or a Gradescope export"
     )
-    p.add_argument("submissions", type=_existing("file or folder"),
-                   help="folder of submissions, or a Gradescope export zip")  # fmt: skip
+    p.add_argument(
+        "submissions",
+        type=_existing("file or folder"),
+        help="folder of submissions, or a Gradescope export zip",
+    )
     p.add_argument("--assignment", "-a", required=True, type=_assignment)
     p.add_argument(
         "--jobs", "-j", type=_positive(int), default=2, help="submissions graded at once"
@@ -412,9 +467,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--files", default=None, help="only these test files, comma-separated (test_x.py,...)"
     )
-    p.add_argument("--users", default="coursekit-lane", metavar="POOL",
-                   help="as root, each lane runs student code as a user of this pool it owns for "
-                   "the batch (POOL, POOL-2, ...; created when missing)")  # fmt: skip
+    p.add_argument(
+        "--users",
+        default="coursekit-lane",
+        metavar="POOL",
+        help="as root, each lane runs student code as a user of this pool it owns for "
+        "the batch (POOL, POOL-2, ...; created when missing)",
+    )
     _add_limits(p)
     p.set_defaults(func=cmd_batch)
 
@@ -422,8 +481,9 @@ def parser() -> argparse.ArgumentParser:
         "gradescope", **fmt, help="run_autograder's work: overlay, grade, results.json"
     )
     p.add_argument("--assignment", "-a", required=True, type=_assignment)
-    p.add_argument("--root", default="/autograder", type=_existing("folder"),
-                   help="Gradescope's folder")  # fmt: skip
+    p.add_argument(
+        "--root", default="/autograder", type=_existing("folder"), help="Gradescope's folder"
+    )
     p.add_argument(
         "--user", default="student", help="unprivileged user for student code ('' = none)"
     )

@@ -74,8 +74,15 @@ def _likeness(mutant: Mutant, failed: set[str]) -> float:
 # A failure whose message holds one of these is not a mistake in the code's logic, so no
 # "Possible cause" hint: a stub still to fill in, code that does not load, a missing file, a
 # problem of the grading machine's setup (missing data or model).
-NO_HINT = ("NotImplementedError", "SyntaxError", "IndentationError", "ModuleNotFoundError",
-           "ImportError", "No artifact at", "Setup problem")  # fmt: skip
+NO_HINT = (
+    "NotImplementedError",
+    "SyntaxError",
+    "IndentationError",
+    "ModuleNotFoundError",
+    "ImportError",
+    "No artifact at",
+    "Setup problem",
+)
 
 
 def attach(assignment: str, metas: list[TestMeta], results: dict[str, TestResult]) -> None:

@@ -101,9 +101,14 @@ def grade_upload(
             if owned is not None:
                 readable_by(work, owned)
             g = grading.grade(
-                assignment, tree, hidden=hidden, limits=limits, manifest=manifest, files=files,
+                assignment,
+                tree,
+                hidden=hidden,
+                limits=limits,
+                manifest=manifest,
+                files=files,
                 user=owned,
-            )  # fmt: skip
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)  # nothing of a graded tree outlives its grading
     return results(g, placed, findings, note)
@@ -123,10 +128,13 @@ def grade_tree(
 def audit_of(tree: Path, assignment: str) -> list[audit.Finding]:
     """The static audit of the submission in ``tree``: rule violations, then staff flags."""
     return [
-        *(f for rule in audit.rules(assignment).values()
-          for f in audit.violations(tree, assignment, rule)),
+        *(
+            f
+            for rule in audit.rules(assignment).values()
+            for f in audit.violations(tree, assignment, rule)
+        ),
         *audit.flags(tree, assignment),
-    ]  # fmt: skip
+    ]
 
 
 def results(
@@ -145,7 +153,10 @@ def results(
         for text in g.results[m.nodeid].staff_notes
     ]
     data = results_json.build(
-        g.metas, g.results, execution_time=g.seconds, output=output,
+        g.metas,
+        g.results,
+        execution_time=g.seconds,
+        output=output,
         extra_data={"flags": [f.to_json() for f in flagged[:50]]} if flagged else None,
-    )  # fmt: skip
+    )
     return Outcome(g, placed, data, flagged)

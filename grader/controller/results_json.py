@@ -146,7 +146,9 @@ def write(path: Path, data: dict[str, Any]) -> None:
         validate(data)
         text = json.dumps(data, indent=2, allow_nan=False)
     except (jsonschema.ValidationError, ValueError, TypeError) as exc:
-        text = json.dumps(zero(f"The grader produced invalid results ({exc}); course staff can regrade."[:2000]))  # fmt: skip
+        text = json.dumps(
+            zero(f"The grader produced invalid results ({exc}); course staff can regrade."[:2000])
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     ballast = path.with_name(".reserve")
     if ballast.exists():

@@ -132,9 +132,17 @@ def pytest_args(tests: list[Path], impl: Path, limits: Limits, *extra: str) -> l
     # --tb=native: the messages come from grader.testprocess.failure_messages, never from pytest's tracebacks, which
     # it draws in full for every failure all the same (1.5 s of a3's template at one core).
     return [
-        "-c", str(KIT_ROOT / "pyproject.toml"), "--rootdir", str(KIT_ROOT), "-q", "--tb=native",
-        "--impl", str(impl), *extra, *map(str, tests),
-    ]  # fmt: skip
+        "-c",
+        str(KIT_ROOT / "pyproject.toml"),
+        "--rootdir",
+        str(KIT_ROOT),
+        "-q",
+        "--tb=native",
+        "--impl",
+        str(impl),
+        *extra,
+        *map(str, tests),
+    ]
 
 
 def pytest_command(args: list[str], folder: Path) -> list[str]:
@@ -196,10 +204,15 @@ def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
             child = forked_child(args, env, limits, {1: printed.fileno(), 2: printed.fileno()})
             if child is None:
                 child = subprocess.Popen(
-                    pytest_command(args, Path(tmp)), cwd=KIT_ROOT, env=env,
-                    stdin=subprocess.DEVNULL, stdout=printed, stderr=subprocess.STDOUT,
-                    start_new_session=True, preexec_fn=_limit_child(limits),
-                )  # fmt: skip
+                    pytest_command(args, Path(tmp)),
+                    cwd=KIT_ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=printed,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_limit_child(limits),
+                )
         try:
             rc = child.wait(timeout=limits.startup_timeout)
         except subprocess.TimeoutExpired:
@@ -471,8 +484,11 @@ class _Run:
             # that was running when it ended scores 0, and the rest run in a fresh child (as
             # after a crash) as long as each child makes progress; none is zeroed unrun.
             if current is not None and current not in self.results:
-                self.zero(current, "The test session ended while this test ran (an interrupt "
-                          "raised by the code it ran, or an internal error of pytest).")  # fmt: skip
+                self.zero(
+                    current,
+                    "The test session ended while this test ran (an interrupt "
+                    "raised by the code it ran, or an internal error of pytest).",
+                )
             if self.todo() and len(self.results) > finished_before:
                 return True
             for nodeid in self.todo():
@@ -591,8 +607,12 @@ def _part_args(
     ids = lookup_user(user)
     sweep = ids[0] if ids is not None else None
     if part == "boundary":
-        boundary = {"memory_bytes": limits.memory_bytes, "file_bytes": limits.file_bytes,
-                    "processes": limits.processes, "threads": limits.threads}  # fmt: skip
+        boundary = {
+            "memory_bytes": limits.memory_bytes,
+            "file_bytes": limits.file_bytes,
+            "processes": limits.processes,
+            "threads": limits.threads,
+        }
         extra: tuple[str, ...] = ("--grader-limits", json.dumps(boundary))
         if limits.preload:
             extra += ("--grader-preload", ",".join(limits.preload))

@@ -133,8 +133,14 @@ class Finding:
         return f"{self.file}, line {self.line}: {self.why}\n    {self.code.strip()[:160]}"
 
     def to_json(self) -> dict[str, object]:
-        return {"kind": self.kind, "rule": self.rule, "file": self.file, "line": self.line,
-                "code": self.code.strip()[:160], "why": self.why}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "rule": self.rule,
+            "file": self.file,
+            "line": self.line,
+            "code": self.code.strip()[:160],
+            "why": self.why,
+        }
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,7 @@ def rules(assignment: str, tests_root: Path | None = None) -> dict[str, Rule]:
             r.get("why", ""),
             tuple(r["libraries"]) if "libraries" in r else None,
             bool(r.get("dynamic", False)),
-        )  # fmt: skip
+        )
         for r in data.get("rule", [])
     }
 
@@ -374,8 +380,16 @@ def flags(tree: Path, assignment: str) -> list[Finding]:
             )
             if why and (line, why) not in seen:
                 seen.add((line, why))
-                found.append(Finding("flag", used.split(".")[-1] if "." in used else used, rel,
-                                     line, _line(lines, line), f"{why} ({used.removeprefix('?.')})"))  # fmt: skip
+                found.append(
+                    Finding(
+                        "flag",
+                        used.split(".")[-1] if "." in used else used,
+                        rel,
+                        line,
+                        _line(lines, line),
+                        f"{why} ({used.removeprefix('?.')})",
+                    )
+                )
     return sorted(found, key=lambda f: (f.file, f.line))
 
 
@@ -658,8 +672,10 @@ def _all_args(function: ast.AST) -> list[ast.arg]:
 
 
 def _is_static(function: ast.AST) -> bool:
-    return any(isinstance(d, ast.Name) and d.id == "staticmethod"
-               for d in getattr(function, "decorator_list", []))  # fmt: skip
+    return any(
+        isinstance(d, ast.Name) and d.id == "staticmethod"
+        for d in getattr(function, "decorator_list", [])
+    )
 
 
 def _getattr_constant(call: ast.Call) -> str | None:
@@ -866,8 +882,13 @@ DYNAMIC_LIBRARY: tuple[tuple[str, str, str], ...] = (
     ("sys._getframe", "reads other frames' variables", _PLAIN_NAME),
     ("builtins", "reaches the built-in functions through the builtins module", _PLAIN_NAME),
     ("runpy", "runs a module or file named by a string", _PLAIN_IMPORT),
-    ("pickle", *_PICKLE), ("marshal", *_PICKLE), ("dill", *_PICKLE), ("cloudpickle", *_PICKLE),
-    ("shelve", *_PICKLE), ("copyreg", *_PICKLE), ("joblib", *_PICKLE),
+    ("pickle", *_PICKLE),
+    ("marshal", *_PICKLE),
+    ("dill", *_PICKLE),
+    ("cloudpickle", *_PICKLE),
+    ("shelve", *_PICKLE),
+    ("copyreg", *_PICKLE),
+    ("joblib", *_PICKLE),
     ("ctypes", "reads and writes raw memory", "not needed for the assignment"),
     ("inspect", "looks objects up through inspect (members, frames, sources)", _PLAIN_NAME),
     ("^gc", "searches every live object", _PLAIN_NAME),
@@ -876,12 +897,21 @@ DYNAMIC_LIBRARY: tuple[tuple[str, str, str], ...] = (
     ("types.FunctionType", "builds a function from a code object", "write the function with def"),
     ("types.LambdaType", "builds a function from a code object", "write the function with def"),
     ("types.CodeType", "builds a code object", "write the function with def"),
-    ("torch.ops", "calls PyTorch's operators by name, below its public functions",
-     "use the public API: @ or torch.matmul, F.softmax, masked_fill"),
-    ("torch.library", "defines or looks up PyTorch operators by name",
-     "use the public API: @ or torch.matmul, F.softmax, masked_fill"),
-    ("torch.overrides", "changes PyTorch's function overrides, which the grader's runtime check "
-     "uses", "not needed for the assignment"),
+    (
+        "torch.ops",
+        "calls PyTorch's operators by name, below its public functions",
+        "use the public API: @ or torch.matmul, F.softmax, masked_fill",
+    ),
+    (
+        "torch.library",
+        "defines or looks up PyTorch operators by name",
+        "use the public API: @ or torch.matmul, F.softmax, masked_fill",
+    ),
+    (
+        "torch.overrides",
+        "changes PyTorch's function overrides, which the grader's runtime check uses",
+        "not needed for the assignment",
+    ),
     ("torch.jit.load", "loads compiled code from a file", "write the code in the module"),
     ("torch.package", "loads packaged code", "write the code in the module"),
     ("torch.hub", "loads code by name", "write the code in the module"),
@@ -895,7 +925,11 @@ DYNAMIC_LIBRARY: tuple[tuple[str, str, str], ...] = (
     ("typing.get_type_hints", "evaluates annotation strings as code", _PLAIN_NAME),
     ("typing_extensions.get_type_hints", "evaluates annotation strings as code", _PLAIN_NAME),
     ("typing.ForwardRef", "evaluates annotation strings as code", _PLAIN_NAME),
-    ("unittest.mock", "patches objects named by a string", "write the behaviour where it is defined"),
+    (
+        "unittest.mock",
+        "patches objects named by a string",
+        "write the behaviour where it is defined",
+    ),
     ("^mock", "patches objects named by a string", "write the behaviour where it is defined"),
     ("logging.config", "builds objects named by strings", _PLAIN_IMPORT),
     ("string.Formatter", "reads attributes named in a string", _PLAIN_NAME),
@@ -923,12 +957,16 @@ DYNAMIC_LIBRARY: tuple[tuple[str, str, str], ...] = (
     ("os.posix_spawn", "runs another program", "compute it in your own code"),
     ("^pty", "runs another program", "compute it in your own code"),
     ("read_pickle", *_PICKLE),
-)  # fmt: skip
-_PRIVATE_TORCH = ("reaches PyTorch's internals (a private module or function, where its fused "
-                  "kernels live below the public API)",
-                  "use the public API: @ or torch.matmul, F.softmax, masked_fill")  # fmt: skip
-_GLOBAL_HOOK = ("registers a hook on every module's forward, which changes what any module "
-                "computes", "hooks on your own module instances are fine")  # fmt: skip
+)
+_PRIVATE_TORCH = (
+    "reaches PyTorch's internals (a private module or function, where its fused "
+    "kernels live below the public API)",
+    "use the public API: @ or torch.matmul, F.softmax, masked_fill",
+)
+_GLOBAL_HOOK = (
+    "registers a hook on every module's forward, which changes what any module computes",
+    "hooks on your own module instances are fine",
+)
 # The built-in functions that run or look up code by a string: (why, plainly).
 DYNAMIC_BUILTINS = {
     "exec": ("runs code built from a string", "write the code itself in the module"),
@@ -942,12 +980,38 @@ DYNAMIC_BUILTINS = {
 _BY_STRING = ("getattr", "setattr", "delattr", "hasattr", "vars")
 # Attributes that reach objects by name or change how names are found.
 DUNDERS = {
-    "__dict__", "__getattribute__", "__getattr__", "__setattr__", "__delattr__", "__globals__",
-    "__builtins__", "__code__", "__closure__", "__subclasses__", "__bases__", "__base__",
-    "__mro__", "mro", "__self__", "__func__", "__wrapped__", "__loader__", "__spec__",
-    "__reduce__", "__reduce_ex__", "__import__", "__defaults__", "__kwdefaults__",
-    "f_back", "f_locals", "f_globals", "f_builtins", "tb_frame", "gi_frame", "cr_frame",
-}  # fmt: skip
+    "__dict__",
+    "__getattribute__",
+    "__getattr__",
+    "__setattr__",
+    "__delattr__",
+    "__globals__",
+    "__builtins__",
+    "__code__",
+    "__closure__",
+    "__subclasses__",
+    "__bases__",
+    "__base__",
+    "__mro__",
+    "mro",
+    "__self__",
+    "__func__",
+    "__wrapped__",
+    "__loader__",
+    "__spec__",
+    "__reduce__",
+    "__reduce_ex__",
+    "__import__",
+    "__defaults__",
+    "__kwdefaults__",
+    "f_back",
+    "f_locals",
+    "f_globals",
+    "f_builtins",
+    "tb_frame",
+    "gi_frame",
+    "cr_frame",
+}
 _DUNDER_NAMES = {"__builtins__", "__loader__", "__spec__"}
 _HARMLESS_STORES = {"os.environ"}  # environment variables hold strings only
 
@@ -1039,15 +1103,21 @@ class _Checker:
     def add(self, module: _Module, node: ast.AST, key: str, why: str) -> None:
         line = getattr(node, "lineno", 0)
         if (module.rel, line, key) not in self.found:
-            self.found[(module.rel, line, key)] = Finding("rule", self.rule.id, module.rel, line,
-                                                          _line(module.lines, line), why)  # fmt: skip
+            self.found[(module.rel, line, key)] = Finding(
+                "rule", self.rule.id, module.rel, line, _line(module.lines, line), why
+            )
 
     def run(self) -> list[Finding]:
         for rel, why in self.sub.unreadable:
             self.found[(rel, 0, "unreadable")] = Finding(
-                "rule", self.rule.id, rel, 0, "", f"the audit cannot read this file ({why}), so "
-                "the rule cannot be checked and counts as broken. Instead, write it plainly"
-            )  # fmt: skip
+                "rule",
+                self.rule.id,
+                rel,
+                0,
+                "",
+                f"the audit cannot read this file ({why}), so "
+                "the rule cannot be checked and counts as broken. Instead, write it plainly",
+            )
         closure = self._closure()
         for module in self.sub.modules.values():
             skip = set(self.sub.skip)
@@ -1070,8 +1140,10 @@ class _Checker:
 
     def _type_checking(self, test: ast.AST, scope: _Scope) -> bool:
         values = self.sub.resolve(test, scope)
-        return bool(values) and values <= {("lib", "typing.TYPE_CHECKING"),
-                                           ("lib", "typing_extensions.TYPE_CHECKING")}  # fmt: skip
+        return bool(values) and values <= {
+            ("lib", "typing.TYPE_CHECKING"),
+            ("lib", "typing_extensions.TYPE_CHECKING"),
+        }
 
     def _closure(self) -> set[str]:
         """The rule's files, the submitted modules they import (transitively) and their
@@ -1127,13 +1199,22 @@ class _Checker:
             elif v[0] == "lib":
                 pattern = _forbidden(v[1], self.rule.forbid)
                 if pattern:
-                    self.add(module, node, f"forbid:{v[1]}", f"uses {v[1]}, a library "
-                             "implementation of attention (what the rule forbids)")  # fmt: skip
+                    self.add(
+                        module,
+                        node,
+                        f"forbid:{v[1]}",
+                        f"uses {v[1]}, a library "
+                        "implementation of attention (what the rule forbids)",
+                    )
             elif v[0] == "unknown" and v[1] and v[1] not in self.sub.defined:
                 if _forbidden(v[1], self.rule.forbid):
-                    self.add(module, node, f"forbid:{v[1]}",
-                             f"uses .{v[1]} on an object the audit cannot resolve, and nothing in "
-                             f"your submission defines {v[1]}: it is taken to be the library's")  # fmt: skip
+                    self.add(
+                        module,
+                        node,
+                        f"forbid:{v[1]}",
+                        f"uses .{v[1]} on an object the audit cannot resolve, and nothing in "
+                        f"your submission defines {v[1]}: it is taken to be the library's",
+                    )
 
     # ---- 2. libraries of the rule's files
 
@@ -1146,17 +1227,24 @@ class _Checker:
             if root and root not in allowed:
                 files = ", ".join(self.rule.files) or "these files"
                 libraries = ", ".join(self.rule.libraries or ()) or "no library"
-                self.add(module, node, f"library:{root}",
-                         f"uses {v[1]}: {files} and the modules of your submission it imports may "
-                         f"use {libraries} and Python's standard library only ({root} holds "
-                         "implementations of attention of its own)")  # fmt: skip
+                self.add(
+                    module,
+                    node,
+                    f"library:{root}",
+                    f"uses {v[1]}: {files} and the modules of your submission it imports may "
+                    f"use {libraries} and Python's standard library only ({root} holds "
+                    "implementations of attention of its own)",
+                )
 
     # ---- 3. dynamic access
 
     def _dynamic(self, module: _Module, node: ast.AST, scope: _Scope) -> None:
         def flag(key: str, what: str, why: str, plainly: str, unreadable: bool = True) -> None:
-            then = ("; the audit cannot read what that reaches, so it counts against the rule"
-                    if unreadable else "")  # fmt: skip
+            then = (
+                "; the audit cannot read what that reaches, so it counts against the rule"
+                if unreadable
+                else ""
+            )
             self.add(module, node, f"dynamic:{key}", f"{what} {why}{then}. Instead, {plainly}.")
 
         if isinstance(node, ast.Name | ast.Attribute) and isinstance(node.ctx, ast.Load):
@@ -1165,25 +1253,39 @@ class _Checker:
                 if v[0] == "builtin" and v[1] in DYNAMIC_BUILTINS:
                     flag(v[1], f"{v[1]}()", *DYNAMIC_BUILTINS[v[1]])
                 elif v[0] == "builtin" and v[1] in _BY_STRING and not self._called(node):
-                    flag(v[1], f"{v[1]} passed around as a value", "looks names up by string",
-                         "call it where it is used, with the name written out")  # fmt: skip
+                    flag(
+                        v[1],
+                        f"{v[1]} passed around as a value",
+                        "looks names up by string",
+                        "call it where it is used, with the name written out",
+                    )
                 elif v[0] == "lib":
                     hit = dynamic_library(v[1])
                     if hit:
                         flag(hit[0], f"{v[1]}", hit[1], hit[2])
                     elif self._as_value(node) and _is_library_module(v[1]):
-                        flag(f"module:{v[1]}", f"the module {v[1]}, passed around as a value,",
-                             "can be searched by name",
-                             "call its functions by their names (F.softmax(x))")  # fmt: skip
+                        flag(
+                            f"module:{v[1]}",
+                            f"the module {v[1]}, passed around as a value,",
+                            "can be searched by name",
+                            "call its functions by their names (F.softmax(x))",
+                        )
                 elif v[0] == "sub" and v[1] != module.name and self._as_value(node):
-                    flag(f"module:{v[1]}", f"your module {v[1]}, passed around as a value,",
-                         "can be searched by name and changed from outside",
-                         "import the names you use from it")  # fmt: skip
+                    flag(
+                        f"module:{v[1]}",
+                        f"your module {v[1]}, passed around as a value,",
+                        "can be searched by name and changed from outside",
+                        "import the names you use from it",
+                    )
             if isinstance(node, ast.Name) and node.id in _DUNDER_NAMES:
                 flag(node.id, node.id, "reaches names by string", _PLAIN_NAME)
         if isinstance(node, ast.Attribute) and node.attr in DUNDERS and not _on_super(node):
-            flag(node.attr, f".{node.attr}", "reaches objects and names by introspection",
-                 _PLAIN_NAME)  # fmt: skip
+            flag(
+                node.attr,
+                f".{node.attr}",
+                "reaches objects and names by introspection",
+                _PLAIN_NAME,
+            )
         if isinstance(node, ast.Call):
             self._call(module, node, scope, flag)
         if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
@@ -1204,8 +1306,10 @@ class _Checker:
             return False
         if isinstance(parent, ast.Call) and parent.args and parent.args[0] is node:
             scope = self.sub.scope_of[id(parent)]
-            if any(v[0] == "builtin" and v[1] in _BY_STRING
-                   for v in self.sub.resolve(parent.func, scope)):  # fmt: skip
+            if any(
+                v[0] == "builtin" and v[1] in _BY_STRING
+                for v in self.sub.resolve(parent.func, scope)
+            ):
                 return False  # getattr(F, ...): judged as a lookup by _call
         if isinstance(parent, ast.Assign) and parent.value is node:  # G = F, not in a class body
             in_class = self.sub.scope_of[id(parent)].kind == "class"  # (self.G is not followed)
@@ -1238,8 +1342,12 @@ class _Checker:
             if kw.arg == "trust_remote_code" and not (
                 isinstance(kw.value, ast.Constant) and kw.value.value is False
             ):
-                flag("remote-code", "trust_remote_code=True", "runs model code from files",
-                     "load the model without it")  # fmt: skip
+                flag(
+                    "remote-code",
+                    "trust_remote_code=True",
+                    "runs model code from files",
+                    "load the model without it",
+                )
         by_string = {v[1] for v in func if v[0] == "builtin" and v[1] in _BY_STRING}
         if not by_string:
             return
@@ -1251,8 +1359,12 @@ class _Checker:
             and constant.startswith("__")
             and constant.endswith("__")
         ):
-            flag(constant, f"{which}() of {constant}", "reaches objects and names by "
-                 "introspection, or changes how an object behaves", _PLAIN_NAME)  # fmt: skip
+            flag(
+                constant,
+                f"{which}() of {constant}",
+                "reaches objects and names by introspection, or changes how an object behaves",
+                _PLAIN_NAME,
+            )
             return
         if not node.args:
             if which == "vars":
@@ -1262,16 +1374,27 @@ class _Checker:
         if target is None:
             return
         if which in ("setattr", "delattr"):
-            flag(f"patch:{target}", f"{which}() on {target}", "changes it from outside its "
-                 "module (monkeypatching): the code the tests run would not be the code written "
-                 "there", "write the behaviour where the object is defined", False)  # fmt: skip
+            flag(
+                f"patch:{target}",
+                f"{which}() on {target}",
+                "changes it from outside its "
+                "module (monkeypatching): the code the tests run would not be the code written "
+                "there",
+                "write the behaviour where the object is defined",
+                False,
+            )
         elif which == "vars" or constant is None:
-            flag(which, f"{which}() with a name computed at run time on {target}",
-                 "looks a name up by string", "write the attribute out (F.softmax(x)); for a "
-                 "submodule by its dotted name, model.get_submodule(name)")  # fmt: skip
+            flag(
+                which,
+                f"{which}() with a name computed at run time on {target}",
+                "looks a name up by string",
+                "write the attribute out (F.softmax(x)); for a "
+                "submodule by its dotted name, model.get_submodule(name)",
+            )
 
-    def _store(self, module: _Module, node: ast.AST, scope: _Scope, target: ast.AST, keep: bool,
-               flag) -> None:  # fmt: skip
+    def _store(
+        self, module: _Module, node: ast.AST, scope: _Scope, target: ast.AST, keep: bool, flag
+    ) -> None:
         if isinstance(target, ast.Tuple | ast.List):
             for t in target.elts:
                 self._store(module, node, scope, t, keep, flag)
@@ -1285,8 +1408,13 @@ class _Checker:
             and target.attr.startswith("__")
             and target.attr.endswith("__")
         ):
-            flag("dunder-store", f"assigning .{target.attr}", "changes how an object behaves "
-                 "from outside its class", "define the method in your own class", False)  # fmt: skip
+            flag(
+                "dunder-store",
+                f"assigning .{target.attr}",
+                "changes how an object behaves from outside its class",
+                "define the method in your own class",
+                False,
+            )
             return
         values = self.sub.resolve(target.value, scope)
         other = self._reaches_other(values, module)
@@ -1296,16 +1424,25 @@ class _Checker:
         if settings and keep and isinstance(target, ast.Attribute):
             return  # a setting given a constant: torch.backends.cudnn.deterministic = True
         spelt = f"{other}.{target.attr}" if isinstance(target, ast.Attribute) else f"{other}[...]"
-        flag(f"patch:{spelt}", f"changing {spelt}", "from outside its module (monkeypatching): "
-             "the code the tests run would not be the code written there",
-             "write the behaviour where it is defined", False)  # fmt: skip
+        flag(
+            f"patch:{spelt}",
+            f"changing {spelt}",
+            "from outside its module (monkeypatching): "
+            "the code the tests run would not be the code written there",
+            "write the behaviour where it is defined",
+            False,
+        )
 
 
 def _on_super(node: ast.Attribute) -> bool:
     """``super().__getattr__(name)``: an override of one's own class reaching its base class."""
     value = node.value
-    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
-            and value.func.id == "super" and not value.args)  # fmt: skip
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "super"
+        and not value.args
+    )
 
 
 def violations(tree: Path, assignment: str, rule: Rule) -> list[Finding]:

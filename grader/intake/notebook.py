@@ -126,9 +126,14 @@ def extract(notebook: Path, template_pkg: Path) -> Extraction:
             extra = "\n".join(i for i in imports if i not in body)
             # After the module docstring and __future__ imports, which must stay first.
             insert_at = max(
-                [n.end_lineno for n in tree.body[:2] if isinstance(n, ast.Expr | ast.ImportFrom)
-                 and (isinstance(n, ast.Expr) or n.module == "__future__")] or [0]
-            )  # fmt: skip
+                [
+                    n.end_lineno
+                    for n in tree.body[:2]
+                    if isinstance(n, ast.Expr | ast.ImportFrom)
+                    and (isinstance(n, ast.Expr) or n.module == "__future__")
+                ]
+                or [0]
+            )
             head, tail = (
                 body.splitlines(keepends=True)[:insert_at],
                 body.splitlines(keepends=True)[insert_at:],

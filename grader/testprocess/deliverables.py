@@ -94,8 +94,9 @@ class ThroughBoundary:
             if isinstance(exc, ModuleNotFoundError) and exc.name and name.startswith(exc.name):
                 raise _missing(name, exc.name) from None
             if not isinstance(exc, SyntaxError) and getattr(exc, "remote_type", "") not in (
-                "DeliverableCrashed", "DeliverableTimeout"
-            ):  # fmt: skip
+                "DeliverableCrashed",
+                "DeliverableTimeout",
+            ):
                 exc.add_note(
                     f"(raised while importing {_path(name)}: code at module level runs on import)"
                 )

@@ -56,8 +56,12 @@ def describe(exc: BaseException, impl_root: Path | None = None, trusted: bool = 
             text = f"Your code called sys.exit({exc.code!r}) (SystemExit): remove it; graded code must return."
         elif type(exc).__name__ == "StudentExit":
             text = f"Your code called sys.exit({exc}) (SystemExit): remove it; graded code must return."
-        elif type(exc).__name__ in ("DeliverableCrashed", "DeliverableTimeout", "BoundaryViolation",
-                                    "StaleObject"):  # fmt: skip
+        elif type(exc).__name__ in (
+            "DeliverableCrashed",
+            "DeliverableTimeout",
+            "BoundaryViolation",
+            "StaleObject",
+        ):
             text = str(exc)
         elif type(exc).__name__ == "Failed" and str(exc).startswith("Timeout"):
             text = (
@@ -87,10 +91,14 @@ def describe(exc: BaseException, impl_root: Path | None = None, trusted: bool = 
         frames = [(path, line, name, code) for path, line, name, code in remote]
     else:
         frames = [
-            (os.path.relpath(f.filename, impl_root) if impl_root else f.filename, f.lineno, f.name,
-             f.line or "")
+            (
+                os.path.relpath(f.filename, impl_root) if impl_root else f.filename,
+                f.lineno,
+                f.name,
+                f.line or "",
+            )
             for f in _frames_in(exc.__traceback__, impl_root)
-        ]  # fmt: skip
+        ]
     if frames:
         text += "\nIn your code:"
         for path, line, name, code in frames[-3:]:

@@ -413,8 +413,11 @@ class GradingSession:
 
             # The data folder stays the tests' business: student code is handed its inputs and
             # needs no data file (held-out ones are root's alone where grading counts).
-            env = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("GRADER_", "PYTEST_")) and k != DATA_ENV}  # fmt: skip
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("GRADER_", "PYTEST_")) and k != DATA_ENV
+            }
             user = lookup_user(self.config.getoption("grader_user"))
             self._boundary = Boundary(
                 self.impl_root,

@@ -141,8 +141,11 @@ def small_tmpfs(mount: Path, mode: str):
     if os.geteuid() != 0:
         mount.rmdir()
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=16m,mode={mode}", "tmpfs",
-                           str(mount)], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size=16m,mode={mode}", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         mount.rmdir()
         pytest.skip(f"this machine cannot mount a tmpfs: {done.stderr.strip()}")

@@ -28,8 +28,9 @@ def build(alt: dict, root: Path) -> Path:
     shutil.copytree(course.REFERENCE / a, root / a, ignore=shutil.ignore_patterns("__pycache__"))
     regions = [{"find": alt["find"], "replace": alt["replace"]}] if "find" in alt else []
     for n, region in enumerate([*regions, *alt.get("patch", [])]):
-        patch = mutant_hints.Mutant(f"{alt['id']}#{n}", alt["file"], region["find"], region["replace"],
-                             (), "")  # fmt: skip
+        patch = mutant_hints.Mutant(
+            f"{alt['id']}#{n}", alt["file"], region["find"], region["replace"], (), ""
+        )
         selfcheck.apply(patch, root / a)
     for name, source in alt.get("files", {}).items():
         (root / a / name).parent.mkdir(parents=True, exist_ok=True)

@@ -70,8 +70,13 @@ def test_every_spelling_of_a_forbidden_name_is_found_with_its_line(tmp_path, lab
 
 @pytest.mark.parametrize("where", ["lora.py", "sub/helpers.py"])
 def test_a_forbidden_name_counts_in_every_file_of_the_submission(tmp_path, where):
-    hits = found(tmp_path, {"mha.py": "x = 1\n", where: "import torch.nn.functional as F\n"
-                            "fast = F.scaled_dot_product_attention\n"})  # fmt: skip
+    hits = found(
+        tmp_path,
+        {
+            "mha.py": "x = 1\n",
+            where: "import torch.nn.functional as F\nfast = F.scaled_dot_product_attention\n",
+        },
+    )
     assert [(f.file, f.line) for f in hits] == [(f"pkg/{where}", 2)]
 
 
@@ -88,69 +93,158 @@ def test_names_reached_through_another_module_of_the_submission(tmp_path):
 # --------------------------------------------------------------------------- dynamic access
 
 DYNAMIC = {
-    "getattr on a joined name": ("import torch.nn.functional as F\n"
-                                 "f = getattr(F, ''.join(['scaled_dot', '_product_attention']))\n", "getattr"),
-    "vars() filtered by a predicate": ("import torch.nn.functional as F\n"
-                                       "f = [v for k, v in vars(F).items() if k.startswith('scaled')][0]\n", "vars"),
+    "getattr on a joined name": (
+        "import torch.nn.functional as F\n"
+        "f = getattr(F, ''.join(['scaled_dot', '_product_attention']))\n",
+        "getattr",
+    ),
+    "vars() filtered by a predicate": (
+        "import torch.nn.functional as F\n"
+        "f = [v for k, v in vars(F).items() if k.startswith('scaled')][0]\n",
+        "vars",
+    ),
     "base64 and exec": ("import base64\nexec(base64.b64decode('ZiA9IDE='))\n", "exec"),
     "eval": ("g = eval('1 + 1')\n", "eval"),
     "compile": ("code = compile('x = 1', 'f', 'exec')\n", "compile"),
     "__import__": ("m = __import__('torch.nn.functional')\n", "__import__"),
-    "importlib": ("import importlib\nm = importlib.import_module('torch.nn.functional')\n", "importlib"),
-    "importlib by from-import": ("from importlib import import_module as im\nm = im('torch')\n", "importlib"),
+    "importlib": (
+        "import importlib\nm = importlib.import_module('torch.nn.functional')\n",
+        "importlib",
+    ),
+    "importlib by from-import": (
+        "from importlib import import_module as im\nm = im('torch')\n",
+        "importlib",
+    ),
     "sys.modules": ("import sys\nF = sys.modules['torch.nn.functional']\n", "sys.modules"),
     "torch._C": ("import torch\nwith torch._C.DisableTorchFunction():\n    pass\n", "torch._C"),
     "torch.ops": ("import torch\nop = torch.ops.aten.mm\n", "torch.ops"),
     "torch.ops from-imported": ("from torch import ops\nop = ops.aten.mm\n", "torch.ops"),
-    "torch.library": ("import torch.library\nlib = torch.library.Library('aten', 'IMPL')\n", "torch.library"),
-    "torch.overrides": ("from torch.overrides import TorchFunctionMode\nclass M(TorchFunctionMode):\n    pass\n", "torch.overrides"),
-    "operator.attrgetter": ("import operator, torch\nf = operator.attrgetter('nn.functional')(torch)\n", "attrgetter"),
-    "operator.methodcaller": ("from operator import methodcaller\nf = methodcaller('x')\n", "methodcaller"),
-    "inspect.getmembers": ("import inspect, torch\nm = dict(inspect.getmembers(torch))\n", "inspect"),
-    "types.FunctionType": ("import types\nf = types.FunctionType(g.__code__, {})\n", "FunctionType"),
+    "torch.library": (
+        "import torch.library\nlib = torch.library.Library('aten', 'IMPL')\n",
+        "torch.library",
+    ),
+    "torch.overrides": (
+        "from torch.overrides import TorchFunctionMode\nclass M(TorchFunctionMode):\n    pass\n",
+        "torch.overrides",
+    ),
+    "operator.attrgetter": (
+        "import operator, torch\nf = operator.attrgetter('nn.functional')(torch)\n",
+        "attrgetter",
+    ),
+    "operator.methodcaller": (
+        "from operator import methodcaller\nf = methodcaller('x')\n",
+        "methodcaller",
+    ),
+    "inspect.getmembers": (
+        "import inspect, torch\nm = dict(inspect.getmembers(torch))\n",
+        "inspect",
+    ),
+    "types.FunctionType": (
+        "import types\nf = types.FunctionType(g.__code__, {})\n",
+        "FunctionType",
+    ),
     "a module's __dict__": ("import torch.nn.functional as F\nf = F.__dict__['x']\n", "__dict__"),
     "builtins": ("import builtins\nf = builtins.getattr\n", "builtins"),
     "globals()": ("f = globals()['F']\n", "globals"),
     "vars() without an argument": ("f = vars()['F']\n", "vars"),
     "getattr as a value": ("g = getattr\n", "getattr"),
-    "getattr through functools.partial": ("import functools, torch\nget = functools.partial(getattr, torch)\n", "getattr"),
-    "a helper handed the module": ("import torch.nn.functional as F\ndef grab(o, n):\n"
-                                   "    return getattr(o, n)\nf = grab(F, name)\n", "getattr"),
-    "a helper handed it by keyword": ("import torch.nn.functional as F\ndef grab(*, o, n):\n"
-                                      "    return getattr(o, n)\nf = grab(o=F, n=name)\n", "getattr"),
-    "a method handed it": ("import torch\nclass A:\n    def grab(self, o, n):\n"
-                           "        return getattr(o, n)\nf = A().grab(torch, name)\n", "getattr"),
-    "a lambda handed it": ("import torch\nf = (lambda o, n: getattr(o, n))(torch, name)\n", "getattr"),
-    "a module passed around": ("import torch.nn.functional as F\ndef use(mods):\n"
-                               "    return mods\nm = use([F])\n", "passed around"),
+    "getattr through functools.partial": (
+        "import functools, torch\nget = functools.partial(getattr, torch)\n",
+        "getattr",
+    ),
+    "a helper handed the module": (
+        "import torch.nn.functional as F\ndef grab(o, n):\n"
+        "    return getattr(o, n)\nf = grab(F, name)\n",
+        "getattr",
+    ),
+    "a helper handed it by keyword": (
+        "import torch.nn.functional as F\ndef grab(*, o, n):\n"
+        "    return getattr(o, n)\nf = grab(o=F, n=name)\n",
+        "getattr",
+    ),
+    "a method handed it": (
+        "import torch\nclass A:\n    def grab(self, o, n):\n"
+        "        return getattr(o, n)\nf = A().grab(torch, name)\n",
+        "getattr",
+    ),
+    "a lambda handed it": (
+        "import torch\nf = (lambda o, n: getattr(o, n))(torch, name)\n",
+        "getattr",
+    ),
+    "a module passed around": (
+        "import torch.nn.functional as F\ndef use(mods):\n    return mods\nm = use([F])\n",
+        "passed around",
+    ),
     "pickle": ("import pickle\nf = pickle.loads(data)\n", "pickle"),
-    "torch.load(weights_only=False)": ("import torch\nf = torch.load(p, weights_only=False)\n", "weights_only"),
-    "numpy.load(allow_pickle=True)": ("import numpy as np\nf = np.load(p, allow_pickle=True)\n", "allow_pickle"),
+    "torch.load(weights_only=False)": (
+        "import torch\nf = torch.load(p, weights_only=False)\n",
+        "weights_only",
+    ),
+    "numpy.load(allow_pickle=True)": (
+        "import numpy as np\nf = np.load(p, allow_pickle=True)\n",
+        "allow_pickle",
+    ),
     "sys.path": ("import sys\nsys.path.insert(0, '.')\n", "sys.path"),
     "gc": ("import gc\nobjs = gc.get_objects()\n", "gc"),
     "ctypes": ("import ctypes\np = ctypes.cast(0, ctypes.py_object)\n", "ctypes"),
-    "a global forward hook": ("from torch.nn.modules.module import register_module_forward_hook\n"
-                              "register_module_forward_hook(hook)\n", "register_module_forward_hook"),
-    "__subclasses__": ("from torch import nn\nkids = nn.Module.__subclasses__()\n", "__subclasses__"),
+    "a global forward hook": (
+        "from torch.nn.modules.module import register_module_forward_hook\n"
+        "register_module_forward_hook(hook)\n",
+        "register_module_forward_hook",
+    ),
+    "__subclasses__": (
+        "from torch import nn\nkids = nn.Module.__subclasses__()\n",
+        "__subclasses__",
+    ),
     "mro()": ("base = type(m).mro()[1]\n", "mro"),
-    "patching a library class": ("from torch import nn\nnn.Module.__call__ = lambda self, *a: 0\n", "__call__"),
-    "patching a library function": ("import torch.nn.functional as F\nF.softmax = fast\n", "changing torch.nn.functional.softmax"),
-    "setattr on a library": ("import torch\nsetattr(torch.nn.Linear, 'forward', fast)\n", "setattr"),
+    "patching a library class": (
+        "from torch import nn\nnn.Module.__call__ = lambda self, *a: 0\n",
+        "__call__",
+    ),
+    "patching a library function": (
+        "import torch.nn.functional as F\nF.softmax = fast\n",
+        "changing torch.nn.functional.softmax",
+    ),
+    "setattr on a library": (
+        "import torch\nsetattr(torch.nn.Linear, 'forward', fast)\n",
+        "setattr",
+    ),
     "a dunder stored on anything": ("x.__call__ = fast\n", "__call__"),
     "__builtins__": ("g = __builtins__['getattr']\n", "__builtins__"),
-    "private torch dispatch helpers": ("from torch.utils._python_dispatch import _disable_current_modes\n"
-                                       "_disable_current_modes()\n", "internals"),
+    "private torch dispatch helpers": (
+        "from torch.utils._python_dispatch import _disable_current_modes\n"
+        "_disable_current_modes()\n",
+        "internals",
+    ),
     "setattr of a dunder on anything": ("setattr(cls, '__call__', fast)\n", "__call__"),
     "getattr of a dunder on anything": ("g = getattr(F, '__dict__')\n", "__dict__"),
     "pydoc.locate": ("import pydoc\nf = pydoc.locate('torch.nn.functional.x')\n", "pydoc"),
-    "pkgutil.resolve_name": ("import pkgutil\nf = pkgutil.resolve_name('torch.nn.functional:x')\n", "pkgutil"),
-    "typing.get_type_hints": ("import typing\ndef f(x: 'sum'): pass\ng = typing.get_type_hints(f)\n", "get_type_hints"),
-    "unittest.mock.patch": ("from unittest import mock\np = mock.patch('torch.nn.functional.softmax', fast)\n", "mock"),
-    "cpp_extension": ("from torch.utils.cpp_extension import load_inline\nm = load_inline('m', src)\n", "cpp_extension"),
+    "pkgutil.resolve_name": (
+        "import pkgutil\nf = pkgutil.resolve_name('torch.nn.functional:x')\n",
+        "pkgutil",
+    ),
+    "typing.get_type_hints": (
+        "import typing\ndef f(x: 'sum'): pass\ng = typing.get_type_hints(f)\n",
+        "get_type_hints",
+    ),
+    "unittest.mock.patch": (
+        "from unittest import mock\np = mock.patch('torch.nn.functional.softmax', fast)\n",
+        "mock",
+    ),
+    "cpp_extension": (
+        "from torch.utils.cpp_extension import load_inline\nm = load_inline('m', src)\n",
+        "cpp_extension",
+    ),
     "subprocess": ("import subprocess\nsubprocess.run(['python', '-c', code])\n", "subprocess"),
-    "trust_remote_code": ("from transformers import AutoModel\nm = AutoModel.from_pretrained(p, trust_remote_code=True)\n", "trust_remote_code"),
-    "patching typing.TYPE_CHECKING": ("import typing\ntyping.TYPE_CHECKING = True\n", "changing typing.TYPE_CHECKING"),
-}  # fmt: skip
+    "trust_remote_code": (
+        "from transformers import AutoModel\nm = AutoModel.from_pretrained(p, trust_remote_code=True)\n",
+        "trust_remote_code",
+    ),
+    "patching typing.TYPE_CHECKING": (
+        "import typing\ntyping.TYPE_CHECKING = True\n",
+        "changing typing.TYPE_CHECKING",
+    ),
+}
 
 
 @pytest.mark.parametrize("label", sorted(DYNAMIC))
@@ -165,8 +259,10 @@ def test_dynamic_access_costs_the_rule_and_says_how_to_write_it(tmp_path, label)
 
 def test_a_module_of_the_submission_named_like_a_library_shadows_nothing(tmp_path):
     """``import torch`` is torch's even when the package holds a torch.py with a decoy."""
-    files = {"torch.py": "def scaled_dot_product_attention(q, k, v):\n    return q\n",
-             "mha.py": "import torch\nout = torch.nn.functional.scaled_dot_product_attention(q, k, v)\n"}  # fmt: skip
+    files = {
+        "torch.py": "def scaled_dot_product_attention(q, k, v):\n    return q\n",
+        "mha.py": "import torch\nout = torch.nn.functional.scaled_dot_product_attention(q, k, v)\n",
+    }
     assert [(f.file, f.line) for f in found(tmp_path, files)] == [("pkg/mha.py", 2)]
 
 
@@ -445,9 +541,12 @@ def test_a_file_the_audit_cannot_read_counts_against_the_rule(tmp_path):
 def test_a_chain_of_re_bindings_too_long_to_follow_counts_against_the_rule(tmp_path):
     # In reverse, so that no link is resolved before the one it names.
     chain = "".join(f"G{i + 1} = G{i}\n" for i in reversed(range(200)))
-    source = ("import torch.nn.functional as G0\n" + chain
-              + "def scaled_dot_product_attention():\n    pass\n"  # a decoy for the name
-              + "out = G200.scaled_dot_product_attention(q, k, v)\n")  # fmt: skip
+    source = (
+        "import torch.nn.functional as G0\n"
+        + chain
+        + "def scaled_dot_product_attention():\n    pass\n"  # a decoy for the name
+        + "out = G200.scaled_dot_product_attention(q, k, v)\n"
+    )
     hits = found(tmp_path, source)
     assert hits and any("cannot follow" in f.why for f in hits)
 

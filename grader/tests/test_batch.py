@@ -176,8 +176,11 @@ def test_a_submission_cannot_change_another_lanes_score(lane_users):
         by = {g.name: g for g in graded}
         full = by["b-alice"].grade.max_score
         assert by["b-alice"].grade.score == full, by["b-alice"].grade.results
-        lost = sum(m.max_score for m in by["c-bob"].grade.metas
-                   if mutant_hints.test_key(m.nodeid) in wrong.breaks)  # fmt: skip
+        lost = sum(
+            m.max_score
+            for m in by["c-bob"].grade.metas
+            if mutant_hints.test_key(m.nodeid) in wrong.breaks
+        )
         assert by["c-bob"].grade.score == full - lost
         for name, score in (("b-alice", full), ("c-bob", full - lost)):
             data = json.loads((out / "results" / f"{name}.json").read_text())
@@ -354,10 +357,28 @@ else:
 def _cli_batch(subs: Path, out: Path, users: str, jobs: int, files: str) -> subprocess.Popen:
     """``python -m grader batch`` as an instructor runs it, in a process of its own."""
     env = {**os.environ, "GRADER_CHILD_PYTHON": runner.PYTHON}
-    cmd = [sys.executable, "-m", "grader", "batch", str(subs), "-a", A, "-j", str(jobs),
-           "--out", str(out), "--files", files, "--users", users, "--test-timeout", "30"]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "grader",
+        "batch",
+        str(subs),
+        "-a",
+        A,
+        "-j",
+        str(jobs),
+        "--out",
+        str(out),
+        "--files",
+        files,
+        "--users",
+        users,
+        "--test-timeout",
+        "30",
+    ]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def _gradebook(out: Path) -> dict[str, float]:
@@ -410,10 +431,23 @@ def test_two_batches_and_a_grade_at_once_score_as_alone(lane_users):
                 (_cli_batch(subs, root / f"out{k}", "kitbatch-lane", 1, files), root / f"out{k}")
             )
         grade = subprocess.run(
-            [sys.executable, "-m", "grader", "grade", "-a", A, "--impl", "reference", "--hidden",
-             "--json"], capture_output=True, text=True, timeout=400,
+            [
+                sys.executable,
+                "-m",
+                "grader",
+                "grade",
+                "-a",
+                A,
+                "--impl",
+                "reference",
+                "--hidden",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=400,
             env={**os.environ, "GRADER_CHILD_PYTHON": runner.PYTHON},
-        )  # fmt: skip
+        )
         assert grade.returncode == 0, grade.stdout[-2000:] + grade.stderr[-2000:]
         alone = json.loads(grade.stdout[grade.stdout.index("{") :])
         assert alone["score"] == sum(t["max_score"] for t in alone["tests"])
@@ -446,8 +480,9 @@ def test_the_hint_counts_are_the_graders_never_a_line_student_code_printed(tmp_p
     lines of the output that read like one: the output holds what student code printed."""
     from grader.records import TestMeta, TestResult
 
-    meta = TestMeta(nodeid=f"tests/{A}/test_softmax.py::test_x", name="x", max_score=1.0,
-                    number="1.1")  # fmt: skip
+    meta = TestMeta(
+        nodeid=f"tests/{A}/test_softmax.py::test_x", name="x", max_score=1.0, number="1.1"
+    )
 
     def graded(name: str, printed: str, hint: list[str]) -> batch.Graded:
         result = TestResult(meta.nodeid, 0.0, "failed", output=printed, hints=hint)
@@ -456,8 +491,11 @@ def test_the_hint_counts_are_the_graders_never_a_line_student_code_printed(tmp_p
 
     forged = "--- your code printed ---\n" + "Possible cause: the grader is wrong\n" * 3
     honest = "\n\nPossible cause: softmax must normalise along `dim`"
-    subs = [graded("ann", forged, []), graded("ben", forged + honest, ["softmax must normalise"]),
-            graded("cat", honest, ["softmax must normalise"])]  # fmt: skip
+    subs = [
+        graded("ann", forged, []),
+        graded("ben", forged + honest, ["softmax must normalise"]),
+        graded("cat", honest, ["softmax must normalise"]),
+    ]
     batch._write_reports(subs, A, tmp_path, 1.0)
     (row,) = list(csv.DictReader(open(tmp_path / "tests.csv")))
     assert (row["most_common_hint"], row["hint_count"]) == ("softmax must normalise", "2")

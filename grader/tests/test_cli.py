@@ -12,8 +12,13 @@ from grader.course import KIT_ROOT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=KIT_ROOT,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "grader", *args],
+        cwd=KIT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,6 +114,11 @@ def _run_in_terminal(code: str) -> str:
 def test_progress_shows_on_a_terminal_and_stays_out_of_logs():
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", _run_in_terminal(PROGRESS_DEMO))  # no colours
     assert "grading demo" in shown and "3/3 tests" in shown and "report" in shown
-    piped = subprocess.run([sys.executable, "-c", PROGRESS_DEMO], capture_output=True, text=True,
-                           cwd=KIT_ROOT, timeout=60)  # fmt: skip
+    piped = subprocess.run(
+        [sys.executable, "-c", PROGRESS_DEMO],
+        capture_output=True,
+        text=True,
+        cwd=KIT_ROOT,
+        timeout=60,
+    )
     assert piped.stdout == "report\n" and piped.stderr == ""  # a captured log stays plain

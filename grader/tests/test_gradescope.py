@@ -65,8 +65,9 @@ def test_a_childs_score_is_held_to_the_test_range_where_it_enters(reported, kept
 def test_a_result_that_never_went_through_validation_is_refused(score, status):
     meta = METAS[0]
     with pytest.raises(ValueError, match="never validated"):
-        results_json.build([meta], {meta.nodeid: TestResult(meta.nodeid, score, status)},
-                           execution_time=0.0)  # fmt: skip
+        results_json.build(
+            [meta], {meta.nodeid: TestResult(meta.nodeid, score, status)}, execution_time=0.0
+        )
 
 
 def test_huge_outputs_are_cut_below_the_gradescope_limit():

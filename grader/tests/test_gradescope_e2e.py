@@ -273,8 +273,11 @@ def test_assignment_3_scores_full_marks_on_gradescope():
             if p.is_file() and "__pycache__" not in p.parts
         }
         data = run_autograder(root, user, files)
-        lost = {t["name"]: t.get("output", "")[:300] for t in data["tests"]
-                if t["score"] != t["max_score"]}  # fmt: skip
+        lost = {
+            t["name"]: t.get("output", "")[:300]
+            for t in data["tests"]
+            if t["score"] != t["max_score"]
+        }
         assert not lost, lost
 
 
@@ -290,9 +293,22 @@ def test_grade_of_an_uploaded_file_scores_and_flags_as_gradescope_does(autograde
     on_gradescope = run_autograder(root, user, {"submission.zip": upload})
     (tmp_path / "submission.zip").write_bytes(upload)
     done = subprocess.run(
-        [sys.executable, "-m", "grader", "grade", "-a", A, "--impl", str(tmp_path / "submission.zip"),
-         "--hidden", "--json"], capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            "grade",
+            "-a",
+            A,
+            "--impl",
+            str(tmp_path / "submission.zip"),
+            "--hidden",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     here = json.loads(done.stdout[done.stdout.index("{") :])
 

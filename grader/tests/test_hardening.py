@@ -106,8 +106,9 @@ def _mutated(root: Path, mutant: mutant_hints.Mutant, extra: str = "") -> Path:
     """The reference with ``mutant`` applied as ``grader.commands.selfcheck`` applies it, and ``extra`` code
     appended to the mutated module (after its definitions, so it can wrap them)."""
     package = root / "tree" / A
-    shutil.copytree(course.REFERENCE / A, package,
-                    ignore=shutil.ignore_patterns("__pycache__", "artifacts"))  # fmt: skip
+    shutil.copytree(
+        course.REFERENCE / A, package, ignore=shutil.ignore_patterns("__pycache__", "artifacts")
+    )
     selfcheck.apply(mutant, package)
     if extra:
         target = package / mutant.file
@@ -317,8 +318,10 @@ ATTACKS = ("introspection", "forged-events", "patched-helpers", "forged-writebac
 def mutant_scores(kit_python) -> dict[tuple[str, str | None], dict[str, tuple[float, float]]]:
     """Each sampled mutant graded alone and with each attack, on the tests it breaks only."""
     if not AS_ROOT:
-        pytest.skip("the property is about grading as on Gradescope: needs root to run student "
-                    "code as a user of its own")  # fmt: skip
+        pytest.skip(
+            "the property is about grading as on Gradescope: needs root to run student "
+            "code as a user of its own"
+        )
     catalogue = {m.id: m for m in mutant_hints.load(A)}
     manifests: dict = {}
     lanes: queue.Queue[str] = queue.Queue()
@@ -337,8 +340,9 @@ def mutant_scores(kit_python) -> dict[tuple[str, str | None], dict[str, tuple[fl
         manifest, files = _manifest_of(mutant, manifests)
         user = lanes.get()
         try:
-            g = grading.grade(A, tree, hidden=True, limits=LIMITS, manifest=manifest,
-                                  files=files, user=user)  # fmt: skip
+            g = grading.grade(
+                A, tree, hidden=True, limits=LIMITS, manifest=manifest, files=files, user=user
+            )
         finally:
             lanes.put(user)
         return {
@@ -430,8 +434,9 @@ def _solo_grade(tree: Path, only: list[str], kit_python: str | None) -> dict[str
         paths = [course.TESTS / A / "test_softmax.py"]
         manifest = collect(paths, LIMITS)
         manifest = Manifest([m for m in manifest.tests if m.nodeid.rsplit("::", 1)[1] in only], [])
-        g = grading.grade(A, tree, hidden=True, limits=LIMITS, manifest=manifest,
-                              files={"test_softmax.py"})  # fmt: skip
+        g = grading.grade(
+            A, tree, hidden=True, limits=LIMITS, manifest=manifest, files={"test_softmax.py"}
+        )
         return {m.nodeid.rsplit("::", 1)[1]: g.results[m.nodeid].score for m in g.metas}
     uid = _uid(SOLO)
     home = _folder("hardening-solo-")
@@ -439,9 +444,17 @@ def _solo_grade(tree: Path, only: list[str], kit_python: str | None) -> dict[str
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADER_", "PYTEST_"))}
     env.update(HOME=str(home), TMPDIR=str(home), GRADER_CHILD_PYTHON=kit_python)
     try:
-        done = subprocess.run([kit_python, "-c", SOLO_SCRIPT, str(tree), ",".join(only)], user=uid,
-                              group=uid, extra_groups=[], env=env, cwd=home, capture_output=True,
-                              text=True, timeout=600)  # fmt: skip
+        done = subprocess.run(
+            [kit_python, "-c", SOLO_SCRIPT, str(tree), ",".join(only)],
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            env=env,
+            cwd=home,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         sandbox.sweep_user(uid)
         shutil.rmtree(home, ignore_errors=True)
@@ -457,8 +470,9 @@ def test_forged_events_gain_nothing_without_a_user_switch(kit_python):
     root = _folder("hardening-solo-trees-")
     try:
         honest = _solo_grade(_mutated(root / "honest", wrong), only, kit_python)
-        attacked = _solo_grade(_mutated(root / "attack", wrong, TO_THE_PARENTS_PIPE), only,
-                               kit_python)  # fmt: skip
+        attacked = _solo_grade(
+            _mutated(root / "attack", wrong, TO_THE_PARENTS_PIPE), only, kit_python
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     assert honest["test_softmax_rows"] == 0
@@ -631,8 +645,9 @@ def test_bytes_referenced_many_times_count_every_time(kind):
     blob = bytearray(1 << 20)
     specs: list = [{"$bytes": [0, 1 << 20]} for _ in range(40)]
     if kind != "bytes":
-        specs[0] = {"$tensor": {"dtype": "uint8", "shape": [1 << 20], "at": 0, "n": 1 << 20,
-                                "index": 0}}  # fmt: skip
+        specs[0] = {
+            "$tensor": {"dtype": "uint8", "shape": [1 << 20], "at": 0, "n": 1 << 20, "index": 0}
+        }
     with pytest.raises(WireError, match="overlap"):
         Decoder(blob, None, Caps()).decode(specs)
     assert Decoder(blob, None, Caps()).decode([{"$bytes": [0, 1 << 20]}])[0] == bytes(1 << 20)
@@ -643,8 +658,11 @@ def test_wire_caps_refuse_deep_long_and_numerous_values():
     nested: list = []
     for _ in range(200):
         nested = [nested]
-    for value, why in ((nested, "nested too deeply"), (["x" * 1001], "a string of more than"),
-                       (list(range(10_001)), "more than 10,000 values")):  # fmt: skip
+    for value, why in (
+        (nested, "nested too deeply"),
+        (["x" * 1001], "a string of more than"),
+        (list(range(10_001)), "more than 10,000 values"),
+    ):
         with pytest.raises(WireError, match=why):
             Decoder(bytearray(), None, caps).decode(value)
 
@@ -681,8 +699,15 @@ def test_the_sweep_kills_a_moving_non_dumpable_daemon():
     proves that none is left, whatever /proc says."""
     uid = _uid(USERS[1])
     r, w = os.pipe()
-    proc = subprocess.Popen([str(SYSTEM_PYTHON), "-c", MOVING_TARGET, str(w)], user=uid, group=uid,
-                            extra_groups=[], pass_fds=(w,), cwd="/", stdin=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [str(SYSTEM_PYTHON), "-c", MOVING_TARGET, str(w)],
+        user=uid,
+        group=uid,
+        extra_groups=[],
+        pass_fds=(w,),
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+    )
     os.close(w)
     try:
         assert os.read(r, 1) == b"1"  # the daemon is forking away
@@ -733,8 +758,9 @@ def test_a_disk_filled_by_student_code_still_gets_a_valid_results_json(
     source = (course.REFERENCE / A / "softmax.py").read_text().replace(wrong.find, wrong.replace)
     (root / "submission" / "softmax.py").write_text(disk_filler(shared) + source)
     monkeypatch.setattr(tempfile, "tempdir", str(shared))  # the grader's own temporary files too
-    monkeypatch.setattr(pipeline, "grade_upload",
-                        partial(pipeline.grade_upload, files={"test_softmax.py"}))  # fmt: skip
+    monkeypatch.setattr(
+        pipeline, "grade_upload", partial(pipeline.grade_upload, files={"test_softmax.py"})
+    )
     user = sandbox.ensure_user(USERS[0])
     filled: list[int] = []  # what student code had written when the grader cleaned up after it
     cleanup = runner.remove_files_of

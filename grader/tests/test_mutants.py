@@ -34,8 +34,11 @@ def _mutant(breaks: tuple[str, ...], find: str, replace: str) -> mutant_hints.Mu
 def test_a_mutant_is_graded_on_its_named_tests_and_one_guard_per_file(a1_manifest):
     m = _mutant(("test_softmax.py::test_softmax_rows",), "x", "y")
     keys = [mutant_hints.test_key(t.nodeid) for t in selfcheck.graded_for(m, a1_manifest).tests]
-    in_file = [mutant_hints.test_key(t.nodeid) for t in a1_manifest.tests
-               if t.nodeid.split("::")[0].endswith("test_softmax.py")]  # fmt: skip
+    in_file = [
+        mutant_hints.test_key(t.nodeid)
+        for t in a1_manifest.tests
+        if t.nodeid.split("::")[0].endswith("test_softmax.py")
+    ]
     guard = next(k for k in in_file if k != "test_softmax.py::test_softmax_rows")
     assert set(keys) == {"test_softmax.py::test_softmax_rows", guard}
     exact = {

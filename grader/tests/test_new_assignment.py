@@ -41,8 +41,13 @@ def _kit_without_assignments(root: Path) -> Path:
 
 def _grader(kit: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != course.KIT_ENV}
-    return subprocess.run([sys.executable, "-m", "grader", "--kit", str(kit), *args], env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "grader", "--kit", str(kit), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.timeout(900)
@@ -75,8 +80,10 @@ def test_a_new_assignment_validates_at_once_and_grades_on_gradescope():
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.mark.parametrize("name, why", [("A-9", "cannot name"), ("class", "cannot name"),
-                                       ("a1_lm_basics", "exists already")])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, why",
+    [("A-9", "cannot name"), ("class", "cannot name"), ("a1_lm_basics", "exists already")],
+)
 def test_a_name_that_cannot_be_an_assignment_is_refused(name, why):
     with pytest.raises(scaffold.ScaffoldError, match=why):
         scaffold.check_name(name, course.KIT_ROOT)

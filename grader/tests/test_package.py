@@ -46,8 +46,11 @@ def test_the_handout_lists_and_fetches_public_files_only(handout_a1):
     assert {k: v for k, v in toml.items() if k != "data"} == {
         k: v for k, v in kit.items() if k != "data"
     }
-    make_data = next(line for line in (handout_a1 / "Makefile").read_text().splitlines()
-                     if "coursekit.data" in line)  # fmt: skip
+    make_data = next(
+        line
+        for line in (handout_a1 / "Makefile").read_text().splitlines()
+        if "coursekit.data" in line
+    )
     assert make_data.split("coursekit.data", 1)[1].split() == list(needs.public)
     for name in needs.heldout:
         assert name not in (handout_a1 / "Makefile").read_text()
@@ -85,8 +88,14 @@ def test_derived_files_are_made_in_memory_from_a_read_only_folder(tmp_path, monk
 
 def _grade(cwd, data_dir, *args):
     env = {**os.environ, data.ENV: str(data_dir), data.DOWNLOAD_ENV: "0"}
-    return subprocess.run([sys.executable, "-m", "grader", "grade", "-a", "a1_lm_basics", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "grader", "grade", "-a", "a1_lm_basics", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.timeout(600)

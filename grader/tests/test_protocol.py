@@ -108,9 +108,14 @@ def test_a_request_that_breaks_its_declaration_is_refused(message, why):
 
 
 def test_the_test_process_serves_callbacks_alone():
-    ok = {"op": "callback", "id": 1, "target": {"side": "t", "id": 1, "kind": "callable",
-                                                "type": "function"}, "params": []}  # fmt: skip
+    ok = {
+        "op": "callback",
+        "id": 1,
+        "target": {"side": "t", "id": 1, "kind": "callable", "type": "function"},
+        "params": [],
+    }
     assert protocol.check_request(ok, protocol.TO_TEST) == "callback"
     with pytest.raises(WireError, match="does not serve"):
-        protocol.check_request({"op": "getattr", "id": 1, "target": {}, "name": "x"},
-                               protocol.TO_TEST)  # fmt: skip
+        protocol.check_request(
+            {"op": "getattr", "id": 1, "target": {}, "name": "x"}, protocol.TO_TEST
+        )

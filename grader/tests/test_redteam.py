@@ -60,8 +60,17 @@ USERS = ("kitredteam1", "kitredteam2")
 AS_ROOT = os.geteuid() == 0 and SYSTEM_PYTHON.exists()  # else no user switch
 LIMITS = Limits(test_timeout=10, grace=5, exit_wait=1.0)
 WRONG = "softmax-wrong-axis"  # `start = "wrong"`: the honest mistake of most entries
-UPLOAD_KEYS = ("upload", "zip_in_zip", "links", "fifos", "zip", "sparse", "cells", "junk",
-               "artifacts")  # fmt: skip
+UPLOAD_KEYS = (
+    "upload",
+    "zip_in_zip",
+    "links",
+    "fifos",
+    "zip",
+    "sparse",
+    "cells",
+    "junk",
+    "artifacts",
+)
 EXPECTS = ("full", "no-gain", "lose", "zero")
 
 
@@ -86,10 +95,17 @@ def _baselines(entries: list[dict]) -> list[dict]:
     for e in entries:
         if e["expect"] != "no-gain":
             continue
-        base = out.setdefault(_baseline_id(e), {
-            "id": _baseline_id(e), "assignment": _key(e)[0], "tests": list(_key(e)[1]),
-            "mistake": _mistake(e), "expect": "-", "only": [],
-        })  # fmt: skip
+        base = out.setdefault(
+            _baseline_id(e),
+            {
+                "id": _baseline_id(e),
+                "assignment": _key(e)[0],
+                "tests": list(_key(e)[1]),
+                "mistake": _mistake(e),
+                "expect": "-",
+                "only": [],
+            },
+        )
         if base["only"] is not None:
             base["only"] = None if "only" not in e else sorted({*base["only"], *e["only"]})
     return list(out.values())
@@ -131,8 +147,9 @@ def _artifact_from(source: Path, target: Path, spec: dict) -> None:
     g = torch.Generator().manual_seed(0)
     out = {}
     for key, tensor in load_file(str(source)).items():
-        factor = spec.get("factor_A" if ".lora_A." in key else "factor_B" if ".lora_B." in key
-                          else "factor", 1.0)  # fmt: skip
+        factor = spec.get(
+            "factor_A" if ".lora_A." in key else "factor_B" if ".lora_B." in key else "factor", 1.0
+        )
         t = tensor.float() * factor
         t = t + spec.get("noise", 0.0) * t.std() * torch.randn(t.shape, generator=g)
         out[key] = t.to(getattr(torch, spec.get("dtype", "float32"))).contiguous()
@@ -200,8 +217,12 @@ class Harness:
                 pipeline.private(autograder.heldout_files(assignment, self.data))
 
     def fill(self, text: str, results: Path, assignment: str = A1) -> str:
-        for name, value in (("results", results), ("verdicts", self.verdicts), ("heldout", self.heldout),
-                            ("reference", course.REFERENCE / assignment)):  # fmt: skip
+        for name, value in (
+            ("results", results),
+            ("verdicts", self.verdicts),
+            ("heldout", self.heldout),
+            ("reference", course.REFERENCE / assignment),
+        ):
             text = text.replace("{" + name + "}", str(value))
         return text
 
@@ -258,8 +279,11 @@ class Harness:
             report = placed.report()
         else:
             package = tree / assignment
-            shutil.copytree(course.REFERENCE / assignment, package,
-                            ignore=shutil.ignore_patterns("__pycache__", "artifacts"))  # fmt: skip
+            shutil.copytree(
+                course.REFERENCE / assignment,
+                package,
+                ignore=shutil.ignore_patterns("__pycache__", "artifacts"),
+            )
             mistake = _mistake(entry)
             module = entry.get("module") or (
                 _mutant(assignment, mistake).file if mistake else "softmax.py"
@@ -300,9 +324,15 @@ class Harness:
 
     def _grade(self, entry: dict, tree: Path, user: str | None) -> grading.Grade:
         key = _key(entry)
-        return grading.grade(key[0], tree, hidden=True, limits=LIMITS,
-                                 manifest=self._manifest(entry), files=set(key[1]),
-                                 user=user)  # fmt: skip
+        return grading.grade(
+            key[0],
+            tree,
+            hidden=True,
+            limits=LIMITS,
+            manifest=self._manifest(entry),
+            files=set(key[1]),
+            user=user,
+        )
 
     def grade(self, entry: dict) -> Outcome:
         if entry.get("needs_user") and not AS_ROOT:
@@ -321,8 +351,11 @@ class Harness:
                 out.leftover = [_command(pid) for pid in processes_of_user(uid)]
             if entry.get("next_full"):  # the next grading by the same user is unaffected
                 clean = work / "next" / entry.get("assignment", A1)
-                shutil.copytree(course.REFERENCE / entry.get("assignment", A1), clean,
-                                ignore=shutil.ignore_patterns("__pycache__", "artifacts"))  # fmt: skip
+                shutil.copytree(
+                    course.REFERENCE / entry.get("assignment", A1),
+                    clean,
+                    ignore=shutil.ignore_patterns("__pycache__", "artifacts"),
+                )
                 for path in [clean.parent, *clean.parent.rglob("*")]:
                     path.chmod(0o755 if path.is_dir() else 0o644)
                 after = self._grade(entry, clean.parent, user)
@@ -367,8 +400,10 @@ def graded(request) -> dict[str, Outcome]:
     if AS_ROOT:
         for user in USERS:
             if subprocess.run(["id", user], capture_output=True).returncode != 0:
-                subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                                user], check=True)  # fmt: skip
+                subprocess.run(
+                    ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                    check=True,
+                )
     root = Path(tempfile.mkdtemp(prefix="redteam-"))
     root.chmod(0o755)  # pytest's own tmp folders are private to root; the student users need in
     saved = runner.PYTHON
@@ -383,8 +418,9 @@ def graded(request) -> dict[str, Outcome]:
         with ThreadPoolExecutor(max_workers=len(USERS)) as pool:
             # The slowest first, so that the two lanes finish together.
             order = sorted(entries, key=lambda e: -e.get("within", 0))
-            outcomes = dict(zip([e["id"] for e in order], pool.map(harness.grade, order),
-                                strict=True))  # fmt: skip
+            outcomes = dict(
+                zip([e["id"] for e in order], pool.map(harness.grade, order), strict=True)
+            )
         yield outcomes
     finally:
         runner.PYTHON = saved
@@ -450,7 +486,9 @@ def test_attack(graded, entry):
         lost = set(entry["lost"])
         assert lost <= set(out.scores), f"unknown tests in lost: {lost - set(out.scores)}"
         for name, ok in full.items():
-            assert ok != (name in lost), f"{name}: {out.scores[name]} / {out.max_scores[name]}\n{out.outputs[name]}"  # fmt: skip
+            assert ok != (name in lost), (
+                f"{name}: {out.scores[name]} / {out.max_scores[name]}\n{out.outputs[name]}"
+            )
     if entry.get("staff_note"):
         assert any(entry["staff_note"] in n for n in out.staff_notes), out.staff_notes
     if entry.get("report"):

@@ -84,12 +84,26 @@ def test_a_forked_child_is_what_a_fresh_start_would_be(a_zygote, tmp_path):
     assert seen["sid"] and seen["cwd"] == str(tmp_path) and seen["tmp"] == str(tmp_path)
     # 0-2 as given, then what pytest itself opens (-s: no capture files); nothing of the zygote's.
     fresh = runner.subprocess.run(
-        [sys.executable, "-P", "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
-         str(tmp_path / "test_probe.py")],
-        cwd=tmp_path, env={**runner.child_env({"TMPDIR": str(tmp_path)}),
-                           "PROBE_OUT": str(tmp_path / "fresh.json")},
-        stdin=runner.subprocess.DEVNULL, capture_output=True, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "pytest",
+            "-q",
+            "-s",
+            "-p",
+            "no:cacheprovider",
+            str(tmp_path / "test_probe.py"),
+        ],
+        cwd=tmp_path,
+        env={
+            **runner.child_env({"TMPDIR": str(tmp_path)}),
+            "PROBE_OUT": str(tmp_path / "fresh.json"),
+        },
+        stdin=runner.subprocess.DEVNULL,
+        capture_output=True,
+        start_new_session=True,
+    )
     assert fresh.returncode == 0, fresh.stdout
     assert seen["fds"] == json.loads((tmp_path / "fresh.json").read_text())["fds"]
 

@@ -47,8 +47,10 @@ class TransformerTranslator(nn.Module):
     ):
         super().__init__()
         if dim_q != dim_k:
-            raise ValueError(f"queries and keys are compared by dot product: dim_q ({dim_q}) "
-                             f"must equal dim_k ({dim_k})")  # fmt: skip
+            raise ValueError(
+                f"queries and keys are compared by dot product: dim_q ({dim_q}) "
+                f"must equal dim_k ({dim_k})"
+            )
         self.input_size = input_size
         self.output_size = output_size
         self.device = device
@@ -88,7 +90,9 @@ class TransformerTranslator(nn.Module):
         """
         B, T = inputs.shape
         if T > self.max_length:
-            raise ValueError(f"a sequence of {T} positions is longer than max_length={self.max_length}")  # fmt: skip
+            raise ValueError(
+                f"a sequence of {T} positions is longer than max_length={self.max_length}"
+            )
         # TODO: positions torch.arange(T) on the inputs' device; add posembeddingL(positions)
         #       (T, H) to embeddingL(inputs) (B, T, H) — broadcasting over the batch.
         raise NotImplementedError("TransformerTranslator.embed: fill in the TODO above")

@@ -23,10 +23,17 @@ def test_matches_softmax_of_dot_products(q, k, v):
     """out = softmax(q kᵀ) v, and each query's weights form a distribution over the keys"""
     out, weights = att.attention(q, k, v)
     w = torch.softmax(q @ k.transpose(-2, -1), dim=-1)
-    assert_close(weights, w, what="attention weights (B, Tq, Tk)",
-                 hint="softmax over the keys: the last dimension of q @ kᵀ")  # fmt: skip
-    assert_close(weights.sum(dim=-1), lambda: torch.ones(2, 3, dtype=torch.float64),
-                 what="each query's weights summed over the keys")  # fmt: skip
+    assert_close(
+        weights,
+        w,
+        what="attention weights (B, Tq, Tk)",
+        hint="softmax over the keys: the last dimension of q @ kᵀ",
+    )
+    assert_close(
+        weights.sum(dim=-1),
+        lambda: torch.ones(2, 3, dtype=torch.float64),
+        what="each query's weights summed over the keys",
+    )
     assert_close(out, lambda: w @ v, what="attention output (B, Tq, Cv)")
 
 
@@ -45,8 +52,14 @@ def test_a_dominant_key_copies_its_value(check):
         with check(f"key {j}"):
             q = 40.0 * k[:, j : j + 1]  # (1, 1, 4)
             out, _ = att.attention(q, k, v)
-            assert_close(out[0, 0], v[0, j], what=f"output for a query aligned with key {j}",
-                         rtol=1e-9, atol=1e-9, why="e^-40 of the other keys is ~4e-18 of the weight")  # fmt: skip
+            assert_close(
+                out[0, 0],
+                v[0, j],
+                what=f"output for a query aligned with key {j}",
+                rtol=1e-9,
+                atol=1e-9,
+                why="e^-40 of the other keys is ~4e-18 of the weight",
+            )
 
 
 @pytest.mark.points(1)
@@ -56,5 +69,11 @@ def test_q_beta_ka_plus_kb_averages_two_values():
     k, v = _orthonormal_keys()
     q = 40.0 * (k[:, 0:1] + k[:, 2:3])
     out, _ = att.attention(q, k, v)
-    assert_close(out[0, 0], (v[0, 0] + v[0, 2]) / 2, what="output for q = β(k_0 + k_2)",
-                 rtol=1e-9, atol=1e-9, why="the other keys carry ~e^-40 of the weight")  # fmt: skip
+    assert_close(
+        out[0, 0],
+        (v[0, 0] + v[0, 2]) / 2,
+        what="output for q = β(k_0 + k_2)",
+        rtol=1e-9,
+        atol=1e-9,
+        why="the other keys carry ~e^-40 of the weight",
+    )

@@ -35,8 +35,12 @@ def oracle(params, prev, nxt):
 def test_forward_loss(case):
     """bigram_forward's loss is the network's loss on the previous words' embeddings"""
     loss, _ = lm.bigram_forward(case["params"], case["prev"], case["nxt"])
-    assert_close(loss, lambda: oracle(**case)[0], what=f"the loss for a batch of {len(case['prev'])} pairs",
-                 hint="x = E[prev] (one row per previous word), then the network with targets nxt")  # fmt: skip
+    assert_close(
+        loss,
+        lambda: oracle(**case)[0],
+        what=f"the loss for a batch of {len(case['prev'])} pairs",
+        hint="x = E[prev] (one row per previous word), then the network with targets nxt",
+    )
 
 
 HINTS = {
@@ -60,8 +64,12 @@ def test_backward_matches_autograd(case):
     V, C = case["params"]["E"].shape
     for name in NAMES:
         got = grads.get(name) if isinstance(grads, dict) else grads
-        assert_close(got, expected[name], what=f"d{name} (V={V}, C={C}, prev={case['prev'].tolist()})",
-                     hint=HINTS[name])  # fmt: skip
+        assert_close(
+            got,
+            expected[name],
+            what=f"d{name} (V={V}, C={C}, prev={case['prev'].tolist()})",
+            hint=HINTS[name],
+        )
 
 
 @pytest.mark.points(1)
@@ -74,9 +82,12 @@ def test_sgd_step():
     before = {k: v.clone() for k, v in params.items()}
     lm.sgd_step(mutable(params), grads, 0.3)  # updates params in place, as the handout says
     for name in NAMES:
-        assert_close(params[name], lambda name=name: before[name] - 0.3 * grads[name],
-                     what=f"params[{name!r}] after one step with lr 0.3",
-                     hint="p ← p - lr · grad (a plus sign climbs the loss)")  # fmt: skip
+        assert_close(
+            params[name],
+            lambda name=name: before[name] - 0.3 * grads[name],
+            what=f"params[{name!r}] after one step with lr 0.3",
+            hint="p ← p - lr · grad (a plus sign climbs the loss)",
+        )
 
 
 # The fast training run: 3,000 SGD steps of batch 50 on the first 30,000 words of WikiText-2's
@@ -102,11 +113,15 @@ def graded_run(module, seed: int = 0, heldout: bool | None = None) -> tuple[dict
 
     heldout = heldout_here(SETTINGS, HELDOUT) if heldout is None else heldout
     cfg = kit.BigramConfig(batch_size=50, seed=seed, **FAST)
-    result = kit.run(module, cfg, train_words=30_000, eval_words=5_000,
-                     eval_split="test" if heldout else "valid")  # fmt: skip
-    what = ("5,000 held-out words of wiki.test" if heldout else
-            "5,000 words of wiki.valid after the training slice (public dev data in this "
-            "handout; Gradescope scores held-out wiki.test)")  # fmt: skip
+    result = kit.run(
+        module, cfg, train_words=30_000, eval_words=5_000, eval_split="test" if heldout else "valid"
+    )
+    what = (
+        "5,000 held-out words of wiki.test"
+        if heldout
+        else "5,000 words of wiki.valid after the training slice (public dev data in this "
+        "handout; Gradescope scores held-out wiki.test)"
+    )
     return result, what, THRESHOLD if heldout else STAND_IN_THRESHOLD
 
 
@@ -117,10 +132,18 @@ def test_training_beats_the_threshold(check):
     """3,000 SGD steps on WikiText-2 bring held-out perplexity to 16.2 or less (unigram: 21.0)"""
     result, scored, threshold = graded_run(lm.module())
     with check("below the unigram baseline"):
-        assert_at_most(result["perplexity"], result["unigram_perplexity"],
-                       what=f"perplexity on {scored} after training", why="the unigram model's",
-                       hint="a model worse than word frequencies: check the sign of the SGD step "
-                            "and the embedding gradient")  # fmt: skip
+        assert_at_most(
+            result["perplexity"],
+            result["unigram_perplexity"],
+            what=f"perplexity on {scored} after training",
+            why="the unigram model's",
+            hint="a model worse than word frequencies: check the sign of the SGD step "
+            "and the embedding gradient",
+        )
     with check(f"at most {threshold}"):
-        assert_at_most(result["perplexity"], threshold, what=f"perplexity on {scored} after training",
-                       why="8% above the reference's worst of seeds 0-9 (held out: 15.05)")  # fmt: skip
+        assert_at_most(
+            result["perplexity"],
+            threshold,
+            what=f"perplexity on {scored} after training",
+            why="8% above the reference's worst of seeds 0-9 (held out: 15.05)",
+        )

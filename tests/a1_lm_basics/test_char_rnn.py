@@ -48,9 +48,12 @@ def test_model_is_causal(idx, t):
         assert_equal(list(logits.shape), [B, T, V], what=f"logits shape for idx of shape {(B, T)}")
         changed = idx.clone()
         changed[:, t + 1 :] = (changed[:, t + 1 :] + 1) % V
-        assert_close(model(changed)[0][:, : t + 1], logits[:, : t + 1],
-                     what=f"logits at steps 0..{t} after changing the characters after {t}",
-                     hint="a unidirectional LSTM over the sequence, no look-ahead")  # fmt: skip
+        assert_close(
+            model(changed)[0][:, : t + 1],
+            logits[:, : t + 1],
+            what=f"logits at steps 0..{t} after changing the characters after {t}",
+            hint="a unidirectional LSTM over the sequence, no look-ahead",
+        )
 
 
 @pytest.mark.points(1)
@@ -64,10 +67,13 @@ def test_model_continues_from_a_state(idx, t):
     with torch.no_grad():
         first, state = model(idx[:, : t + 1])
         rest, _ = model(idx[:, t + 1 :], state)
-        assert_close(torch.cat([first, rest], dim=1), lambda: model(idx)[0],
-                     what=f"logits of idx[:, :{t + 1}] then idx[:, {t + 1}:] from the state, T={T}",
-                     hint="forward(idx, state) must start the LSTM from `state` and return the "
-                          "state after the last step")  # fmt: skip
+        assert_close(
+            torch.cat([first, rest], dim=1),
+            lambda: model(idx)[0],
+            what=f"logits of idx[:, :{t + 1}] then idx[:, {t + 1}:] from the state, T={T}",
+            hint="forward(idx, state) must start the LSTM from `state` and return the "
+            "state after the last step",
+        )
         h, c = state
         assert tuple(h.shape) == tuple(c.shape) == (2, B, 6), (
             f"the state of a 2-layer model: h {tuple(h.shape)}, c {tuple(c.shape)}, expected "
@@ -84,10 +90,12 @@ def test_loss_predicts_the_next_character(idx, seed):
     logits = torch.randn(
         B, T, V, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
     )
-    assert_close(rnn.lm_loss(logits, idx),
-                 lambda: F.cross_entropy(logits[:, :-1].reshape(-1, V), idx[:, 1:].reshape(-1)),
-                 what=f"lm_loss for idx of shape {(B, T)}",
-                 hint="the logits at step t predict character t + 1: logits[:, :-1] vs idx[:, 1:]")  # fmt: skip
+    assert_close(
+        rnn.lm_loss(logits, idx),
+        lambda: F.cross_entropy(logits[:, :-1].reshape(-1, V), idx[:, 1:].reshape(-1)),
+        what=f"lm_loss for idx of shape {(B, T)}",
+        hint="the logits at step t predict character t + 1: logits[:, :-1] vs idx[:, 1:]",
+    )
 
 
 def _reference_epoch(model, batches, lr, max_grad_norm, applied=None):
@@ -132,13 +140,20 @@ def test_train_epoch(check):
             optimizer = build("coursekit.builders.optimizer", model, "SGD", lr=0.5)
             got = rnn.train_epoch(model, batches, optimizer, max_grad_norm)
             want = _reference_epoch(twin, batches, 0.5, max_grad_norm)
-            assert_close(torch.tensor(float(got), dtype=torch.float64), torch.tensor(want, dtype=torch.float64),
-                         what=f"the returned mean of the 4 batch losses (clip {max_grad_norm})",
-                         hint="average the losses of all batches (loss.item() of each)")  # fmt: skip
+            assert_close(
+                torch.tensor(float(got), dtype=torch.float64),
+                torch.tensor(want, dtype=torch.float64),
+                what=f"the returned mean of the 4 batch losses (clip {max_grad_norm})",
+                hint="average the losses of all batches (loss.item() of each)",
+            )
             for (name, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
-                assert_close(p.detach(), q.detach(), what=f"{name} after 4 steps of SGD (lr 0.5, clip {max_grad_norm})",
-                             hint="optimizer.zero_grad() before each backward (gradients add up "
-                                  "otherwise), clip after backward and before step")  # fmt: skip
+                assert_close(
+                    p.detach(),
+                    q.detach(),
+                    what=f"{name} after 4 steps of SGD (lr 0.5, clip {max_grad_norm})",
+                    hint="optimizer.zero_grad() before each backward (gradients add up "
+                    "otherwise), clip after backward and before step",
+                )
 
 
 @pytest.mark.points(1)
@@ -156,26 +171,40 @@ def test_train_epoch_contract(check):
         watch = OptimizerWatch(optimizer, model)
         rnn.train_epoch(model, batches, watch, max_grad_norm)
         with check(f"one step per batch (max_grad_norm={max_grad_norm})"):
-            assert_equal(len(watch.steps), len(batches), what=f"optimizer steps for {len(batches)} batches",
-                         hint="call optimizer.step() once per batch, after backward")  # fmt: skip
+            assert_equal(
+                len(watch.steps),
+                len(batches),
+                what=f"optimizer steps for {len(batches)} batches",
+                hint="call optimizer.step() once per batch, after backward",
+            )
         with check(
             f"train mode at every step (the model came in eval mode; max_grad_norm={max_grad_norm})"
         ):
-            assert_equal([s.training for s in watch.steps], [True] * len(watch.steps),
-                         what="model.training at each optimizer step",
-                         hint="call model.train() at the start of the epoch: the caller's model may "
-                         "be in eval mode (dropout and batch norm behave differently there)")  # fmt: skip
+            assert_equal(
+                [s.training for s in watch.steps],
+                [True] * len(watch.steps),
+                what="model.training at each optimizer step",
+                hint="call model.train() at the start of the epoch: the caller's model may "
+                "be in eval mode (dropout and batch norm behave differently there)",
+            )
         with check(
             f"each step applies this batch's gradients, clipped (max_grad_norm={max_grad_norm})"
         ):
             for k, (step, want) in enumerate(zip(watch.steps, applied, strict=False)):
                 for name, grad in want.items():
-                    assert_close(step.grads[name], grad, what=f"the gradient of {name} at step {k + 1} "
-                                 f"(max_grad_norm={max_grad_norm})", rtol=1e-6, atol=1e-9,
-                                 why="the same float64 backward; clipping scales by a norm that "
-                                 "rounds differently", hint="optimizer.zero_grad() before each "
-                                 "backward (else the gradients of earlier batches add up), "
-                                 "clip_grad_norm_ after backward and before step")  # fmt: skip
+                    assert_close(
+                        step.grads[name],
+                        grad,
+                        what=f"the gradient of {name} at step {k + 1} "
+                        f"(max_grad_norm={max_grad_norm})",
+                        rtol=1e-6,
+                        atol=1e-9,
+                        why="the same float64 backward; clipping scales by a norm that "
+                        "rounds differently",
+                        hint="optimizer.zero_grad() before each "
+                        "backward (else the gradients of earlier batches add up), "
+                        "clip_grad_norm_ after backward and before step",
+                    )
 
 
 def _oracle_sample(model, prompt, n, temperature, seed, greedy=False):
@@ -203,11 +232,14 @@ def test_sample(check):
             got = rnn.sample(
                 model, prompt, 12, temperature=t, generator=torch.Generator().manual_seed(5)
             )
-            assert_equal(got.tolist(), lambda t=t: _oracle_sample(model, prompt, 12, t, 5).tolist(),
-                         what=f"sample(prompt=[1, 4, 2], n=12, temperature={t}) with seed 5",
-                         hint="softmax(logits / temperature), one torch.multinomial(probs, 1, "
-                              "generator=generator) per character, feeding each back with the "
-                              "state")  # fmt: skip
+            assert_equal(
+                got.tolist(),
+                lambda t=t: _oracle_sample(model, prompt, 12, t, 5).tolist(),
+                what=f"sample(prompt=[1, 4, 2], n=12, temperature={t}) with seed 5",
+                hint="softmax(logits / temperature), one torch.multinomial(probs, 1, "
+                "generator=generator) per character, feeding each back with the "
+                "state",
+            )
     with check("the continuation depends on the whole prompt, not its last character"):
         # Two prompts that end alike, and a model (seed 1, scale 4) that remembers how they
         # began: for some seed their continuations differ (the set-up asserts it), so sampling
@@ -215,26 +247,35 @@ def test_sample(check):
         memory = _model(seed=1, scale=4.0)
         prompts = (torch.tensor([1, 4, 2]), torch.tensor([6, 0, 3, 3, 2]))
         seeds = (5, 6, 7)
-        expected = {(i, seed): _oracle_sample(memory, p, 6, 1.0, seed)[len(p):].tolist()
-                    for i, p in enumerate(prompts) for seed in seeds}  # fmt: skip
+        expected = {
+            (i, seed): _oracle_sample(memory, p, 6, 1.0, seed)[len(p) :].tolist()
+            for i, p in enumerate(prompts)
+            for seed in seeds
+        }
         assert any(expected[0, s] != expected[1, s] for s in seeds), (
             "test set-up: the prompts should lead apart for some seed"
         )
         for (i, seed), want in expected.items():
             p = prompts[i]
             got = rnn.sample(memory, p, 6, generator=torch.Generator().manual_seed(seed))
-            assert_equal(got[len(p):].tolist(), want,
-                         what=f"the 6 characters sampled after prompt {p.tolist()} (seed {seed})",
-                         hint="run the whole prompt through the model once and sample the first "
-                              "character from the logits at its last position, with the state it "
-                              "leaves")  # fmt: skip
+            assert_equal(
+                got[len(p) :].tolist(),
+                want,
+                what=f"the 6 characters sampled after prompt {p.tolist()} (seed {seed})",
+                hint="run the whole prompt through the model once and sample the first "
+                "character from the logits at its last position, with the state it "
+                "leaves",
+            )
     with check("temperature 0.01 is greedy"):
         got = rnn.sample(
             model, prompt, 12, temperature=0.01, generator=torch.Generator().manual_seed(5)
         )
-        assert_equal(got.tolist(), lambda: _oracle_sample(model, prompt, 12, 1.0, 5, greedy=True).tolist(),
-                     what="sample(prompt=[1, 4, 2], n=12, temperature=0.01)",
-                     hint="divide the logits by the temperature (a small one sharpens)")  # fmt: skip
+        assert_equal(
+            got.tolist(),
+            lambda: _oracle_sample(model, prompt, 12, 1.0, 5, greedy=True).tolist(),
+            what="sample(prompt=[1, 4, 2], n=12, temperature=0.01)",
+            hint="divide the logits by the temperature (a small one sharpens)",
+        )
 
 
 @pytest.mark.points(1)
@@ -257,10 +298,13 @@ def test_heldout_perplexity(check):
 
         with check(f"{n} characters, windows of {seq_len}"):
             got = rnn.heldout_perplexity(model, ids, seq_len)
-            assert_close(torch.as_tensor(got, dtype=torch.float64), expected,
-                         what=f"heldout_perplexity of {n} characters in windows of {seq_len}",
-                         hint="windows ids[s : s + seq_len + 1] for s = 0, seq_len, ...; pool NLL and "
-                              "counts over all windows before exp (corpus_perplexity)")  # fmt: skip
+            assert_close(
+                torch.as_tensor(got, dtype=torch.float64),
+                expected,
+                what=f"heldout_perplexity of {n} characters in windows of {seq_len}",
+                hint="windows ids[s : s + seq_len + 1] for s = 0, seq_len, ...; pool NLL and "
+                "counts over all windows before exp (corpus_perplexity)",
+            )
 
 
 # The fast run: 3 epochs of 50 batches (32 windows of 64 characters, Adam lr 1e-2) on 90,000
@@ -273,8 +317,16 @@ def test_heldout_perplexity(check):
 # (seed 7; unigram baseline 27.3); a handout's stand-in: median 7.38, worst 7.72 (unigram 28.1).
 # The threshold is 14% above the worst held-out seed (22% above the stand-in's). (Before, the
 # run scored characters 90,000-95,000 of the text its first 90,000 trained on: worst 7.20.)
-FAST = {"embed_dim": 16, "hidden_size": 64, "num_layers": 1, "seq_len": 64, "batch_size": 32,
-        "batches_per_epoch": 50, "epochs": 3, "lr": 1e-2}  # fmt: skip
+FAST = {
+    "embed_dim": 16,
+    "hidden_size": 64,
+    "num_layers": 1,
+    "seq_len": 64,
+    "batch_size": 32,
+    "batches_per_epoch": 50,
+    "epochs": 3,
+    "lr": 1e-2,
+}
 THRESHOLD = 9.4
 HELDOUT = ("tinyshakespeare/input.txt",)
 TRAIN_CHARS, SCORED_CHARS = 90_000, 5_000
@@ -292,9 +344,12 @@ def graded_run(module, seed: int = 0, heldout: bool | None = None) -> tuple[dict
     scored = held[:SCORED_CHARS] if heldout else train[end:]
     parts = (train[end - TRAIN_CHARS : end], scored)
     result = kit.run(module, kit.CharConfig(seed=seed, **FAST), parts=parts)
-    what = ("5,000 held-out characters" if heldout else
-            "the last 5,000 characters of train.txt (public data in this handout; Gradescope "
-            "scores 5,000 held-out characters)")  # fmt: skip
+    what = (
+        "5,000 held-out characters"
+        if heldout
+        else "the last 5,000 characters of train.txt (public data in this handout; Gradescope "
+        "scores 5,000 held-out characters)"
+    )
     return result, what
 
 
@@ -305,10 +360,18 @@ def test_training_beats_the_threshold(check):
     """150 steps on Tiny Shakespeare bring held-out perplexity to 9.4 or less (unigram: 27.3)"""
     result, scored = graded_run(rnn.module())
     with check("below the unigram baseline"):
-        assert_at_most(result["perplexity"], result["unigram_perplexity"],
-                       what=f"perplexity on {scored} after training", why="the unigram model's",
-                       hint="worse than character frequencies: is the loss shifted, and does "
-                            "each step zero the gradients?")  # fmt: skip
+        assert_at_most(
+            result["perplexity"],
+            result["unigram_perplexity"],
+            what=f"perplexity on {scored} after training",
+            why="the unigram model's",
+            hint="worse than character frequencies: is the loss shifted, and does "
+            "each step zero the gradients?",
+        )
     with check(f"at most {THRESHOLD}"):
-        assert_at_most(result["perplexity"], THRESHOLD, what=f"perplexity on {scored} after training",
-                       why="the reference reaches 8.12 (worst of seeds 0-9: 8.21); 14% margin")  # fmt: skip
+        assert_at_most(
+            result["perplexity"],
+            THRESHOLD,
+            what=f"perplexity on {scored} after training",
+            why="the reference reaches 8.12 (worst of seeds 0-9: 8.21); 14% margin",
+        )

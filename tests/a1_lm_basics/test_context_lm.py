@@ -22,17 +22,24 @@ def test_char_tokenizer(check):
     tok = lm.CharTokenizer(TEXT)
     with check("vocabulary"):
         assert_equal(tok.vocab_size, len(set(TEXT)), what="vocab_size")
-        assert_equal(tok.decode(torch.arange(tok.vocab_size)), "".join(sorted(set(TEXT))),
-                     what="decode(0..V-1)", hint="sort the set of characters")  # fmt: skip
+        assert_equal(
+            tok.decode(torch.arange(tok.vocab_size)),
+            "".join(sorted(set(TEXT))),
+            what="decode(0..V-1)",
+            hint="sort the set of characters",
+        )
     with check("round trip"):
         ids = tok.encode("not to be")
         assert_equal(str(ids.dtype), "torch.int64", what="encode(...).dtype")
         assert_equal(tok.decode(ids), "not to be", what="decode(encode('not to be'))")
     with check("the empty string: (0,) int64"):
         empty = tok.encode("")
-        assert_equal([list(empty.shape), str(empty.dtype)], [[0], "torch.int64"],
-                     what="[shape, dtype] of encode('')",
-                     hint="torch.tensor([]) is float32: pass dtype=torch.long")  # fmt: skip
+        assert_equal(
+            [list(empty.shape), str(empty.dtype)],
+            [[0], "torch.int64"],
+            what="[shape, dtype] of encode('')",
+            hint="torch.tensor([]) is float32: pass dtype=torch.long",
+        )
 
 
 @pytest.mark.points(2)
@@ -44,9 +51,13 @@ def test_averaged_context_equals_a_loop(e):
     def loop():
         return torch.stack([e[:, : t + 1].mean(dim=1) for t in range(e.shape[1])], dim=1)
 
-    assert_close(lm.averaged_context(e), loop, what=f"averaged_context of e {tuple(e.shape)}",
-                 hint="cumsum over time (dim 1) divided by 1, 2, ..., T — the count up to and "
-                      "including step t")  # fmt: skip
+    assert_close(
+        lm.averaged_context(e),
+        loop,
+        what=f"averaged_context of e {tuple(e.shape)}",
+        hint="cumsum over time (dim 1) divided by 1, 2, ..., T — the count up to and "
+        "including step t",
+    )
 
 
 @pytest.mark.points(2)
@@ -61,9 +72,12 @@ def test_causal(idx, t, seed):
     changed = idx.clone()
     changed[:, t + 1 :] = (changed[:, t + 1 :] + 1) % 7
     with torch.no_grad():
-        assert_close(model(changed)[:, : t + 1], model(idx)[:, : t + 1],
-                     what=f"logits at steps 0..{t} after changing the tokens after step {t}",
-                     hint="step t may only average embeddings 1..t: no look-ahead")  # fmt: skip
+        assert_close(
+            model(changed)[:, : t + 1],
+            model(idx)[:, : t + 1],
+            what=f"logits at steps 0..{t} after changing the tokens after step {t}",
+            hint="step t may only average embeddings 1..t: no look-ahead",
+        )
 
 
 @pytest.mark.points(2)
@@ -81,5 +95,9 @@ def test_logits_are_W_times_context(idx):
             steps = [e[:, : t + 1].mean(dim=1) @ model.W.weight.T for t in range(idx.shape[1])]
             return torch.stack(steps, dim=1)
 
-        assert_close(got, expected, what=f"logits for tokens of shape {tuple(idx.shape)}",
-                     hint="logits = W(averaged_context(embed(idx)))")  # fmt: skip
+        assert_close(
+            got,
+            expected,
+            what=f"logits for tokens of shape {tuple(idx.shape)}",
+            hint="logits = W(averaged_context(embed(idx)))",
+        )

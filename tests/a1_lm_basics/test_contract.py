@@ -43,9 +43,14 @@ def test_dan_against_the_reference(case):
     what = f"DAN(V={V}, C={C}, H={H}, K={K}, pad_id={pad_id}) in {'train' if case['train'] else 'eval'} mode"
     ref = reference("a1_lm_basics.dan")
     twin = _mode(twin_of(mine, lambda: ref.DAN(V, C, H, K, pad_id=pad_id), what), case["train"])
-    compare_call(mine, twin, (case["idx"],), what=f"{what} on idx {case['idx'].tolist()}",
-                 seed=case["seed"], hint="mean of the real tokens' embeddings (idx != pad_id), "
-                 "then hidden, ReLU, out")  # fmt: skip
+    compare_call(
+        mine,
+        twin,
+        (case["idx"],),
+        what=f"{what} on idx {case['idx'].tolist()}",
+        seed=case["seed"],
+        hint="mean of the real tokens' embeddings (idx != pad_id), then hidden, ReLU, out",
+    )
 
 
 @pytest.mark.points(2)
@@ -63,9 +68,15 @@ def test_char_rnn_against_the_reference(case):
     state = case.get("state")
     args = (case["idx"],) if state is None else (case["idx"], state)
     where = "from zeros" if state is None else "from a given (h, c)"
-    compare_call(mine, twin, args, what=f"{what} on idx {case['idx'].tolist()} {where}",
-                 seed=case["seed"], hint="embed, the LSTM from the given state, the head at every "
-                 "step; return the LSTM's new state")  # fmt: skip
+    compare_call(
+        mine,
+        twin,
+        args,
+        what=f"{what} on idx {case['idx'].tolist()} {where}",
+        seed=case["seed"],
+        hint="embed, the LSTM from the given state, the head at every "
+        "step; return the LSTM's new state",
+    )
 
 
 @pytest.mark.points(1)
@@ -80,5 +91,11 @@ def test_averaged_context_lm_against_the_reference(case):
     what = f"AveragedContextLM(V={V}, C={C}) in {'train' if case['train'] else 'eval'} mode"
     ref = reference("a1_lm_basics.context_lm")
     twin = _mode(twin_of(mine, lambda: ref.AveragedContextLM(V, C), what), case["train"])
-    compare_call(mine, twin, (case["idx"],), what=f"{what} on idx {case['idx'].tolist()}",
-                 seed=case["seed"], hint="embed, averaged_context, then W")  # fmt: skip
+    compare_call(
+        mine,
+        twin,
+        (case["idx"],),
+        what=f"{what} on idx {case['idx'].tolist()}",
+        seed=case["seed"],
+        hint="embed, averaged_context, then W",
+    )

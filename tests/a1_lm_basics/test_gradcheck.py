@@ -55,16 +55,27 @@ def test_numerical_gradient_matches_autograd(check):
                 why="a centred difference with h=1e-6 is accurate to ~1e-9 on these functions",
                 hint="use (f(x+h) - f(x-h)) / 2h — the one-sided difference is only O(h) accurate",
             )
-            assert_unchanged(x, before, what="numerical_gradient's x", rtol=1e-12, atol=1e-12,
-                             why="restoring by arithmetic (x + h - 2h + h) may round in the last bits",
-                             hint="restore each element after moving it")  # fmt: skip
+            assert_unchanged(
+                x,
+                before,
+                what="numerical_gradient's x",
+                rtol=1e-12,
+                atol=1e-12,
+                why="restoring by arithmetic (x + h - 2h + h) may round in the last bits",
+                hint="restore each element after moving it",
+            )
     with check("uses the step h it is given, and restores each element (h = 0.01 on (Σx)⁴)"):
         x = _x()
-        assert_close(gc.numerical_gradient(_quartic, x, h=0.01), lambda x=x: _quartic_centred(x, 0.01),
-                     what="numerical gradient of (Σx)⁴ with h = 0.01", rtol=1e-8, atol=1e-8,
-                     why="the exact centred difference 4s³ + 4sh²; rounding is ~1e-12 at this h",
-                     hint="move element i by +h and -h with the h argument (not a fixed step), and put it "
-                          "back before moving the next one: (Σx)⁴ couples every entry")  # fmt: skip
+        assert_close(
+            gc.numerical_gradient(_quartic, x, h=0.01),
+            lambda x=x: _quartic_centred(x, 0.01),
+            what="numerical gradient of (Σx)⁴ with h = 0.01",
+            rtol=1e-8,
+            atol=1e-8,
+            why="the exact centred difference 4s³ + 4sh²; rounding is ~1e-12 at this h",
+            hint="move element i by +h and -h with the h argument (not a fixed step), and put it "
+            "back before moving the next one: (Σx)⁴ couples every entry",
+        )
 
 
 @pytest.mark.points(1)
@@ -75,21 +86,48 @@ def test_relative_error(check):
     b = torch.tensor([1.1, -2.0, 0.0], dtype=torch.float64)
     t = partial(torch.tensor, dtype=torch.float64)
     cases = {
-        "[1, -2, 0] vs [1.1, -2, 0]: 0.1 / 1.1": (a, b, 0.1 / 1.1, "divide |a - b| by the larger of |a| and |b| elementwise"),
-        "[-3] vs [1]: 4 / 3": (t([-3.0]), t([1.0]), 4 / 3,
-                                "take absolute values before the larger one: max(|a|, |b|), not |max(a, b)|"),
-        "[0.5] vs [-0.5]: below 1 the error is absolute, 1": (t([0.5]), t([-0.5]), 1.0,
-                                "the denominator is max(1, |a|, |b|): below 1 it is 1"),
-        "[1e-7] vs [2e-7]: 1e-7 (absolute), not 1/3": (t([1e-7]), t([2e-7]), 1e-7,
-                                "floor the denominator at 1, else near-zero entries of a right gradient fail"),
-        "[5, 0.01] vs [5, 0.5]: the largest error, 0.49": (t([5.0, 0.01]), t([5.0, 0.5]), 0.49,
-                                "take the largest elementwise error, not the mean"),
-    }  # fmt: skip
+        "[1, -2, 0] vs [1.1, -2, 0]: 0.1 / 1.1": (
+            a,
+            b,
+            0.1 / 1.1,
+            "divide |a - b| by the larger of |a| and |b| elementwise",
+        ),
+        "[-3] vs [1]: 4 / 3": (
+            t([-3.0]),
+            t([1.0]),
+            4 / 3,
+            "take absolute values before the larger one: max(|a|, |b|), not |max(a, b)|",
+        ),
+        "[0.5] vs [-0.5]: below 1 the error is absolute, 1": (
+            t([0.5]),
+            t([-0.5]),
+            1.0,
+            "the denominator is max(1, |a|, |b|): below 1 it is 1",
+        ),
+        "[1e-7] vs [2e-7]: 1e-7 (absolute), not 1/3": (
+            t([1e-7]),
+            t([2e-7]),
+            1e-7,
+            "floor the denominator at 1, else near-zero entries of a right gradient fail",
+        ),
+        "[5, 0.01] vs [5, 0.5]: the largest error, 0.49": (
+            t([5.0, 0.01]),
+            t([5.0, 0.5]),
+            0.49,
+            "take the largest elementwise error, not the mean",
+        ),
+    }
     for label, (u, v, want, hint) in cases.items():
         with check(label):
-            assert_close(torch.tensor(gc.relative_error(u, v), dtype=torch.float64),
-                         torch.tensor(want, dtype=torch.float64), what="relative_error(a, b)",
-                         rtol=1e-9, atol=0.0, why="one division in float64", hint=hint)  # fmt: skip
+            assert_close(
+                torch.tensor(gc.relative_error(u, v), dtype=torch.float64),
+                torch.tensor(want, dtype=torch.float64),
+                what="relative_error(a, b)",
+                rtol=1e-9,
+                atol=0.0,
+                why="one division in float64",
+                hint=hint,
+            )
 
 
 @pytest.mark.points(2)
@@ -104,24 +142,39 @@ def test_gradient_check_tells_right_from_wrong(check):
         assert_equal(bool(ok), True, what=f"gradient_check on the true gradient (error {err:.2e})")
     with check("a wrong gradient (2x²) fails"):
         ok, err = gc.gradient_check(f, x, 2 * x**2)
-        assert_equal(bool(ok), False, what=f"gradient_check on 2x² (error {err:.2e})",
-                     hint="compare the relative error with the tolerance")  # fmt: skip
+        assert_equal(
+            bool(ok),
+            False,
+            what=f"gradient_check on 2x² (error {err:.2e})",
+            hint="compare the relative error with the tolerance",
+        )
     with check("passes h on: 3x² + h² is the exact centred difference with h = 0.1"):
         ok, err = gc.gradient_check(f, x, right + 0.01, h=0.1, tol=1e-8)
-        assert_equal(bool(ok), True, what=f"gradient_check(..., h=0.1, tol=1e-8) on 3x² + 0.01 (error {err:.2e})",
-                     hint="pass h on to numerical_gradient")  # fmt: skip
+        assert_equal(
+            bool(ok),
+            True,
+            what=f"gradient_check(..., h=0.1, tol=1e-8) on 3x² + 0.01 (error {err:.2e})",
+            hint="pass h on to numerical_gradient",
+        )
     with check("the bound is inclusive: an error of exactly tol passes (0 at tol=0)"):
         # A constant function: the centred difference is exactly 0, and so is the gradient.
         ok, err = gc.gradient_check(lambda z: (z * 0).sum(), x, torch.zeros_like(x), tol=0.0)
-        assert_equal(bool(ok), True, what=f"gradient_check of a constant function at tol=0 (error {err:.2e})",
-                     hint="the check passes when relative_error <= tol, as the docstring says (not <)")  # fmt: skip
+        assert_equal(
+            bool(ok),
+            True,
+            what=f"gradient_check of a constant function at tol=0 (error {err:.2e})",
+            hint="the check passes when relative_error <= tol, as the docstring says (not <)",
+        )
     with check("honours tol: a 1e-4 error passes at tol=1e-3 and fails at the default 1e-5"):
         off = right + 1e-4
         ok_loose, err = gc.gradient_check(f, x, off, tol=1e-3)
         ok_strict, _ = gc.gradient_check(f, x, off)
-        assert_equal((bool(ok_loose), bool(ok_strict)), (True, False),
-                     what=f"gradient_check at tol=1e-3 and at the default (error {err:.2e})",
-                     hint="compare the error with the tol argument, default 1e-5")  # fmt: skip
+        assert_equal(
+            (bool(ok_loose), bool(ok_strict)),
+            (True, False),
+            what=f"gradient_check at tol=1e-3 and at the default (error {err:.2e})",
+            hint="compare the error with the tol argument, default 1e-5",
+        )
 
 
 def _sigmoid_network_seed_19():
@@ -149,12 +202,20 @@ def test_gradient_check_accepts_near_zero_entries(check):
     right = _autograd(loss, x)
     with check(f"∂J/∂x (smallest entry {float(right.abs().min()):.1e}) passes"):
         ok, err = gc.gradient_check(loss, x, right)
-        assert_equal(bool(ok), True, what=f"gradient_check on autograd's ∂J/∂x (error {err:.2e})",
-                     hint="divide by max(1, |a|, |b|): |a| + |b| alone makes the finite difference's "
-                          "1e-10 absolute error look large next to an entry of 1e-6")  # fmt: skip
+        assert_equal(
+            bool(ok),
+            True,
+            what=f"gradient_check on autograd's ∂J/∂x (error {err:.2e})",
+            hint="divide by max(1, |a|, |b|): |a| + |b| alone makes the finite difference's "
+            "1e-10 absolute error look large next to an entry of 1e-6",
+        )
     with check("the same gradient with one entry off by 1e-3 fails"):
         wrong = right.clone()
         wrong[0, 0] += 1e-3
         ok, err = gc.gradient_check(loss, x, wrong)
-        assert_equal(bool(ok), False, what=f"gradient_check on a gradient off by 1e-3 (error {err:.2e})",
-                     hint="the floor is 1, not larger: an absolute error of 1e-3 must fail")  # fmt: skip
+        assert_equal(
+            bool(ok),
+            False,
+            what=f"gradient_check on a gradient off by 1e-3 (error {err:.2e})",
+            hint="the floor is 1, not larger: an absolute error of 1e-3 must fail",
+        )

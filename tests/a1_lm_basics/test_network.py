@@ -32,8 +32,12 @@ def test_forward_loss(case):
     """network_forward's loss equals the mean cross-entropy of softmax(σ(x W1 + b1) W2 + b2)"""
     loss, _ = net.network_forward(**case)
     B, D = case["x"].shape
-    assert_close(loss, lambda: oracle(case)[0], what=f"the loss for B={B}, D={D}",
-                 hint="h = sigmoid(x @ W1 + b1); logits = h @ W2 + b2; mean cross-entropy")  # fmt: skip
+    assert_close(
+        loss,
+        lambda: oracle(case)[0],
+        what=f"the loss for B={B}, D={D}",
+        hint="h = sigmoid(x @ W1 + b1); logits = h @ W2 + b2; mean cross-entropy",
+    )
 
 
 HINTS = {
@@ -55,8 +59,9 @@ def test_backward_matches_autograd(case):
     assert len(grads) == 5, "return (dx, dW1, db1, dW2, db2)"
     expected = oracle(case)[1]
     for name, got, want in zip(NAMES, grads, expected, strict=True):
-        assert_close(got, want, what=f"d{name} for x of shape {tuple(case['x'].shape)}",
-                     hint=HINTS[name])  # fmt: skip
+        assert_close(
+            got, want, what=f"d{name} for x of shape {tuple(case['x'].shape)}", hint=HINTS[name]
+        )
 
 
 @pytest.mark.points(1)
@@ -84,6 +89,12 @@ def test_backward_matches_finite_differences(check):
                 )
                 return F.cross_entropy(h @ case["W2"] + case["b2"], case["y"])
 
-            assert_close(got, lambda name=name, loss_of=loss_of: numerical_gradient(loss_of, case[name]),
-                         what=f"d{name} vs a centred finite difference", rtol=1e-6, atol=1e-9,
-                         why="finite differences with h=1e-6 carry ~1e-10 error", hint=HINTS[name])  # fmt: skip
+            assert_close(
+                got,
+                lambda name=name, loss_of=loss_of: numerical_gradient(loss_of, case[name]),
+                what=f"d{name} vs a centred finite difference",
+                rtol=1e-6,
+                atol=1e-9,
+                why="finite differences with h=1e-6 carry ~1e-10 error",
+                hint=HINTS[name],
+            )

@@ -32,9 +32,12 @@ def test_base_does_not_matter(lp):
         natural, lambda: torch.exp(-lp.mean()), what="perplexity of natural-log probabilities"
     )
     for base in (2.0, 10.0):
-        assert_close(pp.perplexity_from_log_probs(lp / math.log(base), base=base), natural,
-                     what=f"perplexity of the same probabilities in log{base:g}",
-                     hint="raise the given base to the mean negative log-probability")  # fmt: skip
+        assert_close(
+            pp.perplexity_from_log_probs(lp / math.log(base), base=base),
+            natural,
+            what=f"perplexity of the same probabilities in log{base:g}",
+            hint="raise the given base to the mean negative log-probability",
+        )
 
 
 @pytest.mark.points(3)
@@ -43,14 +46,20 @@ def test_base_does_not_matter(lp):
 def test_matches_cross_entropy_and_ignores_padding(batch):
     """perplexity(logits, targets) = exp(mean CE over non-padding tokens); padding never counts"""
     logits, targets = batch
-    assert_close(pp.perplexity(logits, targets, ignore_index=PAD), lambda: _oracle(logits, targets),
-                 what=f"perplexity of a padded batch {tuple(targets.shape)}",
-                 hint="average over the scored tokens only: padding (ignore_index) is neither in the "
-                      "sum nor in the count")  # fmt: skip
+    assert_close(
+        pp.perplexity(logits, targets, ignore_index=PAD),
+        lambda: _oracle(logits, targets),
+        what=f"perplexity of a padded batch {tuple(targets.shape)}",
+        hint="average over the scored tokens only: padding (ignore_index) is neither in the "
+        "sum nor in the count",
+    )
     noisy = logits.clone()
     noisy[targets == PAD] = 123.0  # whatever the model says at padding changes nothing
-    assert_close(pp.perplexity(noisy, targets, ignore_index=PAD), lambda: _oracle(logits, targets),
-                 what="perplexity after changing the logits at padded positions")  # fmt: skip
+    assert_close(
+        pp.perplexity(noisy, targets, ignore_index=PAD),
+        lambda: _oracle(logits, targets),
+        what="perplexity after changing the logits at padded positions",
+    )
 
 
 @pytest.mark.points(2)
@@ -59,14 +68,20 @@ def test_uniform_and_perfect_models(check):
     """a uniform model's perplexity is V, a perfect model's 1, a confidently wrong one's finite"""
     targets = torch.tensor([[0, 3, 1, PAD], [2, 2, PAD, PAD]])
     with check("uniform over V = 5"):
-        assert_close(pp.perplexity(torch.zeros(2, 4, 5, dtype=torch.float64), targets, ignore_index=PAD),
-                     torch.tensor(5.0, dtype=torch.float64), what="perplexity of a uniform model")  # fmt: skip
+        assert_close(
+            pp.perplexity(torch.zeros(2, 4, 5, dtype=torch.float64), targets, ignore_index=PAD),
+            torch.tensor(5.0, dtype=torch.float64),
+            what="perplexity of a uniform model",
+        )
     with check("perfect model"):
         perfect = torch.full((2, 4, 5), -50.0, dtype=torch.float64)
         keep = targets != PAD
         perfect[keep.nonzero(as_tuple=True) + (targets[keep],)] = 50.0
-        assert_close(pp.perplexity(perfect, targets, ignore_index=PAD),
-                     torch.tensor(1.0, dtype=torch.float64), what="perplexity of a perfect model")  # fmt: skip
+        assert_close(
+            pp.perplexity(perfect, targets, ignore_index=PAD),
+            torch.tensor(1.0, dtype=torch.float64),
+            what="perplexity of a perfect model",
+        )
     for dtype, gap, n in ((torch.float32, 200.0, 50), (torch.float64, 800.0, 200)):
         with check(f"one confidently wrong token among {n}, {dtype}: a finite perplexity"):
             # Its probability, e^-gap, is below the dtype's smallest number: softmax rounds it
@@ -76,11 +91,14 @@ def test_uniform_and_perfect_models(check):
             wrong = torch.zeros(1, n, dtype=torch.long)
             wrong[0, n // 2] = 1
             logits[0, n // 2] = torch.tensor([0.0, -gap, 0.0, 0.0])
-            assert_close(pp.perplexity(logits, wrong, ignore_index=PAD), lambda lg=logits, w=wrong: _oracle(lg, w),
-                         what=f"perplexity with logits {gap:g} apart ({dtype})",
-                         hint="take log-probabilities with log_softmax (or logits minus their "
-                              "logsumexp): log(softmax(...)) underflows to -inf for a token the "
-                              "model rules out")  # fmt: skip
+            assert_close(
+                pp.perplexity(logits, wrong, ignore_index=PAD),
+                lambda lg=logits, w=wrong: _oracle(lg, w),
+                what=f"perplexity with logits {gap:g} apart ({dtype})",
+                hint="take log-probabilities with log_softmax (or logits minus their "
+                "logsumexp): log(softmax(...)) underflows to -inf for a token the "
+                "model rules out",
+            )
     with check("ignore_index=0 (a class id) is honoured, by perplexity and corpus_perplexity"):
         g = torch.Generator().manual_seed(3)
         logits = torch.randn(2, 4, 5, generator=g, dtype=torch.float64)
@@ -94,11 +112,18 @@ def test_uniform_and_perfect_models(check):
             )
 
         hint = "use the ignore_index argument (not a fixed -100) to choose the scored positions"
-        assert_close(pp.perplexity(logits, zero_pad, ignore_index=0), oracle,
-                     what="perplexity with ignore_index=0", hint=hint)  # fmt: skip
-        assert_close(pp.corpus_perplexity([(logits, zero_pad)], ignore_index=0), oracle,
-                     what="corpus_perplexity of one batch with ignore_index=0",
-                     hint="pass ignore_index on to nll_sum_and_count")  # fmt: skip
+        assert_close(
+            pp.perplexity(logits, zero_pad, ignore_index=0),
+            oracle,
+            what="perplexity with ignore_index=0",
+            hint=hint,
+        )
+        assert_close(
+            pp.corpus_perplexity([(logits, zero_pad)], ignore_index=0),
+            oracle,
+            what="corpus_perplexity of one batch with ignore_index=0",
+            hint="pass ignore_index on to nll_sum_and_count",
+        )
 
 
 @pytest.mark.points(2)
@@ -115,7 +140,10 @@ def test_a_corpus_is_weighted_by_tokens(a, b):
         targets = torch.cat([a[1].reshape(-1), b[1].reshape(-1)])
         return torch.exp(F.cross_entropy(logits, targets, ignore_index=PAD))
 
-    assert_close(pp.corpus_perplexity([a, b], ignore_index=PAD), pooled,
-                 what="perplexity of two batches together",
-                 hint="sum the negative log-likelihoods and the token counts over all batches, then "
-                      "divide once — averaging per-batch (or per-sentence) perplexities is biased")  # fmt: skip
+    assert_close(
+        pp.corpus_perplexity([a, b], ignore_index=PAD),
+        pooled,
+        what="perplexity of two batches together",
+        hint="sum the negative log-likelihoods and the token counts over all batches, then "
+        "divide once — averaging per-batch (or per-sentence) perplexities is biased",
+    )

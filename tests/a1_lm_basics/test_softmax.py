@@ -39,8 +39,12 @@ def test_softmax_rows(check):
         before = snapshot(x)
         got = sm.softmax(mutable(x))  # changes to x come back: there must be none
         assert_close(got, torch.softmax(before, dim=-1), what="softmax of three rows")
-        assert_unchanged(x, before, what="softmax's x",
-                         hint="x - max makes a new tensor; x -= max (or x.sub_) overwrites the caller's")  # fmt: skip
+        assert_unchanged(
+            x,
+            before,
+            what="softmax's x",
+            hint="x - max makes a new tensor; x -= max (or x.sub_) overwrites the caller's",
+        )
 
 
 @pytest.mark.points(2)
@@ -81,8 +85,12 @@ def test_cross_entropy_values(check):
         y = torch.tensor([2, 0, 1])
         got = sm.cross_entropy(mutable(logits), y)
         assert_close(got, F.cross_entropy(before, y), what="cross_entropy of a batch of three")
-        assert_unchanged(logits, before, what="cross_entropy's logits",
-                         hint="logits - max makes a new tensor; an in-place shift overwrites the caller's")  # fmt: skip
+        assert_unchanged(
+            logits,
+            before,
+            what="cross_entropy's logits",
+            hint="logits - max makes a new tensor; an in-place shift overwrites the caller's",
+        )
 
 
 @pytest.mark.points(2)

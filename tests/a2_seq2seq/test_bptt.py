@@ -51,9 +51,12 @@ def test_step_forward(case):
     """rnn_step_forward gives next_h = tanh(x Uᵀ + prev_h Wᵀ + b)"""
     inputs = {k: case[k] for k in STEP}
     next_h, _ = bptt.rnn_step_forward(**inputs)
-    assert_close(next_h, lambda: _step(**inputs),
-                 what=f"next_h for x {tuple(case['x'].shape)}, prev_h {tuple(case['prev_h'].shape)}",
-                 hint="a = x @ U.T + prev_h @ W.T + b, then torch.tanh(a)")  # fmt: skip
+    assert_close(
+        next_h,
+        lambda: _step(**inputs),
+        what=f"next_h for x {tuple(case['x'].shape)}, prev_h {tuple(case['prev_h'].shape)}",
+        hint="a = x @ U.T + prev_h @ W.T + b, then torch.tanh(a)",
+    )
 
 
 STEP_HINTS = {
@@ -75,10 +78,13 @@ def test_step_backward_matches_autograd(case):
     grads = bptt.rnn_step_backward(case["dnext_h"], cache)
     shape = f"x {tuple(case['x'].shape)}, prev_h {tuple(case['prev_h'].shape)}"
     for i, name in enumerate(STEP):
-        assert_close(grads[i], lambda i=i: _autograd(_step, inputs, STEP, g=case["dnext_h"])[i],
-                     what=f"d{name} of one step for {shape}",
-                     hint=f"{STEP_HINTS[name]}. tanh' is 1 - tanh² of the *output* next_h, not "
-                          "of the pre-activation a")  # fmt: skip
+        assert_close(
+            grads[i],
+            lambda i=i: _autograd(_step, inputs, STEP, g=case["dnext_h"])[i],
+            what=f"d{name} of one step for {shape}",
+            hint=f"{STEP_HINTS[name]}. tanh' is 1 - tanh² of the *output* next_h, not "
+            "of the pre-activation a",
+        )
 
 
 @pytest.mark.points(1)
@@ -87,9 +93,13 @@ def test_step_backward_matches_autograd(case):
 def test_forward_loss(case):
     """rnn_forward's loss is Σ_t CE(softmax(V h_t + c), y_t), averaged over the batch"""
     loss, _ = bptt.rnn_forward(**case)
-    assert_close(loss, lambda: _loss(**case), what=f"the loss for {_describe(case)}",
-                 hint="h_t = tanh(x_t Uᵀ + h_{t-1} Wᵀ + b) from h_0; o_t = h_t Vᵀ + c; add the "
-                      "cross-entropies of every step and divide by B only")  # fmt: skip
+    assert_close(
+        loss,
+        lambda: _loss(**case),
+        what=f"the loss for {_describe(case)}",
+        hint="h_t = tanh(x_t Uᵀ + h_{t-1} Wᵀ + b) from h_0; o_t = h_t Vᵀ + c; add the "
+        "cross-entropies of every step and divide by B only",
+    )
 
 
 HINTS = {
@@ -108,8 +118,12 @@ def _check_backward(case, names):
     grads = dict(zip(PARAMS, bptt.rnn_backward(cache), strict=True))
     for name in names:
         i = PARAMS.index(name)
-        assert_close(grads[name], lambda i=i: _autograd(_loss, case, PARAMS)[i],
-                     what=f"d{name} for {_describe(case)}", hint=HINTS[name])  # fmt: skip
+        assert_close(
+            grads[name],
+            lambda i=i: _autograd(_loss, case, PARAMS)[i],
+            what=f"d{name} for {_describe(case)}",
+            hint=HINTS[name],
+        )
 
 
 @pytest.mark.points(1)
@@ -143,8 +157,16 @@ def _handout_case() -> dict[str, torch.Tensor]:
     def t(*shape):
         return torch.randn(*shape, generator=g, dtype=torch.float64) * 0.8
 
-    return {"x": t(1, 4, 3), "y": torch.tensor([[1, 4, 0, 2]]), "h0": t(1, 4), "U": t(4, 3),
-            "W": t(4, 4), "V": t(5, 4), "b": t(4), "c": t(5)}  # fmt: skip
+    return {
+        "x": t(1, 4, 3),
+        "y": torch.tensor([[1, 4, 0, 2]]),
+        "h0": t(1, 4),
+        "U": t(4, 3),
+        "W": t(4, 4),
+        "V": t(5, 4),
+        "b": t(4),
+        "c": t(5),
+    }
 
 
 @pytest.mark.points(2)
@@ -160,16 +182,22 @@ def test_backward_matches_finite_differences(check):
             def loss_of(value, name=name):
                 return _loss(**{**case, name: value})
 
-            assert_close(grads[i], lambda name=name, f=loss_of: numerical_gradient(f, case[name]),
-                         what=f"d{name} vs a centred finite difference (T=4, B=1, D=3, H=4, V=5)",
-                         rtol=1e-6, atol=1e-9,
-                         why="finite differences with h=1e-6 carry ~1e-10 error",
-                         hint=HINTS[name])  # fmt: skip
+            assert_close(
+                grads[i],
+                lambda name=name, f=loss_of: numerical_gradient(f, case[name]),
+                what=f"d{name} vs a centred finite difference (T=4, B=1, D=3, H=4, V=5)",
+                rtol=1e-6,
+                atol=1e-9,
+                why="finite differences with h=1e-6 carry ~1e-10 error",
+                hint=HINTS[name],
+            )
 
 
-IN_PLACE_HINT = ("work on new tensors (da = dnext_h * (1 - next_h**2), do = (y_hat - onehot) / B): "
-                 "an in-place operation (*=, -=, mul_, sub_, x[...] = ...) on an argument or on the "
-                 "cache changes the caller's tensors")  # fmt: skip
+IN_PLACE_HINT = (
+    "work on new tensors (da = dnext_h * (1 - next_h**2), do = (y_hat - onehot) / B): "
+    "an in-place operation (*=, -=, mul_, sub_, x[...] = ...) on an argument or on the "
+    "cache changes the caller's tensors"
+)
 
 
 @pytest.mark.points(1)
@@ -177,19 +205,32 @@ IN_PLACE_HINT = ("work on new tensors (da = dnext_h * (1 - next_h**2), do = (y_h
 def test_arguments_left_unchanged(check):
     """the four functions leave their arguments, and the cache, as they found them"""
     case = _handout_case()
-    step = {"x": case["x"][:, 0], "prev_h": case["h0"], "U": case["U"], "W": case["W"],
-            "b": case["b"]}  # fmt: skip
+    step = {
+        "x": case["x"][:, 0],
+        "prev_h": case["h0"],
+        "U": case["U"],
+        "W": case["W"],
+        "b": case["b"],
+    }
     with check("rnn_step_forward"):
-        call_leaving_unchanged(bptt.rnn_step_forward, **step, what="rnn_step_forward's arguments",
-                               hint=IN_PLACE_HINT)  # fmt: skip
+        call_leaving_unchanged(
+            bptt.rnn_step_forward, **step, what="rnn_step_forward's arguments", hint=IN_PLACE_HINT
+        )
     with check("rnn_step_backward: dnext_h and the cache"):
         _, cache = bptt.rnn_step_forward(**step)
-        call_leaving_unchanged(bptt.rnn_step_backward, torch.ones_like(case["h0"]), cache,
-                               what="rnn_step_backward's dnext_h and cache", hint=IN_PLACE_HINT)  # fmt: skip
+        call_leaving_unchanged(
+            bptt.rnn_step_backward,
+            torch.ones_like(case["h0"]),
+            cache,
+            what="rnn_step_backward's dnext_h and cache",
+            hint=IN_PLACE_HINT,
+        )
     with check("rnn_forward"):
-        call_leaving_unchanged(bptt.rnn_forward, **case, what="rnn_forward's arguments",
-                               hint=IN_PLACE_HINT)  # fmt: skip
+        call_leaving_unchanged(
+            bptt.rnn_forward, **case, what="rnn_forward's arguments", hint=IN_PLACE_HINT
+        )
     with check("rnn_backward: the cache"):
         _, cache = bptt.rnn_forward(**case)
-        call_leaving_unchanged(bptt.rnn_backward, cache, what="rnn_backward's cache",
-                               hint=IN_PLACE_HINT)  # fmt: skip
+        call_leaving_unchanged(
+            bptt.rnn_backward, cache, what="rnn_backward's cache", hint=IN_PLACE_HINT
+        )

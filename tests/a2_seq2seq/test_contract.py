@@ -50,9 +50,15 @@ def test_vanilla_rnn_against_the_reference(case, train):
     what = f"VanillaRNN(C={C}, H={H}, V={V}) in {_named(train)} mode"
     ref = reference("a2_seq2seq.rnn")
     twin = _mode(twin_of(mine, lambda: ref.VanillaRNN(C, H, V), what), train)
-    compare_call(mine, twin, (case["x"][:, 0], case["h0"]), what=f"{what}, one step",
-                 seed=case["seed"], hint="combine [input ; hidden], i2h then tanh for the new "
-                 "hidden, i2o then log-softmax for the output")  # fmt: skip
+    compare_call(
+        mine,
+        twin,
+        (case["x"][:, 0], case["h0"]),
+        what=f"{what}, one step",
+        seed=case["seed"],
+        hint="combine [input ; hidden], i2h then tanh for the new "
+        "hidden, i2o then log-softmax for the output",
+    )
 
 
 @pytest.mark.points(1)
@@ -69,15 +75,22 @@ def test_lstm_against_the_reference(case, train):
     twin = _mode(twin_of(mine, lambda: ref.LSTM(C, H), what), train)
     states = None if case["h0"] is None else (case["h0"], case["c0"])
     args = (case["x"],) if states is None else (case["x"], states)
-    compare_call(mine, twin, args, what=f"{what} on x {tuple(case['x'].shape)}"
-                 f"{'' if states is None else ' from (h_0, c_0)'}", seed=case["seed"],
-                 hint="the four gates of every step from x_t and h_{t-1}; c_t = f c_{t-1} + i g, "
-                 "h_t = o tanh(c_t)")  # fmt: skip
+    compare_call(
+        mine,
+        twin,
+        args,
+        what=f"{what} on x {tuple(case['x'].shape)}{'' if states is None else ' from (h_0, c_0)'}",
+        seed=case["seed"],
+        hint="the four gates of every step from x_t and h_{t-1}; c_t = f c_{t-1} + i g, "
+        "h_t = o tanh(c_t)",
+    )
 
 
 def _sizes(case) -> str:
-    return (f"V_src={case['V_src']}, V_tgt={case['V_tgt']}, C={case['C']}, H_enc={case['H_enc']}, "
-            f"H_dec={case['H_dec']}, {case['model_type']}, attention={case['attention']}")  # fmt: skip
+    return (
+        f"V_src={case['V_src']}, V_tgt={case['V_tgt']}, C={case['C']}, H_enc={case['H_enc']}, "
+        f"H_dec={case['H_dec']}, {case['model_type']}, attention={case['attention']}"
+    )
 
 
 def _dropout(train: bool, case) -> float:
@@ -99,13 +112,21 @@ def test_encoder_and_decoder_against_the_reference(case, train):
     twin = _mode(
         twin_of(encoder, lambda: ref.Encoder(V_src, C, H_enc, H_dec, p, kind), what), train
     )
-    compare_call(encoder, twin, (case["source"],), what=f"{what} on {case['source'].tolist()}",
-                 seed=case["seed"], hint="embedding, dropout, the recurrent layer; the hidden "
-                 "state through linear1, ReLU, linear2 and tanh")  # fmt: skip
+    compare_call(
+        encoder,
+        twin,
+        (case["source"],),
+        what=f"{what} on {case['source'].tolist()}",
+        seed=case["seed"],
+        hint="embedding, dropout, the recurrent layer; the hidden "
+        "state through linear1, ReLU, linear2 and tanh",
+    )
     decoder = _mode(s2s.Decoder(C, H_enc, H_dec, V_tgt, p, kind, attention).double(), train)
     what = f"Decoder({_sizes(case)}, dropout={p:g}) in {_named(train)} mode"
-    twin = _mode(twin_of(decoder, lambda: ref.Decoder(C, H_enc, H_dec, V_tgt, p, kind, attention),
-                         what), train)  # fmt: skip
+    twin = _mode(
+        twin_of(decoder, lambda: ref.Decoder(C, H_enc, H_dec, V_tgt, p, kind, attention), what),
+        train,
+    )
     g = torch.Generator().manual_seed(case["seed"])
     B, T = case["B"], case["T"]
     h = torch.randn(1, B, H_dec, generator=g, dtype=torch.float64)
@@ -113,9 +134,15 @@ def test_encoder_and_decoder_against_the_reference(case, train):
         (h, torch.randn(1, B, H_dec, generator=g, dtype=torch.float64)) if kind == "LSTM" else h
     )
     enc = torch.randn(B, T, H_enc, generator=g, dtype=torch.float64)
-    compare_call(decoder, twin, (case["target"][:, :1], hidden, enc), what=f"{what}, one step",
-                 seed=case["seed"], hint="embedding and dropout; with attention, the cosine "
-                 "context and attn; the recurrent layer; linear and log-softmax")  # fmt: skip
+    compare_call(
+        decoder,
+        twin,
+        (case["target"][:, :1], hidden, enc),
+        what=f"{what}, one step",
+        seed=case["seed"],
+        hint="embedding and dropout; with attention, the cosine "
+        "context and attn; the recurrent layer; linear and log-softmax",
+    )
 
 
 @pytest.mark.points(2)
@@ -128,23 +155,38 @@ def test_seq2seq_against_the_reference(case, train, forced):
     kind, attention, p = case["model_type"], case["attention"], _dropout(train, case)
     ref = reference("a2_seq2seq.seq2seq")
     torch.manual_seed(case["seed"])
-    mine = s2s.Seq2Seq(s2s.Encoder(V_src, C, H_enc, H_dec, p, kind),
-                       s2s.Decoder(C, H_enc, H_dec, V_tgt, p, kind, attention), "cpu", attention)  # fmt: skip
+    mine = s2s.Seq2Seq(
+        s2s.Encoder(V_src, C, H_enc, H_dec, p, kind),
+        s2s.Decoder(C, H_enc, H_dec, V_tgt, p, kind, attention),
+        "cpu",
+        attention,
+    )
     mine = _mode(mine.double(), train)
     how = "teacher-forced" if forced else "greedy"
     what = f"Seq2Seq({_sizes(case)}, dropout={p:g}) in {_named(train)} mode, {how}"
 
     def build():
-        return ref.Seq2Seq(ref.Encoder(V_src, C, H_enc, H_dec, p, kind),
-                           ref.Decoder(C, H_enc, H_dec, V_tgt, p, kind, attention), "cpu", attention)  # fmt: skip
+        return ref.Seq2Seq(
+            ref.Encoder(V_src, C, H_enc, H_dec, p, kind),
+            ref.Decoder(C, H_enc, H_dec, V_tgt, p, kind, attention),
+            "cpu",
+            attention,
+        )
 
     twin = _mode(twin_of(mine, build, what), train)
     source, target = case["source"].clone(), case["target"].clone()
     source[:, 0] = target[:, 0] = case["sos"]  # the same <sos> id in both vocabularies
     kwargs = {"target": target} if forced else {}
-    compare_call(mine, twin, (source,), kwargs, what=f"{what} on {source.tolist()}",
-                 seed=case["seed"], hint="encode once; decode step by step from <sos>, feeding the "
-                 "gold word (teacher forcing) or the previous argmax (greedy)")  # fmt: skip
+    compare_call(
+        mine,
+        twin,
+        (source,),
+        kwargs,
+        what=f"{what} on {source.tolist()}",
+        seed=case["seed"],
+        hint="encode once; decode step by step from <sos>, feeding the "
+        "gold word (teacher forcing) or the previous argmax (greedy)",
+    )
 
 
 METHODS = ("forward", "embed", "multi_head_attention", "feedforward_layer", "final_layer")
@@ -157,16 +199,33 @@ METHODS = ("forward", "embed", "multi_head_attention", "feedforward_layer", "fin
 def test_translator_against_the_reference(case, method):
     """TransformerTranslator, method by method: outputs and every parameter's gradient, as the reference's"""
     d, train = case["d_k"], case["train"]
-    options = {"hidden_dim": case["H"], "num_heads": case["nh"], "dim_feedforward": case["F"],
-               "dim_k": d, "dim_v": case["d_v"], "dim_q": d, "max_length": case["max_length"]}  # fmt: skip
+    options = {
+        "hidden_dim": case["H"],
+        "num_heads": case["nh"],
+        "dim_feedforward": case["F"],
+        "dim_k": d,
+        "dim_v": case["d_v"],
+        "dim_q": d,
+        "max_length": case["max_length"],
+    }
     ref = reference("a2_seq2seq.transformer")
     torch.manual_seed(case["seed"])
-    mine = _mode(tr.TransformerTranslator(case["V_src"], case["V_tgt"], "cpu", **options).double(),
-                 train)  # fmt: skip
-    what = (f"TransformerTranslator(V_src={case['V_src']}, V_tgt={case['V_tgt']}, "
-            + ", ".join(f"{k}={v}" for k, v in options.items()) + f") in {_named(train)} mode")  # fmt: skip
-    twin = _mode(twin_of(mine, lambda: ref.TransformerTranslator(case["V_src"], case["V_tgt"],
-                                                                 "cpu", **options), what), train)  # fmt: skip
+    mine = _mode(
+        tr.TransformerTranslator(case["V_src"], case["V_tgt"], "cpu", **options).double(), train
+    )
+    what = (
+        f"TransformerTranslator(V_src={case['V_src']}, V_tgt={case['V_tgt']}, "
+        + ", ".join(f"{k}={v}" for k, v in options.items())
+        + f") in {_named(train)} mode"
+    )
+    twin = _mode(
+        twin_of(
+            mine,
+            lambda: ref.TransformerTranslator(case["V_src"], case["V_tgt"], "cpu", **options),
+            what,
+        ),
+        train,
+    )
     g = torch.Generator().manual_seed(case["seed"])
     x = torch.randn(case["B"], case["T"], case["H"], generator=g, dtype=torch.float64)
     args = {
@@ -176,6 +235,12 @@ def test_translator_against_the_reference(case, method):
         "feedforward_layer": (x,),
         "final_layer": (x,),
     }[method]
-    compare_call(mine, twin, args, what=f"{what}: {method}", method=None if method == "forward"
-                 else method, seed=case["seed"], hint="the formula of the method's docstring, "
-                 "every layer on the way from input to output")  # fmt: skip
+    compare_call(
+        mine,
+        twin,
+        args,
+        what=f"{what}: {method}",
+        method=None if method == "forward" else method,
+        seed=case["seed"],
+        hint="the formula of the method's docstring, every layer on the way from input to output",
+    )

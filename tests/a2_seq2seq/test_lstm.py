@@ -15,8 +15,10 @@ from grader.testprocess.deliverables import deliverable, mutable
 
 lstm = deliverable("a2_seq2seq.lstm")
 GATES = "ifgo"  # torch.nn.LSTM's order: input, forget, cell (g), output
-HINT = ("i, f, o = σ(x W_i* + b_i* + h W_h* + b_h*) each with its own gate's weights, "
-        "g = tanh(...); c_t = f ∘ c_{t-1} + i ∘ g; h_t = o ∘ tanh(c_t)")  # fmt: skip
+HINT = (
+    "i, f, o = σ(x W_i* + b_i* + h W_h* + b_h*) each with its own gate's weights, "
+    "g = tanh(...); c_t = f ∘ c_{t-1} + i ∘ g; h_t = o ∘ tanh(c_t)"
+)
 
 
 def _model(weights, case):
@@ -30,8 +32,12 @@ def _stacked(w) -> dict[str, torch.Tensor]:
     def cat(prefix, dim):
         return torch.cat([getattr(w, f"{prefix}{k}") for k in GATES], dim=dim)
 
-    return {"weight_ih": cat("W_i", 1).T, "weight_hh": cat("W_h", 1).T,
-            "bias_ih": cat("b_i", 0), "bias_hh": cat("b_h", 0)}  # fmt: skip
+    return {
+        "weight_ih": cat("W_i", 1).T,
+        "weight_hh": cat("W_h", 1).T,
+        "bias_ih": cat("b_i", 0),
+        "bias_hh": cat("b_h", 0),
+    }
 
 
 def _torch_lstm(w, C, H):
@@ -62,10 +68,13 @@ def test_parameters(check, weights):
         )
     )
     with check("names and shapes"):
-        assert_equal(weights.layout(lstm.LSTM(C, H)), expected,
-                     what="LSTM(3, 4)'s parameters [name, shape]",
-                     hint="nn.Parameter attributes W_ik (C, H), W_hk (H, H), b_ik (H,), b_hk (H,) "
-                          "for k in i, f, g, o — x multiplies from the left: x @ W_ii")  # fmt: skip
+        assert_equal(
+            weights.layout(lstm.LSTM(C, H)),
+            expected,
+            what="LSTM(3, 4)'s parameters [name, shape]",
+            hint="nn.Parameter attributes W_ik (C, H), W_hk (H, H), b_ik (H,), b_hk (H,) "
+            "for k in i, f, g, o — x multiplies from the left: x @ W_ii",
+        )
     with check("the constructor draws them with init_hidden: uniform in ±1/√H"):
         C, H = 8, 16
         torch.manual_seed(0)  # the draw happens where your code runs, from this seed
@@ -75,12 +84,17 @@ def test_parameters(check, weights):
         # 4·(C·H + H·H + 2H) = 1,664 draws: a uniform's std is bound/√3 ± 2% (~1e-9 to miss 10%).
         got = torch.stack([values.abs().max(), values.std()])
         want = torch.tensor([bound, bound / 3**0.5], dtype=torch.float64)
-        assert_close(got, want, what=f"[largest |value|, std] of LSTM({C}, {H})'s 1,664 parameters",
-                     rtol=0.1, atol=0.0,
-                     why="uniform draws: the largest is within 0.5% of the bound, the std within "
-                         "~2% of bound/√3",
-                     hint="call self.init_hidden() at the end of __init__: torch.empty leaves the "
-                          "parameters uninitialised (zeros or garbage)")  # fmt: skip
+        assert_close(
+            got,
+            want,
+            what=f"[largest |value|, std] of LSTM({C}, {H})'s 1,664 parameters",
+            rtol=0.1,
+            atol=0.0,
+            why="uniform draws: the largest is within 0.5% of the bound, the std within "
+            "~2% of bound/√3",
+            hint="call self.init_hidden() at the end of __init__: torch.empty leaves the "
+            "parameters uninitialised (zeros or garbage)",
+        )
 
 
 @pytest.mark.points(3)
@@ -146,11 +160,18 @@ def test_gradients_match_torch_lstm(weights, case):
         (h_n.sum() + 0.5 * c_n.sum()).backward()
         return x_ref.grad, ref.weight_ih_l0.grad[H : 2 * H].T  # the forget gate's rows
 
-    assert_close(x.grad, lambda: expected()[0], what=f"∂(Σh_t + ½Σc_t)/∂x for {_sizes(case)}",
-                 hint=f"compute with tensor operations only (no .item(), .data or .detach()). {HINT}")  # fmt: skip
-    assert_close(model.W_if.grad, lambda: expected()[1],
-                 what=f"∂(Σh_t + ½Σc_t)/∂W_if for {_sizes(case)}",
-                 hint=f"the forget gate must use W_if and W_hf. {HINT}")  # fmt: skip
+    assert_close(
+        x.grad,
+        lambda: expected()[0],
+        what=f"∂(Σh_t + ½Σc_t)/∂x for {_sizes(case)}",
+        hint=f"compute with tensor operations only (no .item(), .data or .detach()). {HINT}",
+    )
+    assert_close(
+        model.W_if.grad,
+        lambda: expected()[1],
+        what=f"∂(Σh_t + ½Σc_t)/∂W_if for {_sizes(case)}",
+        hint=f"the forget gate must use W_if and W_hf. {HINT}",
+    )
 
 
 @pytest.mark.points(1)
@@ -165,6 +186,10 @@ def test_arguments_left_unchanged(weights):
     before = snapshot((x, h0, c0))
     with torch.no_grad():
         model(mutable(x), mutable((h0, c0)))
-    assert_unchanged((x, h0, c0), before, what="LSTM.forward's x, h_0 and c_0 (x (2, 3, 3), H=4)",
-                    hint="compute each new state as a new tensor (c_t = f_t * c_t + i_t * g_t): "
-                         "c_t.mul_(...) or h_t[:] = ... writes into the caller's init_states")  # fmt: skip
+    assert_unchanged(
+        (x, h0, c0),
+        before,
+        what="LSTM.forward's x, h_0 and c_0 (x (2, 3, 3), H=4)",
+        hint="compute each new state as a new tensor (c_t = f_t * c_t + i_t * g_t): "
+        "c_t.mul_(...) or h_t[:] = ... writes into the caller's init_states",
+    )

@@ -30,11 +30,13 @@ def _sizes(case) -> str:
 def test_layers(weights):
     """VanillaRNN(C, H, V) holds i2h (C + H → H) and i2o (C + H → V)"""
     model = rnn.VanillaRNN(3, 4, 5)
-    assert_equal(weights.layout(model),
-                 [["i2h.bias", [4]], ["i2h.weight", [4, 7]], ["i2o.bias", [5]], ["i2o.weight", [5, 7]]],
-                 what="VanillaRNN(3, 4, 5)'s parameters [name, shape]",
-                 hint="two nn.Linear layers named i2h and i2o, each reading the input and the "
-                      "hidden state side by side (C + H features)")  # fmt: skip
+    assert_equal(
+        weights.layout(model),
+        [["i2h.bias", [4]], ["i2h.weight", [4, 7]], ["i2o.bias", [5]], ["i2o.weight", [5, 7]]],
+        what="VanillaRNN(3, 4, 5)'s parameters [name, shape]",
+        hint="two nn.Linear layers named i2h and i2o, each reading the input and the "
+        "hidden state side by side (C + H features)",
+    )
 
 
 @pytest.mark.points(2)
@@ -50,14 +52,19 @@ def test_step(weights, case):
     def combined():
         return torch.cat((x, h), dim=1)
 
-    assert_close(hidden, lambda: torch.tanh(F.linear(combined(), w.i2h.weight, w.i2h.bias)),
-                 what=f"the new hidden state for {_sizes(case)}",
-                 hint="tanh(i2h(torch.cat((input, hidden), dim=1))) — input first")  # fmt: skip
-    assert_close(output,
-                 lambda: torch.log_softmax(F.linear(combined(), w.i2o.weight, w.i2o.bias), dim=1),
-                 what=f"the output for {_sizes(case)}",
-                 hint="log_softmax over the classes of i2o applied to the same concatenation of "
-                      "input and *previous* hidden state")  # fmt: skip
+    assert_close(
+        hidden,
+        lambda: torch.tanh(F.linear(combined(), w.i2h.weight, w.i2h.bias)),
+        what=f"the new hidden state for {_sizes(case)}",
+        hint="tanh(i2h(torch.cat((input, hidden), dim=1))) — input first",
+    )
+    assert_close(
+        output,
+        lambda: torch.log_softmax(F.linear(combined(), w.i2o.weight, w.i2o.bias), dim=1),
+        what=f"the output for {_sizes(case)}",
+        hint="log_softmax over the classes of i2o applied to the same concatenation of "
+        "input and *previous* hidden state",
+    )
 
 
 def _torch_rnn(w, C, H):
@@ -88,10 +95,13 @@ def test_unrolled_equals_torch_rnn(weights, case):
         with torch.no_grad():
             return _torch_rnn(w, case["C"], case["H"])(x, case["h0"][None])[0]
 
-    assert_close(torch.stack(states, dim=1), expected,
-                 what=f"the hidden states of {case['T']} steps for {_sizes(case)}",
-                 hint="the returned hidden state must be the one the next step reads: "
-                      "tanh(i2h([x_t ; h_{t-1}]))")  # fmt: skip
+    assert_close(
+        torch.stack(states, dim=1),
+        expected,
+        what=f"the hidden states of {case['T']} steps for {_sizes(case)}",
+        hint="the returned hidden state must be the one the next step reads: "
+        "tanh(i2h([x_t ; h_{t-1}]))",
+    )
 
 
 @pytest.mark.points(1)
@@ -105,7 +115,11 @@ def test_arguments_left_unchanged(weights):
     before = snapshot((x, h))
     with torch.no_grad():
         model(mutable(x), mutable(h))
-    assert_unchanged((x, h), before, what=f"VanillaRNN.forward's input and hidden, {_sizes(case)}",
-                    hint="return the new hidden state as a new tensor: writing it into the hidden "
-                         "tensor given (hidden.copy_(...), hidden[:] = ...) changes the caller's "
-                         "state")  # fmt: skip
+    assert_unchanged(
+        (x, h),
+        before,
+        what=f"VanillaRNN.forward's input and hidden, {_sizes(case)}",
+        hint="return the new hidden state as a new tensor: writing it into the hidden "
+        "tensor given (hidden.copy_(...), hidden[:] = ...) changes the caller's "
+        "state",
+    )

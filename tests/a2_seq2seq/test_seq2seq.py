@@ -39,8 +39,10 @@ def _torch_rnn(w, model_type: str, n_in: int, H: int) -> nn.Module:
 
 
 def _sizes(case) -> str:
-    return (f"{case['model_type']}, attention={case['attention']}, B={case['B']}, T={case['T']}, "
-            f"C={case['C']}, H_enc={case['H_enc']}, H_dec={case['H_dec']}")  # fmt: skip
+    return (
+        f"{case['model_type']}, attention={case['attention']}, B={case['B']}, T={case['T']}, "
+        f"C={case['C']}, H_enc={case['H_enc']}, H_dec={case['H_dec']}"
+    )
 
 
 # --------------------------------------------------------------------------- the encoder
@@ -53,14 +55,24 @@ def test_encoder_layers(check, weights):
     for model_type, H_dec in (("RNN", 5), ("LSTM", 4)):
         with check(model_type):
             model = s2s.Encoder(7, 3, 4, H_dec, 0.2, model_type)
-            expected = sorted([["embedding.weight", [7, 3]], *_rnn_layout("rnn", model_type, 3, 4),
-                               ["linear1.weight", [4, 4]], ["linear1.bias", [4]],
-                               ["linear2.weight", [H_dec, 4]], ["linear2.bias", [H_dec]]])  # fmt: skip
-            assert_equal(weights.layout(model), expected,
-                         what=f"Encoder(7, 3, 4, {H_dec}, model_type={model_type!r})'s parameters",
-                         hint="nn.Embedding(V_src, C) as embedding; nn.RNN / nn.LSTM(C, H_enc, "
-                              "batch_first=True) as rnn; linear1 (H_enc → H_enc); linear2 "
-                              "(H_enc → H_dec)")  # fmt: skip
+            expected = sorted(
+                [
+                    ["embedding.weight", [7, 3]],
+                    *_rnn_layout("rnn", model_type, 3, 4),
+                    ["linear1.weight", [4, 4]],
+                    ["linear1.bias", [4]],
+                    ["linear2.weight", [H_dec, 4]],
+                    ["linear2.bias", [H_dec]],
+                ]
+            )
+            assert_equal(
+                weights.layout(model),
+                expected,
+                what=f"Encoder(7, 3, 4, {H_dec}, model_type={model_type!r})'s parameters",
+                hint="nn.Embedding(V_src, C) as embedding; nn.RNN / nn.LSTM(C, H_enc, "
+                "batch_first=True) as rnn; linear1 (H_enc → H_enc); linear2 "
+                "(H_enc → H_dec)",
+            )
 
 
 def _encoder_oracle(w, case, source, drop_all: bool = False):
@@ -95,17 +107,32 @@ def test_encoder(weights, case):
 
         return value
 
-    assert_close(output, oracle(0), what=f"Encoder output for {_sizes(case)}",
-                 hint="embed, dropout, then the recurrent layer (batch_first=True) over the "
-                      "whole sentence; its per-position output")  # fmt: skip
+    assert_close(
+        output,
+        oracle(0),
+        what=f"Encoder output for {_sizes(case)}",
+        hint="embed, dropout, then the recurrent layer (batch_first=True) over the "
+        "whole sentence; its per-position output",
+    )
     hint = "project the recurrent layer's final hidden state: tanh(linear2(relu(linear1(h_T))))"
     if case["model_type"] == "LSTM":
-        assert_equal(type(hidden).__name__ in ("tuple", "list") and len(hidden) == 2, True,
-                     what=f"the LSTM encoder returns hidden as a pair (h, c) for {_sizes(case)}")  # fmt: skip
-        assert_close(hidden[0], oracle(1), what=f"Encoder hidden h for {_sizes(case)}",
-                     hint=f"{hint}; for an LSTM only h, of the pair (h, c)")  # fmt: skip
-        assert_close(hidden[1], oracle(2), what=f"Encoder cell state c for {_sizes(case)}",
-                     hint="the LSTM's cell state passes to the decoder unchanged")  # fmt: skip
+        assert_equal(
+            type(hidden).__name__ in ("tuple", "list") and len(hidden) == 2,
+            True,
+            what=f"the LSTM encoder returns hidden as a pair (h, c) for {_sizes(case)}",
+        )
+        assert_close(
+            hidden[0],
+            oracle(1),
+            what=f"Encoder hidden h for {_sizes(case)}",
+            hint=f"{hint}; for an LSTM only h, of the pair (h, c)",
+        )
+        assert_close(
+            hidden[1],
+            oracle(2),
+            what=f"Encoder cell state c for {_sizes(case)}",
+            hint="the LSTM's cell state passes to the decoder unchanged",
+        )
     else:
         assert_close(hidden, oracle(1), what=f"Encoder hidden for {_sizes(case)}", hint=hint)
 
@@ -122,9 +149,11 @@ def _attention_decoder(H: int):
     return s2s.Decoder(2, H, H, 3, 0.0, "RNN", attention=True).double()
 
 
-ATTENTION_HINT = ("cosine similarity q·k_t / max(‖q‖ ‖k_t‖, 1e-8) between the decoder state q and "
-                  "each encoder output k_t (a zero vector gets 0, not 0/0 = nan), then softmax over "
-                  "the source positions (the last dim)")  # fmt: skip
+ATTENTION_HINT = (
+    "cosine similarity q·k_t / max(‖q‖ ‖k_t‖, 1e-8) between the decoder state q and "
+    "each encoder output k_t (a zero vector gets 0, not 0/0 = nan), then softmax over "
+    "the source positions (the last dim)"
+)
 
 
 @pytest.mark.points(2)
@@ -134,9 +163,12 @@ def test_compute_attention(case):
     """compute_attention: softmax over source positions of cosine similarities, shape (B, 1, T)"""
     hidden, enc = case["hidden"], case["encoder_outputs"]
     got = _attention_decoder(hidden.shape[-1]).compute_attention(hidden, enc)
-    assert_close(got, lambda: _cosine_oracle(hidden, enc),
-                 what=f"attention for hidden {tuple(hidden.shape)}, encoder_outputs {tuple(enc.shape)}",
-                 hint=ATTENTION_HINT)  # fmt: skip
+    assert_close(
+        got,
+        lambda: _cosine_oracle(hidden, enc),
+        what=f"attention for hidden {tuple(hidden.shape)}, encoder_outputs {tuple(enc.shape)}",
+        hint=ATTENTION_HINT,
+    )
 
 
 @pytest.mark.points(1)
@@ -148,16 +180,23 @@ def test_attention_weights_sum_to_one_and_ignore_scale(case):
     B, T, H = enc.shape
     decoder = _attention_decoder(H)
     got = decoder.compute_attention(hidden, enc)
-    assert_close(got.sum(dim=-1), torch.ones(B, 1, dtype=torch.float64),
-                 what=f"attention summed over the source positions, encoder_outputs {(B, T, H)}",
-                 hint="softmax over the last dimension: the T source positions")  # fmt: skip
-    scaled = decoder.compute_attention(hidden * case["query_scale"][None, :, None],
-                                       enc * case["key_scale"][..., None])  # fmt: skip
-    assert_close(scaled, lambda: _cosine_oracle(hidden, enc),
-                 what=f"attention after scaling the query and each key by positive factors, "
-                      f"encoder_outputs {(B, T, H)}",
-                 hint="a cosine similarity ignores the vectors' lengths: divide the dot product by "
-                      "both norms (a plain dot product grows with the scale)")  # fmt: skip
+    assert_close(
+        got.sum(dim=-1),
+        torch.ones(B, 1, dtype=torch.float64),
+        what=f"attention summed over the source positions, encoder_outputs {(B, T, H)}",
+        hint="softmax over the last dimension: the T source positions",
+    )
+    scaled = decoder.compute_attention(
+        hidden * case["query_scale"][None, :, None], enc * case["key_scale"][..., None]
+    )
+    assert_close(
+        scaled,
+        lambda: _cosine_oracle(hidden, enc),
+        what=f"attention after scaling the query and each key by positive factors, "
+        f"encoder_outputs {(B, T, H)}",
+        hint="a cosine similarity ignores the vectors' lengths: divide the dot product by "
+        "both norms (a plain dot product grows with the scale)",
+    )
 
 
 # --------------------------------------------------------------------------- the decoder
@@ -170,16 +209,23 @@ def test_decoder_layers(check, weights):
     for model_type, attention in (("RNN", False), ("LSTM", True)):
         with check(f"{model_type}, attention={attention}"):
             model = s2s.Decoder(3, 4, 4, 7, 0.2, model_type, attention)
-            expected = [["embedding.weight", [7, 3]], *_rnn_layout("rnn", model_type, 3, 4),
-                        ["linear.weight", [7, 4]], ["linear.bias", [7]]]  # fmt: skip
+            expected = [
+                ["embedding.weight", [7, 3]],
+                *_rnn_layout("rnn", model_type, 3, 4),
+                ["linear.weight", [7, 4]],
+                ["linear.bias", [7]],
+            ]
             if attention:
                 expected += [["attn.weight", [3, 7]], ["attn.bias", [3]]]
-            assert_equal(weights.layout(model), sorted(expected),
-                         what=f"Decoder(3, 4, 4, 7, model_type={model_type!r}, "
-                              f"attention={attention})'s parameters",
-                         hint="nn.Embedding(V_tgt, C) as embedding; nn.RNN / nn.LSTM(C, H_dec, "
-                              "batch_first=True) as rnn; linear (H_dec → V_tgt); with attention "
-                              "attn (C + H_enc → C)")  # fmt: skip
+            assert_equal(
+                weights.layout(model),
+                sorted(expected),
+                what=f"Decoder(3, 4, 4, 7, model_type={model_type!r}, "
+                f"attention={attention})'s parameters",
+                hint="nn.Embedding(V_tgt, C) as embedding; nn.RNN / nn.LSTM(C, H_dec, "
+                "batch_first=True) as rnn; linear (H_dec → V_tgt); with attention "
+                "attn (C + H_enc → C)",
+            )
 
 
 def _decoder_oracle(w, case, input, hidden, enc, drop_all: bool = False):
@@ -213,8 +259,15 @@ def _decoder_inputs(case):
 @given(case=seq2seq_cases())
 def test_decoder_step(weights, case):
     """one decoder step: log-probabilities (B, V_tgt) and the new state, with or without attention"""
-    model = s2s.Decoder(case["C"], case["H_enc"], case["H_dec"], case["V_tgt"], 0.3,
-                        case["model_type"], case["attention"])  # fmt: skip
+    model = s2s.Decoder(
+        case["C"],
+        case["H_enc"],
+        case["H_dec"],
+        case["V_tgt"],
+        0.3,
+        case["model_type"],
+        case["attention"],
+    )
     model, w = weights.filled(model, case["seed"])
     model.eval()  # no dropout
     input, hidden, enc = _decoder_inputs(case)
@@ -231,10 +284,12 @@ def test_decoder_step(weights, case):
 
         return value
 
-    hint = ("embed and dropout the word (B, 1, C); with attention, weights from compute_attention "
-            "with the decoder state (an LSTM's h), context = weights @ encoder_outputs, input = "
-            "attn(cat([embedded, context], dim=-1)); the recurrent layer from hidden; "
-            "log_softmax(linear(output))")  # fmt: skip
+    hint = (
+        "embed and dropout the word (B, 1, C); with attention, weights from compute_attention "
+        "with the decoder state (an LSTM's h), context = weights @ encoder_outputs, input = "
+        "attn(cat([embedded, context], dim=-1)); the recurrent layer from hidden; "
+        "log_softmax(linear(output))"
+    )
     assert_close(output, oracle(0), what=f"Decoder output for {_sizes(case)}", hint=hint)
     if case["model_type"] == "LSTM":
         assert_close(
@@ -295,12 +350,15 @@ def test_seq2seq_teacher_forcing(case):
     source, target = _sos(case)
     with torch.no_grad():
         got = model(source, target=target)
-    assert_close(got, lambda: _loop(encoder, decoder, source, target.shape[1] - 1, target),
-                 what=f"Seq2Seq(source {tuple(source.shape)}, target={tuple(target.shape)}) "
-                      f"({case['model_type']}, attention={case['attention']})",
-                 hint="encode once; feed the decoder target[:, t:t+1] at step t for t = 0 .. "
-                      "T_tgt - 2, carrying its hidden state (and passing encoder_outputs); stack "
-                      "the outputs along dim 1")  # fmt: skip
+    assert_close(
+        got,
+        lambda: _loop(encoder, decoder, source, target.shape[1] - 1, target),
+        what=f"Seq2Seq(source {tuple(source.shape)}, target={tuple(target.shape)}) "
+        f"({case['model_type']}, attention={case['attention']})",
+        hint="encode once; feed the decoder target[:, t:t+1] at step t for t = 0 .. "
+        "T_tgt - 2, carrying its hidden state (and passing encoder_outputs); stack "
+        "the outputs along dim 1",
+    )
 
 
 @pytest.mark.points(2)
@@ -311,15 +369,20 @@ def test_seq2seq_greedy(case):
     model, encoder, decoder = _toy_seq2seq(case)
     source, _ = _sos(case)
     T = source.shape[1]
-    hint = ("step 0 feeds source[:, :1] (<sos>), step t the argmax of step t - 1's output (B, 1); "
-            "carry the hidden state; out_seq_len defaults to the source length")  # fmt: skip
+    hint = (
+        "step 0 feeds source[:, :1] (<sos>), step t the argmax of step t - 1's output (B, 1); "
+        "carry the hidden state; out_seq_len defaults to the source length"
+    )
     for steps in (None, T + 1):
         with torch.no_grad():
             got = model(source) if steps is None else model(source, out_seq_len=steps)
-        assert_close(got, lambda steps=steps: _loop(encoder, decoder, source, steps or T),
-                     what=f"Seq2Seq(source {tuple(source.shape)}, out_seq_len={steps}) greedy "
-                          f"({case['model_type']}, attention={case['attention']})",
-                     hint=hint)  # fmt: skip
+        assert_close(
+            got,
+            lambda steps=steps: _loop(encoder, decoder, source, steps or T),
+            what=f"Seq2Seq(source {tuple(source.shape)}, out_seq_len={steps}) greedy "
+            f"({case['model_type']}, attention={case['attention']})",
+            hint=hint,
+        )
 
 
 @pytest.mark.points(1)
@@ -334,11 +397,14 @@ def test_teacher_forcing_on_greedy_words_is_greedy(case):
     target = torch.cat((source[:, :1], words), dim=1)  # (B, T + 1)
     with torch.no_grad():
         got = model(source, target=target)
-    assert_close(got, lambda: _loop(encoder, decoder, source, T),
-                 what=f"Seq2Seq teacher-forced on its greedy words, source {tuple(source.shape)} "
-                      f"({case['model_type']}, attention={case['attention']})",
-                 hint="the two paths differ only in the word fed at each step: the gold "
-                      "target[:, t] or the previous step's argmax")  # fmt: skip
+    assert_close(
+        got,
+        lambda: _loop(encoder, decoder, source, T),
+        what=f"Seq2Seq teacher-forced on its greedy words, source {tuple(source.shape)} "
+        f"({case['model_type']}, attention={case['attention']})",
+        hint="the two paths differ only in the word fed at each step: the gold "
+        "target[:, t] or the previous step's argmax",
+    )
 
 
 # --------------------------------------------------------------------------- training mode
@@ -350,16 +416,25 @@ def test_teacher_forcing_on_greedy_words_is_greedy(case):
 
 S = 0.2  # small enough that atanh reads tanh(S e) back accurately
 IDENTITY_RNN = f"weight_ih_l0 = {S}·I, weight_hh_l0 = 0, biases 0, so that h_t = tanh({S}·e_t)"
-DROPOUT_HINT = ("dropout (nn.Dropout(dropout), the constructor's p) on the embedded words only — "
-                "e = dropout(embedding(input)) — before the recurrent layer (and, in the decoder, "
-                "before attn); nn.Dropout is active in train() and off in eval()")  # fmt: skip
+DROPOUT_HINT = (
+    "dropout (nn.Dropout(dropout), the constructor's p) on the embedded words only — "
+    "e = dropout(embedding(input)) — before the recurrent layer (and, in the decoder, "
+    "before attn); nn.Dropout is active in train() and off in eval()"
+)
 
 
 def _identity_rnn(model, C: int) -> None:
     """Set the module's ``rnn`` (an nn.RNN, C → C) to h_t = tanh(S e_t)."""
     eye, zeros = torch.eye(C, dtype=torch.float64) * S, torch.zeros(C, dtype=torch.float64)
-    model.load_state_dict({"rnn.weight_ih_l0": eye, "rnn.weight_hh_l0": torch.zeros(C, C, dtype=torch.float64),
-                           "rnn.bias_ih_l0": zeros, "rnn.bias_hh_l0": zeros}, strict=False)  # fmt: skip
+    model.load_state_dict(
+        {
+            "rnn.weight_ih_l0": eye,
+            "rnn.weight_hh_l0": torch.zeros(C, C, dtype=torch.float64),
+            "rnn.bias_ih_l0": zeros,
+            "rnn.bias_hh_l0": zeros,
+        },
+        strict=False,
+    )
 
 
 def _dropped_or_scaled(got_h, embedded, p: float, what: str) -> None:
@@ -368,20 +443,38 @@ def _dropped_or_scaled(got_h, embedded, p: float, what: str) -> None:
     e = torch.atanh(got_h) / S  # the recurrent layer's input, read back
     kept = embedded / (1 - p)
     nearest = torch.where((e - kept).abs() < e.abs(), kept, torch.zeros_like(kept))
-    assert_close(e, nearest, what=what, rtol=1e-9, atol=1e-9,
-                 why="atanh of a float64 tanh gives its argument back to ~1e-14",
-                 hint=f"{DROPOUT_HINT}; kept entries are scaled by 1 / (1 - p), p = 0.2 by "
-                      "default (nn.Dropout does both)")  # fmt: skip
+    assert_close(
+        e,
+        nearest,
+        what=what,
+        rtol=1e-9,
+        atol=1e-9,
+        why="atanh of a float64 tanh gives its argument back to ~1e-14",
+        hint=f"{DROPOUT_HINT}; kept entries are scaled by 1 / (1 - p), p = 0.2 by "
+        "default (nn.Dropout does both)",
+    )
 
 
 def _dropout_case(model_type: str, attention: bool) -> dict:
     g = torch.Generator().manual_seed(11)
     B, T, H = 2, 4, 3
     H_dec = H if model_type == "LSTM" or attention else 2
-    return {"model_type": model_type, "attention": attention, "B": B, "T": T, "T_tgt": 3,
-            "V_src": 6, "V_tgt": 5, "C": 3, "H_enc": H, "H_dec": H_dec, "seed": 3, "sos": 2,
-            "source": torch.randint(0, 6, (B, T), generator=g),
-            "target": torch.randint(0, 5, (B, 3), generator=g)}  # fmt: skip
+    return {
+        "model_type": model_type,
+        "attention": attention,
+        "B": B,
+        "T": T,
+        "T_tgt": 3,
+        "V_src": 6,
+        "V_tgt": 5,
+        "C": 3,
+        "H_enc": H,
+        "H_dec": H_dec,
+        "seed": 3,
+        "sos": 2,
+        "source": torch.randint(0, 6, (B, T), generator=g),
+        "target": torch.randint(0, 5, (B, 3), generator=g),
+    }
 
 
 @pytest.mark.points(1)
@@ -393,8 +486,9 @@ def test_encoder_dropout(check, weights):
         source = case["source"]
         for p in (0.0, 1.0):
             with check(f"{model_type}, dropout={p}"):
-                model = s2s.Encoder(case["V_src"], case["C"], case["H_enc"], case["H_dec"], p,
-                                    model_type)  # fmt: skip
+                model = s2s.Encoder(
+                    case["V_src"], case["C"], case["H_enc"], case["H_dec"], p, model_type
+                )
                 model, w = weights.filled(model, case["seed"])
                 model.train()
                 torch.manual_seed(0)  # the draws happen where your code runs, from this seed
@@ -409,13 +503,19 @@ def test_encoder_dropout(check, weights):
 
                     return value
 
-                meaning = ("train() must equal eval()" if p == 0.0
-                           else "every embedding entry dropped: the RNN reads zeros")  # fmt: skip
+                meaning = (
+                    "train() must equal eval()"
+                    if p == 0.0
+                    else "every embedding entry dropped: the RNN reads zeros"
+                )
                 for got, i, name in ((output, 0, "output"), (hidden, 1, "hidden")):
-                    assert_close(got, oracle(i),
-                                 what=f"Encoder {name} in train() with dropout={p} ({meaning}), "
-                                      f"{_sizes(case)}",
-                                 hint=DROPOUT_HINT)  # fmt: skip
+                    assert_close(
+                        got,
+                        oracle(i),
+                        what=f"Encoder {name} in train() with dropout={p} ({meaning}), "
+                        f"{_sizes(case)}",
+                        hint=DROPOUT_HINT,
+                    )
     with check("default dropout (0.2): each embedding entry is 0 or scaled by 1 / 0.8"):
         case = _dropout_case("RNN", False)
         C = case["C"]
@@ -425,10 +525,14 @@ def test_encoder_dropout(check, weights):
         torch.manual_seed(0)
         with torch.no_grad():
             output, _ = model(case["source"])
-        _dropped_or_scaled(output, F.embedding(case["source"], w.embedding.weight), 0.2,
-                           what=f"the dropped-out embeddings, read back through an RNN with "
-                                f"{IDENTITY_RNN}, Encoder({case['V_src']}, {C}, {C}, "
-                                f"{case['H_dec']}) with the default dropout, train()")  # fmt: skip
+        _dropped_or_scaled(
+            output,
+            F.embedding(case["source"], w.embedding.weight),
+            0.2,
+            what=f"the dropped-out embeddings, read back through an RNN with "
+            f"{IDENTITY_RNN}, Encoder({case['V_src']}, {C}, {C}, "
+            f"{case['H_dec']}) with the default dropout, train()",
+        )
 
 
 @pytest.mark.points(1)
@@ -439,8 +543,9 @@ def test_decoder_dropout(check, weights):
         case = _dropout_case(model_type, attention)
         for p in (0.0, 1.0):
             with check(f"{model_type}, attention={attention}, dropout={p}"):
-                model = s2s.Decoder(case["C"], case["H_enc"], case["H_dec"], case["V_tgt"], p,
-                                    model_type, attention)  # fmt: skip
+                model = s2s.Decoder(
+                    case["C"], case["H_enc"], case["H_dec"], case["V_tgt"], p, model_type, attention
+                )
                 model, w = weights.filled(model, case["seed"])
                 model.train()
                 input, hidden, enc = _decoder_inputs(case)
@@ -459,14 +564,20 @@ def test_decoder_dropout(check, weights):
 
                     return value
 
-                meaning = ("train() must equal eval()" if p == 0.0
-                           else "the word's embedding dropped: zeros, before attn")  # fmt: skip
+                meaning = (
+                    "train() must equal eval()"
+                    if p == 0.0
+                    else "the word's embedding dropped: zeros, before attn"
+                )
                 h_index = (1, 0) if model_type == "LSTM" else (1,)
                 for got, index, name in ((output, (0,), "output"), (new_h, h_index, "new h")):
-                    assert_close(got, oracle(*index),
-                                 what=f"Decoder {name} in train() with dropout={p} ({meaning}), "
-                                      f"{_sizes(case)}",
-                                 hint=DROPOUT_HINT)  # fmt: skip
+                    assert_close(
+                        got,
+                        oracle(*index),
+                        what=f"Decoder {name} in train() with dropout={p} ({meaning}), "
+                        f"{_sizes(case)}",
+                        hint=DROPOUT_HINT,
+                    )
     with check("default dropout (0.2): each embedding entry is 0 or scaled by 1 / 0.8"):
         case = _dropout_case("RNN", False)
         C = case["C"]
@@ -479,10 +590,14 @@ def test_decoder_dropout(check, weights):
         torch.manual_seed(0)
         with torch.no_grad():
             _, new_hidden = model(input, hidden, enc)
-        _dropped_or_scaled(new_hidden[0], F.embedding(input[:, 0], w.embedding.weight), 0.2,
-                           what=f"the dropped-out embedding, read back through an RNN with "
-                                f"{IDENTITY_RNN}, Decoder({C}, {C}, {C}, {case['V_tgt']}) with the "
-                                f"default dropout, train()")  # fmt: skip
+        _dropped_or_scaled(
+            new_hidden[0],
+            F.embedding(input[:, 0], w.embedding.weight),
+            0.2,
+            what=f"the dropped-out embedding, read back through an RNN with "
+            f"{IDENTITY_RNN}, Decoder({C}, {C}, {C}, {case['V_tgt']}) with the "
+            f"default dropout, train()",
+        )
 
 
 # --------------------------------------------------------------------------- modes and defaults
@@ -496,31 +611,42 @@ def test_seq2seq_modes_and_defaults(check, weights):
     model, encoder, decoder = _toy_seq2seq(case)
     source, target = _sos(case)
     steps = target.shape[1] - 1
-    tf_hint = ("with a target, step t feeds target[:, t] whatever the mode: train() and eval() "
-               "change dropout, never the decoding")  # fmt: skip
+    tf_hint = (
+        "with a target, step t feeds target[:, t] whatever the mode: train() and eval() "
+        "change dropout, never the decoding"
+    )
     with check("eval(): teacher forcing"):
         model.eval()
         with torch.no_grad():
             got = model(source, target=target)
-        assert_close(got, lambda: _loop(encoder, decoder, source, steps, target),
-                     what=f"Seq2Seq.eval()(source {tuple(source.shape)}, target={tuple(target.shape)})",
-                     hint=tf_hint)  # fmt: skip
+        assert_close(
+            got,
+            lambda: _loop(encoder, decoder, source, steps, target),
+            what=f"Seq2Seq.eval()(source {tuple(source.shape)}, target={tuple(target.shape)})",
+            hint=tf_hint,
+        )
     with check("eval(): greedy"):
         model.eval()
         with torch.no_grad():
             got = model(source)
-        assert_close(got, lambda: _loop(encoder, decoder, source, source.shape[1]),
-                     what=f"Seq2Seq.eval()(source {tuple(source.shape)}) greedy",
-                     hint="without a target, greedy decoding in every mode")  # fmt: skip
+        assert_close(
+            got,
+            lambda: _loop(encoder, decoder, source, source.shape[1]),
+            what=f"Seq2Seq.eval()(source {tuple(source.shape)}) greedy",
+            hint="without a target, greedy decoding in every mode",
+        )
     with check("out_seq_len = T_tgt - 1 given with a target: teacher forcing"):
         model.train()
         with torch.no_grad():
             got = model(source, out_seq_len=steps, target=target)
-        assert_close(got, lambda: _loop(encoder, decoder, source, steps, target),
-                     what=f"Seq2Seq(source {tuple(source.shape)}, out_seq_len={steps}, "
-                          f"target={tuple(target.shape)})",
-                     hint="a target means teacher forcing, also when out_seq_len (its length "
-                          "minus 1) is given as well")  # fmt: skip
+        assert_close(
+            got,
+            lambda: _loop(encoder, decoder, source, steps, target),
+            what=f"Seq2Seq(source {tuple(source.shape)}, out_seq_len={steps}, "
+            f"target={tuple(target.shape)})",
+            hint="a target means teacher forcing, also when out_seq_len (its length "
+            "minus 1) is given as well",
+        )
     with check("Decoder(attention=False) called without encoder_outputs"):
         case = _dropout_case("RNN", False)
         model = s2s.Decoder(case["C"], case["H_enc"], case["H_dec"], case["V_tgt"], 0.2, "RNN")
@@ -534,18 +660,23 @@ def test_seq2seq_modes_and_defaults(check, weights):
             with torch.no_grad():
                 return _decoder_oracle(w, case, input, hidden, enc)[0]
 
-        assert_close(output, expected,
-                     what=f"Decoder(..., attention=False)(input, hidden) without encoder_outputs, "
-                          f"{_sizes(case)}",
-                     hint="encoder_outputs defaults to None: only a decoder built with attention "
-                          "reads (or asks for) them")  # fmt: skip
+        assert_close(
+            output,
+            expected,
+            what=f"Decoder(..., attention=False)(input, hidden) without encoder_outputs, "
+            f"{_sizes(case)}",
+            hint="encoder_outputs defaults to None: only a decoder built with attention "
+            "reads (or asks for) them",
+        )
 
 
 # --------------------------------------------------------------------------- in place
 
 
-IN_PLACE_HINT = ("compute on new tensors: an in-place operation (x /= ..., x.div_(...), "
-                 "x[...] = ...) on an argument changes the caller's tensor")  # fmt: skip
+IN_PLACE_HINT = (
+    "compute on new tensors: an in-place operation (x /= ..., x.div_(...), "
+    "x[...] = ...) on an argument changes the caller's tensor"
+)
 
 
 @pytest.mark.points(1)
@@ -556,33 +687,47 @@ def test_arguments_left_unchanged(check, weights):
     source, target = _sos(case)
     input, hidden, enc = _decoder_inputs(case)
     with check("Encoder.forward(input)"):
-        model = weights.fill(s2s.Encoder(case["V_src"], case["C"], case["H_enc"], case["H_dec"],
-                                         0.0, "LSTM"), case["seed"])  # fmt: skip
+        model = weights.fill(
+            s2s.Encoder(case["V_src"], case["C"], case["H_enc"], case["H_dec"], 0.0, "LSTM"),
+            case["seed"],
+        )
         before = snapshot(source)
         with torch.no_grad():
             model(mutable(source))
         assert_unchanged(source, before, what="Encoder.forward's input", hint=IN_PLACE_HINT)
-    decoder = weights.fill(s2s.Decoder(case["C"], case["H_enc"], case["H_dec"], case["V_tgt"],
-                                       0.0, "LSTM", True), case["seed"])  # fmt: skip
+    decoder = weights.fill(
+        s2s.Decoder(case["C"], case["H_enc"], case["H_dec"], case["V_tgt"], 0.0, "LSTM", True),
+        case["seed"],
+    )
     with check("Decoder.compute_attention(hidden, encoder_outputs)"):
         before = snapshot((hidden[0], enc))
         with torch.no_grad():
             decoder.compute_attention(mutable(hidden[0]), mutable(enc))
-        assert_unchanged((hidden[0], enc), before,
-                        what="compute_attention's hidden and encoder_outputs",
-                        hint=f"{IN_PLACE_HINT} (divide by the norms out of place)")  # fmt: skip
+        assert_unchanged(
+            (hidden[0], enc),
+            before,
+            what="compute_attention's hidden and encoder_outputs",
+            hint=f"{IN_PLACE_HINT} (divide by the norms out of place)",
+        )
     with check("Decoder.forward(input, (h, c), encoder_outputs)"):
         before = snapshot((input, hidden, enc))
         with torch.no_grad():
             decoder(mutable(input), mutable(hidden), mutable(enc))
-        assert_unchanged((input, hidden, enc), before,
-                        what="Decoder.forward's input, hidden (h, c) and encoder_outputs",
-                        hint=IN_PLACE_HINT)  # fmt: skip
+        assert_unchanged(
+            (input, hidden, enc),
+            before,
+            what="Decoder.forward's input, hidden (h, c) and encoder_outputs",
+            hint=IN_PLACE_HINT,
+        )
     with check("Seq2Seq.forward(source, target=...) and greedy"):
         model, _, _ = _toy_seq2seq(case)
         before = snapshot((source, target))
         with torch.no_grad():
             model(mutable(source), target=mutable(target))
             model(mutable(source))
-        assert_unchanged((source, target), before, what="Seq2Seq.forward's source and target",
-                        hint=f"{IN_PLACE_HINT}: keep the words to feed in a new tensor")  # fmt: skip
+        assert_unchanged(
+            (source, target),
+            before,
+            what="Seq2Seq.forward's source and target",
+            hint=f"{IN_PLACE_HINT}: keep the words to feed in a new tensor",
+        )

@@ -27,8 +27,13 @@ CASES = settings(max_examples=10)
 @pytest.mark.points(2)
 @pytest.mark.number("1.9")
 @CASES
-@given(case=attention_cases(padding=None), padded=st.booleans(), need_weights=st.booleans(),
-       average=st.booleans(), causal=st.booleans())  # fmt: skip
+@given(
+    case=attention_cases(padding=None),
+    padded=st.booleans(),
+    need_weights=st.booleans(),
+    average=st.booleans(),
+    causal=st.booleans(),
+)
 def test_mha_against_the_reference(case, padded, need_weights, average, causal):
     """MultiHeadAttention: outputs, weights and every parameter's gradient, as the reference's"""
     C, nh, bias, batch_first = case["C"], case["nh"], case["bias"], case["batch_first"]
@@ -50,15 +55,26 @@ def test_mha_against_the_reference(case, padded, need_weights, average, causal):
         g = torch.Generator().manual_seed(case["seed"])
         padding = torch.rand(case["B"], case["Tk"], generator=g) < 0.4
         padding[:, 0] = False
-    kwargs = {"key_padding_mask": padding, "need_weights": need_weights,
-              "average_attn_weights": average, "is_causal": causal}  # fmt: skip
-    options = ", ".join(f"{k}={'a mask' if isinstance(v, torch.Tensor) else v}"
-                        for k, v in kwargs.items())  # fmt: skip
+    kwargs = {
+        "key_padding_mask": padding,
+        "need_weights": need_weights,
+        "average_attn_weights": average,
+        "is_causal": causal,
+    }
+    options = ", ".join(
+        f"{k}={'a mask' if isinstance(v, torch.Tensor) else v}" for k, v in kwargs.items()
+    )
     with guarded("no_builtin_attention"):
-        compare_call(mine, twin, (case["query"], case["key"], case["value"]), kwargs,
-                     what=f"{what}({options})", seed=case["seed"],
-                     hint="project, split the heads, scores q kᵀ/√hs, mask, softmax over the keys, "
-                     "weights @ v, merge the heads, out_proj")  # fmt: skip
+        compare_call(
+            mine,
+            twin,
+            (case["query"], case["key"], case["value"]),
+            kwargs,
+            what=f"{what}({options})",
+            seed=case["seed"],
+            hint="project, split the heads, scores q kᵀ/√hs, mask, softmax over the keys, "
+            "weights @ v, merge the heads, out_proj",
+        )
 
 
 @pytest.mark.points(1)
@@ -74,16 +90,27 @@ def test_lora_against_the_reference(case):
     base = build("torch.nn.Linear", C_in, C_out, bias=case["bias"], dtype=torch.float64)
     mine = lora.LoRALinear(base, r, lora_alpha=alpha, lora_dropout=p)
     mine = mine.train() if train else mine.eval()
-    what = (f"LoRALinear(nn.Linear({C_in}, {C_out}, bias={case['bias']}), r={r}, lora_alpha={alpha}, "
-            f"lora_dropout={p}) in {'train' if train else 'eval'} mode")  # fmt: skip
+    what = (
+        f"LoRALinear(nn.Linear({C_in}, {C_out}, bias={case['bias']}), r={r}, lora_alpha={alpha}, "
+        f"lora_dropout={p}) in {'train' if train else 'eval'} mode"
+    )
     ref = reference("a3_attention_bert.lora")
 
     def build_twin():
-        return ref.LoRALinear(torch.nn.Linear(C_in, C_out, bias=case["bias"], dtype=torch.float64),
-                              r, lora_alpha=alpha, lora_dropout=p)  # fmt: skip
+        return ref.LoRALinear(
+            torch.nn.Linear(C_in, C_out, bias=case["bias"], dtype=torch.float64),
+            r,
+            lora_alpha=alpha,
+            lora_dropout=p,
+        )
 
     twin = twin_of(mine, build_twin, what, seed=case["seed"])
     twin = twin.train() if train else twin.eval()
-    compare_call(mine, twin, (case["x"],), what=f"{what} on x {tuple(case['x'].shape)}",
-                 seed=case["seed"], hint="base(x) + lora_B(lora_A(dropout(x))) * lora_alpha / r, "
-                 "with the base frozen")  # fmt: skip
+    compare_call(
+        mine,
+        twin,
+        (case["x"],),
+        what=f"{what} on x {tuple(case['x'].shape)}",
+        seed=case["seed"],
+        hint="base(x) + lora_B(lora_A(dropout(x))) * lora_alpha / r, with the base frozen",
+    )

@@ -96,11 +96,15 @@ def test_submitted_artifact_accuracy(award, record_leaderboard, graded_tree):
     state, meta = _submitted_artifact(graded_tree, "sst2_classifier.safetensors", "finetune")
     heldout = heldout_here(SETTINGS, SST2_HELDOUT)
     # Held out: not in the submission. A handout has no test.tsv: there, the public dev split.
-    sentences, labels = sample_for_check(*kit.load_sst2("test" if heldout else "dev"),
-                                         SST2_SENTENCES)  # fmt: skip
-    scored = (f"held-out SST-2 test accuracy ({len(sentences):,} sentences)" if heldout else
-              "SST-2 dev accuracy (public dev data in this handout; Gradescope scores the "
-              "held-out test sentences)")  # fmt: skip
+    sentences, labels = sample_for_check(
+        *kit.load_sst2("test" if heldout else "dev"), SST2_SENTENCES
+    )
+    scored = (
+        f"held-out SST-2 test accuracy ({len(sentences):,} sentences)"
+        if heldout
+        else "SST-2 dev accuracy (public dev data in this handout; Gradescope scores the "
+        "held-out test sentences)"
+    )
     acc = kit.evaluate_state(state, meta, sentences, labels)
     record_leaderboard(round(acc, 4))
     fraction = kit.partial_credit(acc, floor=FLOOR, threshold=THRESHOLD)
@@ -125,11 +129,15 @@ def test_submitted_imdb_artifact_accuracy(award, record_leaderboard, note_for_st
     # Held out: not in the submission. A handout has no held-out reviews: there, small_test.
     reviews, labels = kit.load_imdb("heldout_test" if heldout else "small_test")
     reviews, labels = reviews[:IMDB_REVIEWS], labels[:IMDB_REVIEWS]
-    scored = (f"{IMDB_REVIEWS} held-out reviews" if heldout else
-              f"the first {IMDB_REVIEWS} reviews of small_test: public dev data in this handout; "
-              f"Gradescope scores {IMDB_REVIEWS} held-out test reviews")  # fmt: skip
-    acc = kit.evaluate_state(state, meta, reviews, labels, max_length=kit.IMDB_MAX_LENGTH,
-                             batch_size=IMDB_BATCH)  # fmt: skip
+    scored = (
+        f"{IMDB_REVIEWS} held-out reviews"
+        if heldout
+        else f"the first {IMDB_REVIEWS} reviews of small_test: public dev data in this handout; "
+        f"Gradescope scores {IMDB_REVIEWS} held-out test reviews"
+    )
+    acc = kit.evaluate_state(
+        state, meta, reviews, labels, max_length=kit.IMDB_MAX_LENGTH, batch_size=IMDB_BATCH
+    )
     record_leaderboard(round(acc, 4))
     fraction = kit.partial_credit(acc, floor=IMDB_FLOOR, threshold=IMDB_THRESHOLD)
     award(
@@ -157,8 +165,9 @@ def _closeness_to_sst2(graded_tree, state, meta, note_for_staff) -> str:
         sst2_state, sst2_meta = kit.read_artifact(path)
     except Exception:  # missing or damaged: test 4.7 says so; nothing to compare here
         return ""
-    distance = kit.update_distance(kit.artifact_update(state, meta),
-                                   kit.artifact_update(sst2_state, sst2_meta))  # fmt: skip
+    distance = kit.update_distance(
+        kit.artifact_update(state, meta), kit.artifact_update(sst2_state, sst2_meta)
+    )
     if distance <= ADAPTER_COPY:
         pytest.fail(
             "imdb_classifier.safetensors changes the model as sst2_classifier.safetensors does "
@@ -246,10 +255,15 @@ def _classifier(path: str, num_labels: int = 2, **options):
     """(the tiny classifier loaded where your code runs, its twin loaded here)."""
     from transformers import AutoModelForSequenceClassification
 
-    twin = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels,
-                                                              **options)  # fmt: skip
-    model = build("transformers.AutoModelForSequenceClassification.from_pretrained", path,
-                  num_labels=num_labels, **options)  # fmt: skip
+    twin = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=num_labels, **options
+    )
+    model = build(
+        "transformers.AutoModelForSequenceClassification.from_pretrained",
+        path,
+        num_labels=num_labels,
+        **options,
+    )
     model.load_state_dict(twin.state_dict())  # the same weights, whatever loading did there
     return model, twin
 
@@ -301,20 +315,26 @@ def test_tokenize_dataset(check, tiny):
     with check("short sentences only: still padded to max_length (not to the longest)"):
         ds = build("datasets.Dataset.from_dict", {"sentence": short, "label": [1, 0, 1]})
         out = ft.tokenize_dataset(ds, _tokenizer(path), max_length=12)
-        assert_close(torch.tensor(_rows(out["input_ids"])),
-                     torch.tensor(tokenizer(short, truncation=True, padding="max_length",
-                                            max_length=12)["input_ids"]),
-                     what="input_ids of three short sentences, max_length=12",
-                     hint="padding='max_length' (padding=True pads only to the longest row)")  # fmt: skip
+        assert_close(
+            torch.tensor(_rows(out["input_ids"])),
+            torch.tensor(
+                tokenizer(short, truncation=True, padding="max_length", max_length=12)["input_ids"]
+            ),
+            what="input_ids of three short sentences, max_length=12",
+            hint="padding='max_length' (padding=True pads only to the longest row)",
+        )
     with check("text_column names the text (here 'text')"):
         ds = build("datasets.Dataset.from_dict", {"text": short, "label": [1, 0, 1]})
         out = ft.tokenize_dataset(ds, _tokenizer(path), max_length=12, text_column="text")
         assert "text" not in list(out.column_names), "remove the text column (text_column)"
-        assert_close(torch.tensor(_rows(out["input_ids"])),
-                     torch.tensor(tokenizer(short, truncation=True, padding="max_length",
-                                            max_length=12)["input_ids"]),
-                     what="input_ids with text_column='text'",
-                     hint="read batch[text_column], not a fixed column name")  # fmt: skip
+        assert_close(
+            torch.tensor(_rows(out["input_ids"])),
+            torch.tensor(
+                tokenizer(short, truncation=True, padding="max_length", max_length=12)["input_ids"]
+            ),
+            what="input_ids with text_column='text'",
+            hint="read batch[text_column], not a fixed column name",
+        )
 
 
 def _lora_count(model, r: int) -> int:
@@ -373,10 +393,12 @@ def test_build_model_options(check, tiny, tiny_encoder):
                 "num_labels on to from_pretrained / the config"
             )
     with check("target_modules=('key',): LoRA on key only"):
-        model = ft.build_model(path, 2, pretrained=True, lora_r=4, lora_alpha=8,
-                               target_modules=("key",))  # fmt: skip
-        lora_names = sorted({n.rsplit(".lora_", 1)[0] for n, _ in model.named_parameters()
-                             if ".lora_" in n})  # fmt: skip
+        model = ft.build_model(
+            path, 2, pretrained=True, lora_r=4, lora_alpha=8, target_modules=("key",)
+        )
+        lora_names = sorted(
+            {n.rsplit(".lora_", 1)[0] for n, _ in model.named_parameters() if ".lora_" in n}
+        )
         want = [f"bert.encoder.layer.{i}.attention.self.key" for i in range(2)]
         assert lora_names == want, f"LoRA on {lora_names}, expected {want}: pass target_modules on"
     with check("lora_r=None: full fine-tuning, every parameter trains, no LoRA"):
@@ -462,14 +484,25 @@ def test_predict(check, tiny, tiny_encoder):
         _predict_three_labels(tiny_encoder, tokenizer)
     long = " ".join(["and then it goes on and on about nothing much"] * 3)
     sentences = [s + ("" if i % 2 else " " + long) for i, s in enumerate(SENTENCES * 3)]
-    twin, config, expected = decisive_classifier(sentences, tokenizer, num_labels=2,
-                                                 hidden_dropout_prob=0.3)  # fmt: skip
+    twin, config, expected = decisive_classifier(
+        sentences, tokenizer, num_labels=2, hidden_dropout_prob=0.3
+    )
     # Built in training mode, as after training: predict must switch dropout off itself.
-    model = build("coursekit.a3_attention_bert.models.bert", "sequence_classification", state=twin.state_dict(),
-                  **config)  # fmt: skip
+    model = build(
+        "coursekit.a3_attention_bert.models.bert",
+        "sequence_classification",
+        state=twin.state_dict(),
+        **config,
+    )
     # The item types are read where predict ran (a NumPy int64 would arrive here as an int).
-    got, types = build("coursekit.a3_attention_bert.models.with_item_types", ft.predict, model, _tokenizer(path),
-                       sentences, batch_size=4)  # fmt: skip
+    got, types = build(
+        "coursekit.a3_attention_bert.models.with_item_types",
+        ft.predict,
+        model,
+        _tokenizer(path),
+        sentences,
+        batch_size=4,
+    )
     with check("one int label per sentence"):
         assert isinstance(got, list) and len(got) == 15, f"got {type(got).__name__} of {len(got)}"
         assert all(isinstance(g, int) for g in got) and set(types) == {"int"}, (
@@ -490,12 +523,15 @@ def _predict_three_labels(encoder: str, tokenizer) -> None:
     with torch.no_grad():
         twin.classifier.weight.mul_(50)
         twin.classifier.bias.copy_(torch.tensor([0.0, 0.0, 0.5]))
-    model.load_state_dict({n: p.detach() for n, p in twin.classifier.named_parameters(
-        prefix="classifier")}, strict=False)  # fmt: skip
+    model.load_state_dict(
+        {n: p.detach() for n, p in twin.classifier.named_parameters(prefix="classifier")},
+        strict=False,
+    )
     twin.eval()
     with torch.no_grad():
-        expected = [int(twin(**tokenizer([s], return_tensors="pt")).logits.argmax(-1))
-                    for s in SENTENCES]  # fmt: skip
+        expected = [
+            int(twin(**tokenizer([s], return_tensors="pt")).logits.argmax(-1)) for s in SENTENCES
+        ]
     got = ft.predict(model, _tokenizer(encoder), SENTENCES, batch_size=2)
     assert 2 in expected, "test set-up: the 3-way head should predict label 2 somewhere"
     assert got == expected, (
@@ -512,8 +548,9 @@ def test_artifact_round_trip(check, tiny, tiny_encoder, student_tmp_path):
     with check("no LoRA, 3 labels: lora_scaling '1.0', num_labels '3', the head's tensors"):
         model, twin = _classifier(tiny_encoder, num_labels=3)
         model.bert.requires_grad_(False)  # a trained head on a frozen encoder: no LoRA layers
-        target = ft.save_artifact(model, str(student_tmp_path / "head.safetensors"),
-                                  base_model=tiny_encoder, num_labels=3)  # fmt: skip
+        target = ft.save_artifact(
+            model, str(student_tmp_path / "head.safetensors"), base_model=tiny_encoder, num_labels=3
+        )
         state, meta = ft.load_artifact(target)
         assert sorted(state) == ["classifier.bias", "classifier.weight"], sorted(state)[:5]
         assert list(state["classifier.weight"].shape) == [3, 32], state["classifier.weight"].shape
@@ -529,8 +566,9 @@ def test_artifact_round_trip(check, tiny, tiny_encoder, student_tmp_path):
         if p.requires_grad
     }
     model.load_state_dict(trained, strict=False)
-    target = ft.save_artifact(model, str(student_tmp_path / "a.safetensors"), base_model=path,
-                              num_labels=2)  # fmt: skip
+    target = ft.save_artifact(
+        model, str(student_tmp_path / "a.safetensors"), base_model=path, num_labels=2
+    )
     state, meta = ft.load_artifact(target)
     with check("exactly the trainable tensors"):
         assert set(state) == set(trained), (

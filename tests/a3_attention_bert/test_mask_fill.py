@@ -87,9 +87,12 @@ def _check_greedy(prompt, seed):
     model, twin = _context_lm(seed)
     ids = torch.tensor(prompt)
     got = mf.fill_masks(model, ids, MASK, strategy="greedy", banned_ids=SPECIAL)
-    assert_equal(_ids(got), lambda: _oracle(twin, ids, MASK).tolist(),
-                 what=f"greedy fill_masks of ids {prompt} (model seed {seed}, [MASK] = {MASK})",
-                 hint=f"{HINT_ORDER}; greedy takes the argmax; {HINT_BANNED}")  # fmt: skip
+    assert_equal(
+        _ids(got),
+        lambda: _oracle(twin, ids, MASK).tolist(),
+        what=f"greedy fill_masks of ids {prompt} (model seed {seed}, [MASK] = {MASK})",
+        hint=f"{HINT_ORDER}; greedy takes the argmax; {HINT_BANNED}",
+    )
 
 
 @pytest.mark.points(2)
@@ -105,22 +108,33 @@ def test_greedy_fills_left_to_right(check):
         ids = torch.tensor([1, 5, 3, 7, 3, 2])
         before = snapshot(ids)
         mf.fill_masks(model, mutable(ids), MASK, banned_ids=SPECIAL)  # changes to ids come back
-        assert_unchanged(ids, before, what="fill_masks's input_ids",
-                         hint="fill a copy (input_ids.clone()), not the caller's tensor")  # fmt: skip
+        assert_unchanged(
+            ids,
+            before,
+            what="fill_masks's input_ids",
+            hint="fill a copy (input_ids.clone()), not the caller's tensor",
+        )
 
 
-@given(prompt=masked_lm_prompts(V, anywhere=True), seed=st.integers(0, 50),
-       k=st.integers(2, 6), sample_seed=st.integers(0, 2**16))  # fmt: skip
+@given(
+    prompt=masked_lm_prompts(V, anywhere=True),
+    seed=st.integers(0, 50),
+    k=st.integers(2, 6),
+    sample_seed=st.integers(0, 2**16),
+)
 def _top_k(prompt, seed, k, sample_seed):
     model, twin = _context_lm(seed)
     ids = torch.tensor(prompt)
     torch.manual_seed(sample_seed + 1)  # the global generator must not be the one that decides
-    got = mf.fill_masks(model, ids, MASK, strategy="top_k", k=k, seed=sample_seed,
-                        banned_ids=SPECIAL)  # fmt: skip
-    assert_equal(_ids(got),
-                 lambda: _oracle(twin, ids, MASK, strategy="top_k", k=k, seed=sample_seed).tolist(),
-                 what=f"top-k fill_masks of ids {prompt}, k={k}, seed={sample_seed} (model seed {seed})",
-                 hint=HINT_TOP_K)  # fmt: skip
+    got = mf.fill_masks(
+        model, ids, MASK, strategy="top_k", k=k, seed=sample_seed, banned_ids=SPECIAL
+    )
+    assert_equal(
+        _ids(got),
+        lambda: _oracle(twin, ids, MASK, strategy="top_k", k=k, seed=sample_seed).tolist(),
+        what=f"top-k fill_masks of ids {prompt}, k={k}, seed={sample_seed} (model seed {seed})",
+        hint=HINT_TOP_K,
+    )
 
 
 @given(prompt=masked_lm_prompts(V, anywhere=True), seed=st.integers(0, 50))
@@ -128,9 +142,12 @@ def _top_1(prompt, seed):
     model, twin = _context_lm(seed)
     ids = torch.tensor(prompt)
     got = mf.fill_masks(model, ids, MASK, strategy="top_k", k=1, seed=0, banned_ids=SPECIAL)
-    assert_equal(_ids(got), lambda: _oracle(twin, ids, MASK).tolist(),
-                 what=f"top-k fill_masks with k=1 of ids {prompt} (model seed {seed}): greedy's fills",
-                 hint="with k=1 the only candidate is the argmax")  # fmt: skip
+    assert_equal(
+        _ids(got),
+        lambda: _oracle(twin, ids, MASK).tolist(),
+        what=f"top-k fill_masks with k=1 of ids {prompt} (model seed {seed}): greedy's fills",
+        hint="with k=1 the only candidate is the argmax",
+    )
 
 
 @pytest.mark.points(2)
@@ -155,9 +172,15 @@ def _remote_tokenizer():
     return build("transformers.AutoTokenizer.from_pretrained", kit.model_path())
 
 
-TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-             "intermediate_size": 64, "max_position_embeddings": 32, "hidden_dropout_prob": 0.3,
-             "attention_probs_dropout_prob": 0.0}  # fmt: skip
+TINY_BERT = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 32,
+    "hidden_dropout_prob": 0.3,
+    "attention_probs_dropout_prob": 0.0,
+}
 
 
 def _tiny_bert(tokenizer):
@@ -167,16 +190,22 @@ def _tiny_bert(tokenizer):
 
     torch.manual_seed(0)
     twin = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), **TINY_BERT))
-    model = build("coursekit.a3_attention_bert.models.bert", "masked_lm", state=twin.state_dict(),
-                  vocab_size=len(tokenizer), **TINY_BERT)  # fmt: skip
+    model = build(
+        "coursekit.a3_attention_bert.models.bert",
+        "masked_lm",
+        state=twin.state_dict(),
+        vocab_size=len(tokenizer),
+        **TINY_BERT,
+    )
     return model, twin
 
 
 def _expected_text(model, tokenizer, prompt, n, **options):
     ids = tokenizer(prompt)["input_ids"]  # [CLS] prompt [SEP]
     ids = torch.tensor([*ids[:-1], *[tokenizer.mask_token_id] * n, ids[-1]])
-    filled = _oracle(model, ids, tokenizer.mask_token_id, banned=tokenizer.all_special_ids,
-                     **options)  # fmt: skip
+    filled = _oracle(
+        model, ids, tokenizer.mask_token_id, banned=tokenizer.all_special_ids, **options
+    )
     return tokenizer.decode(filled, skip_special_tokens=True)
 
 
@@ -215,22 +244,31 @@ def test_complete(check, tokenizer):
                 )
                 got = mf.complete(model, theirs, prompt, n, **options)
                 shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "greedy"
-                assert_equal(got, lambda: _expected_text(counting, tokenizer, prompt, n, **options),  # noqa: B023
-                             what=f"complete(counting model, {prompt!r}, {n}, {shown})",
-                             hint=f"{HINT_COMPLETE}; {HINT_ORDER}; {HINT_BANNED}"
-                             + (f"; {HINT_TOP_K}" if options else ""))  # fmt: skip
-    cases = [("the movie was", 3, {}), ("i think that", 4, {}),
-             ("the movie was", 3, {"strategy": "top_k", "k": 5, "seed": 7}),
-             ("once upon a time", 5, {"strategy": "top_k", "k": 3, "seed": 0})]  # fmt: skip
+                assert_equal(
+                    got,
+                    lambda: _expected_text(counting, tokenizer, prompt, n, **options),  # noqa: B023
+                    what=f"complete(counting model, {prompt!r}, {n}, {shown})",
+                    hint=f"{HINT_COMPLETE}; {HINT_ORDER}; {HINT_BANNED}"
+                    + (f"; {HINT_TOP_K}" if options else ""),
+                )
+    cases = [
+        ("the movie was", 3, {}),
+        ("i think that", 4, {}),
+        ("the movie was", 3, {"strategy": "top_k", "k": 5, "seed": 7}),
+        ("once upon a time", 5, {"strategy": "top_k", "k": 3, "seed": 0}),
+    ]
     for prompt, n, options in cases:
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "greedy"
         with check(f"a small random BertForMaskedLM: {prompt!r} + {n} masks, {shown}"):
             model, twin = _tiny_bert(tokenizer)
             got = mf.complete(model, theirs, prompt, n, **options)
-            assert_equal(got, lambda: _expected_text(twin, tokenizer, prompt, n, **options),  # noqa: B023
-                         what=f"complete(BertForMaskedLM, {prompt!r}, {n}, {shown})",
-                         hint=f"{HINT_COMPLETE}; put the model in eval mode (dropout off)"
-                         + (f"; {HINT_TOP_K}" if options else ""))  # fmt: skip
+            assert_equal(
+                got,
+                lambda: _expected_text(twin, tokenizer, prompt, n, **options),  # noqa: B023
+                what=f"complete(BertForMaskedLM, {prompt!r}, {n}, {shown})",
+                hint=f"{HINT_COMPLETE}; put the model in eval mode (dropout off)"
+                + (f"; {HINT_TOP_K}" if options else ""),
+            )
 
 
 def _draw(logits, k, seed):
@@ -247,15 +285,22 @@ def test_choose(check):
     g = torch.Generator().manual_seed(5)
     logits = torch.randn(10, generator=g) * 2  # (V,)
     with check("greedy: the argmax"):
-        assert_equal(mf.choose(logits, strategy="greedy"), int(logits.argmax()),
-                     what=f"choose(logits, strategy='greedy') for logits {logits.tolist()}")  # fmt: skip
+        assert_equal(
+            mf.choose(logits, strategy="greedy"),
+            int(logits.argmax()),
+            what=f"choose(logits, strategy='greedy') for logits {logits.tolist()}",
+        )
     with check("top_k: one seeded draw among the k largest"):
         for seed in range(6):
-            got = mf.choose(logits, strategy="top_k", k=4,
-                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
-            assert_equal(got, lambda seed=seed: _draw(logits, 4, seed),
-                         what=f"choose(logits, strategy='top_k', k=4, generator seeded {seed})",
-                         hint=HINT_TOP_K)  # fmt: skip
+            got = mf.choose(
+                logits, strategy="top_k", k=4, generator=torch.Generator().manual_seed(seed)
+            )
+            assert_equal(
+                got,
+                lambda seed=seed: _draw(logits, 4, seed),
+                what=f"choose(logits, strategy='top_k', k=4, generator seeded {seed})",
+                hint=HINT_TOP_K,
+            )
     with check("top_k follows the logits: a candidate 30 above the others is drawn"):
         # softmax gives each other candidate about e^-30: a draw that ignores the values misses
         for favourite in (2, 7):
@@ -264,9 +309,13 @@ def test_choose(check):
             got = mf.choose(
                 peaked, strategy="top_k", k=3, generator=torch.Generator().manual_seed(0)
             )
-            assert_equal(got, favourite, what=f"choose(logits with token {favourite} 30 above the "
-                         "rest, strategy='top_k', k=3)", hint="the probabilities are "
-                         "softmax(top-k values): draw with them, not uniformly")  # fmt: skip
+            assert_equal(
+                got,
+                favourite,
+                what=f"choose(logits with token {favourite} 30 above the "
+                "rest, strategy='top_k', k=3)",
+                hint="the probabilities are softmax(top-k values): draw with them, not uniformly",
+            )
     with check("another strategy raises ValueError naming it"):
         with pytest.raises(ValueError, match="nucleus"):
             mf.choose(logits, strategy="nucleus")
@@ -274,5 +323,9 @@ def test_choose(check):
         for options in ({"strategy": "greedy"}, {"strategy": "top_k", "k": 3}):
             x = snapshot(logits)
             mf.choose(mutable(x), generator=torch.Generator().manual_seed(0), **options)
-            assert_unchanged(x, logits, what=f"choose(logits, {options})'s logits",
-                             hint="work on new tensors (logits - logits.max(), not -=)")  # fmt: skip
+            assert_unchanged(
+                x,
+                logits,
+                what=f"choose(logits, {options})'s logits",
+                hint="work on new tensors (logits - logits.max(), not -=)",
+            )

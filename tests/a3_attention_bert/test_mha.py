@@ -51,8 +51,13 @@ def _forward(module, *args, **kwargs):
 def _torch_mha(case) -> torch.nn.MultiheadAttention:
     """The oracle: PyTorch's module in float64, with random biases (its own init zeroes them)."""
     torch.manual_seed(case["seed"])
-    ref = torch.nn.MultiheadAttention(case["C"], case["nh"], bias=case["bias"],
-                                      batch_first=case["batch_first"], dtype=torch.float64)  # fmt: skip
+    ref = torch.nn.MultiheadAttention(
+        case["C"],
+        case["nh"],
+        bias=case["bias"],
+        batch_first=case["batch_first"],
+        dtype=torch.float64,
+    )
     if case["bias"]:
         g = torch.Generator().manual_seed(case["seed"])
         with torch.no_grad():
@@ -64,10 +69,21 @@ def _torch_mha(case) -> torch.nn.MultiheadAttention:
 def _ours(case, ref):
     """The student's module with ``ref``'s weights, copied by its ``load_from`` from an
     ``nn.MultiheadAttention`` built where the student's code runs, with ``ref``'s state."""
-    source = build("coursekit.a3_attention_bert.models.multihead_attention", case["C"], case["nh"],
-                   bias=case["bias"], batch_first=case["batch_first"], state=ref.state_dict())  # fmt: skip
-    module = mha.MultiHeadAttention(case["C"], case["nh"], bias=case["bias"],
-                                    batch_first=case["batch_first"], dtype=torch.float64)  # fmt: skip
+    source = build(
+        "coursekit.a3_attention_bert.models.multihead_attention",
+        case["C"],
+        case["nh"],
+        bias=case["bias"],
+        batch_first=case["batch_first"],
+        state=ref.state_dict(),
+    )
+    module = mha.MultiHeadAttention(
+        case["C"],
+        case["nh"],
+        bias=case["bias"],
+        batch_first=case["batch_first"],
+        dtype=torch.float64,
+    )
     module.load_from(source)
     return module
 
@@ -125,8 +141,7 @@ def _compare(case, hint, *, need_weights=True, average_attn_weights=True, **opti
     ref = _torch_mha(case)
     ours = _ours(case, ref)
     args = (case["query"], case["key"], case["value"])
-    kwargs = {"need_weights": need_weights, "average_attn_weights": average_attn_weights,
-              **options}  # fmt: skip
+    kwargs = {"need_weights": need_weights, "average_attn_weights": average_attn_weights, **options}
     out, weights = _forward(ours, *args, **kwargs)
     torch_options = dict(kwargs)
     if options.get("is_causal") and options.get("attn_mask") is None:  # PyTorch needs the mask
@@ -137,22 +152,35 @@ def _compare(case, hint, *, need_weights=True, average_attn_weights=True, **opti
         with torch.no_grad():
             return ref(*args, **torch_options)
 
-    blocked = _blocked(case, options.get("key_padding_mask"), options.get("attn_mask"),
-                       options.get("is_causal", False))  # fmt: skip
+    blocked = _blocked(
+        case,
+        options.get("key_padding_mask"),
+        options.get("attn_mask"),
+        options.get("is_causal", False),
+    )
     described = _describe(case, **options)
     note = " (query rows with every key masked set to 0)" if bool(blocked.any()) else ""
-    assert_close(_without_blocked(out, blocked, case, "out"),
-                 lambda: _without_blocked(expected()[0], blocked, case, "out"),
-                 what=f"output for {described}{note}", hint=hint)  # fmt: skip
+    assert_close(
+        _without_blocked(out, blocked, case, "out"),
+        lambda: _without_blocked(expected()[0], blocked, case, "out"),
+        what=f"output for {described}{note}",
+        hint=hint,
+    )
     if not need_weights:
-        assert_equal(None if weights is None else type(weights).__name__, None,
-                     what=f"weights returned with need_weights=False ({described})",
-                     hint="return (out, None) when need_weights is False")  # fmt: skip
+        assert_equal(
+            None if weights is None else type(weights).__name__,
+            None,
+            what=f"weights returned with need_weights=False ({described})",
+            hint="return (out, None) when need_weights is False",
+        )
         return
     kind = "weights" if average_attn_weights else "per-head weights"
-    assert_close(_without_blocked(weights, blocked, case, kind),
-                 lambda: _without_blocked(expected()[1], blocked, case, kind),
-                 what=f"{kind} for {described}{note}", hint=hint)  # fmt: skip
+    assert_close(
+        _without_blocked(weights, blocked, case, kind),
+        lambda: _without_blocked(expected()[1], blocked, case, kind),
+        what=f"{kind} for {described}{note}",
+        hint=hint,
+    )
 
 
 # --------------------------------------------------------------------------- properties
@@ -166,14 +194,20 @@ def _self_attention_batch_first(case):
 
 @given(case=attention_cases(self_attention=True, batch_first=False))
 def _self_attention_time_first(case):
-    _compare(case, "batch_first=False (the default): inputs and output are (T, B, C) — "
-                   "transpose to (B, T, C) first and back at the end")  # fmt: skip
+    _compare(
+        case,
+        "batch_first=False (the default): inputs and output are (T, B, C) — "
+        "transpose to (B, T, C) first and back at the end",
+    )
 
 
 @given(case=attention_cases(self_attention=False))
 def _cross_attention(case):
-    _compare(case, "queries come from query (Tq of them), keys and values from key and value (Tk): "
-                   "the scores are (B, nh, Tq, Tk)")  # fmt: skip
+    _compare(
+        case,
+        "queries come from query (Tq of them), keys and values from key and value (Tk): "
+        "the scores are (B, nh, Tq, Tk)",
+    )
 
 
 @given(case=attention_cases(bias=False))
@@ -188,16 +222,23 @@ def _far_apart(case) -> AttentionCase:
 
 @given(case=attention_cases())
 def _scores_far_apart(case):
-    _compare(_far_apart(case), "inputs 100 times larger put the scores hundreds apart: exp(score) "
-             "overflows to inf (and inf / inf is nan); F.softmax subtracts each row's maximum "
-             "first")  # fmt: skip
+    _compare(
+        _far_apart(case),
+        "inputs 100 times larger put the scores hundreds apart: exp(score) "
+        "overflows to inf (and inf / inf is nan); F.softmax subtracts each row's maximum "
+        "first",
+    )
 
 
 @given(case=attention_cases(padding="bool"))
 def _scores_far_apart_padded(case):
-    _compare(_far_apart(case), "with scores hundreds apart, a padding key's score must be -inf, "
-             "not a large negative number (the real scores can be further below it), and the "
-             "softmax must subtract each row's maximum", key_padding_mask=case["key_padding_mask"])  # fmt: skip
+    _compare(
+        _far_apart(case),
+        "with scores hundreds apart, a padding key's score must be -inf, "
+        "not a large negative number (the real scores can be further below it), and the "
+        "softmax must subtract each row's maximum",
+        key_padding_mask=case["key_padding_mask"],
+    )
 
 
 def _parameter_count():
@@ -207,17 +248,22 @@ def _parameter_count():
         case = {"C": 8, "nh": 2, "bias": bias, "batch_first": True, "seed": 0}
         ref = _torch_mha(case)
         ours = _ours(case, ref)
-        assert_equal(sum(p.numel() for p in ours.parameters()),
-                     sum(p.numel() for p in ref.parameters()),
-                     what=f"number of parameters of MultiHeadAttention(8, 2, bias={bias})",
-                     hint="each of the four projections is nn.Linear(C, C, bias=bias): with "
-                     "bias=False none of them has a bias")  # fmt: skip
+        assert_equal(
+            sum(p.numel() for p in ours.parameters()),
+            sum(p.numel() for p in ref.parameters()),
+            what=f"number of parameters of MultiHeadAttention(8, 2, bias={bias})",
+            hint="each of the four projections is nn.Linear(C, C, bias=bias): with "
+            "bias=False none of them has a bias",
+        )
 
 
 @given(case=attention_cases())
 def _per_head_weights(case):
-    _compare(case, "average_attn_weights=False returns the weights of every head: (B, nh, Tq, Tk)",
-             average_attn_weights=False)  # fmt: skip
+    _compare(
+        case,
+        "average_attn_weights=False returns the weights of every head: (B, nh, Tq, Tk)",
+        average_attn_weights=False,
+    )
 
 
 @given(case=attention_cases())
@@ -264,8 +310,12 @@ def _float_mask_2d(case):
 
 @given(case=attention_cases(attn_mask="bool", per_head=True))
 def _bool_mask_3d(case):
-    _compare(case, f"{HINT_PER_HEAD}; {HINT_BOOL_MASK}", attn_mask=case["attn_mask"],
-             average_attn_weights=False)  # fmt: skip
+    _compare(
+        case,
+        f"{HINT_PER_HEAD}; {HINT_BOOL_MASK}",
+        attn_mask=case["attn_mask"],
+        average_attn_weights=False,
+    )
 
 
 @given(case=attention_cases(attn_mask="float", per_head=True))
@@ -275,8 +325,12 @@ def _float_mask_3d(case):
 
 @given(case=attention_cases(attn_mask="float", padding="bool"))
 def _both_masks(case):
-    _compare(case, f"{HINT_ADDITIVE}; attn_mask and key_padding_mask together: apply both",
-             attn_mask=case["attn_mask"], key_padding_mask=case["key_padding_mask"])  # fmt: skip
+    _compare(
+        case,
+        f"{HINT_ADDITIVE}; attn_mask and key_padding_mask together: apply both",
+        attn_mask=case["attn_mask"],
+        key_padding_mask=case["key_padding_mask"],
+    )
 
 
 HINT_CAUSAL = (
@@ -292,15 +346,23 @@ def _causal(case):
 
 @given(case=attention_cases(self_attention=True, padding="bool"))
 def _causal_and_padding(case):
-    _compare(case, f"{HINT_CAUSAL}; both masks apply", is_causal=True,
-             key_padding_mask=case["key_padding_mask"])  # fmt: skip
+    _compare(
+        case,
+        f"{HINT_CAUSAL}; both masks apply",
+        is_causal=True,
+        key_padding_mask=case["key_padding_mask"],
+    )
 
 
 @given(case=attention_cases(self_attention=True))
 def _causal_hint_with_mask(case):
     causal = torch.nn.Transformer.generate_square_subsequent_mask(case["Tq"], dtype=torch.float64)
-    _compare(case, "with an attn_mask, is_causal=True is only a hint: use the mask as given",
-             attn_mask=causal, is_causal=True)  # fmt: skip
+    _compare(
+        case,
+        "with an attn_mask, is_causal=True is only a hint: use the mask as given",
+        attn_mask=causal,
+        is_causal=True,
+    )
 
 
 # --------------------------------------------------------------------------- graded tests
@@ -377,8 +439,16 @@ def test_causal(check):
 def _gradients(batch_first: bool):
     g = torch.Generator().manual_seed(11)
     B, Tq, Tk, C, nh = 2, 4, 5, 12, 3
-    case = {"B": B, "Tq": Tq, "Tk": Tk, "C": C, "nh": nh, "bias": True,
-            "batch_first": batch_first, "seed": 5}  # fmt: skip
+    case = {
+        "B": B,
+        "Tq": Tq,
+        "Tk": Tk,
+        "C": C,
+        "nh": nh,
+        "bias": True,
+        "batch_first": batch_first,
+        "seed": 5,
+    }
     ref = _torch_mha(case)
     ours = _ours(case, ref)
     shapes = [(B, Tq, C), (B, Tk, C), (B, Tk, C)]
@@ -394,11 +464,14 @@ def _gradients(batch_first: bool):
         loss = (out * upstream).sum() + (weights * weights).sum()
         return torch.cat([g.flatten() for g in torch.autograd.grad(loss, xs)])
 
-    assert_close(grads(ours, _forward), lambda: grads(ref, lambda m, *a, **k: m(*a, **k)),
-                 what=f"gradients of (query, key, value), B={B}, Tq={Tq}, Tk={Tk}, C={C}, nh={nh}, "
-                 f"batch_first={batch_first}, key_padding_mask=bool (2, 5)",
-                 hint="compute with differentiable tensor operations only: no .data, .detach(), "
-                 ".item(), numpy or torch.no_grad() in forward")  # fmt: skip
+    assert_close(
+        grads(ours, _forward),
+        lambda: grads(ref, lambda m, *a, **k: m(*a, **k)),
+        what=f"gradients of (query, key, value), B={B}, Tq={Tq}, Tk={Tk}, C={C}, nh={nh}, "
+        f"batch_first={batch_first}, key_padding_mask=bool (2, 5)",
+        hint="compute with differentiable tensor operations only: no .data, .detach(), "
+        ".item(), numpy or torch.no_grad() in forward",
+    )
 
 
 @pytest.mark.points(1)
@@ -425,15 +498,20 @@ def _no_builtins(option, case):
         if type(exc).__name__ != "ForbiddenFunctionError":
             raise
         calls.append(str(exc).split(". ")[0])  # "your forward called ..., which ... forbids"
-    assert_equal(calls, [], what=f"built-in attention functions called ({described})",
-                 hint=HINT_FORBIDDEN)  # fmt: skip
+    assert_equal(
+        calls, [], what=f"built-in attention functions called ({described})", hint=HINT_FORBIDDEN
+    )
 
     def expected():
         with torch.no_grad():
             return ref(*args, need_weights=need_weights)[0]
 
-    assert_close(out, expected, what=f"output of the from-scratch forward ({described})",
-                 hint="the points of this test need a forward that works, too")  # fmt: skip
+    assert_close(
+        out,
+        expected,
+        what=f"output of the from-scratch forward ({described})",
+        hint="the points of this test need a forward that works, too",
+    )
 
 
 @pytest.mark.points(2)
@@ -465,21 +543,36 @@ def test_arguments_left_unchanged(check):
     B, Tq, Tk, C, nh = 2, 3, 4, 6, 2
     for batch_first in (True, False):
         with check(f"batch_first={batch_first}, float masks with -inf entries"):
-            case = {"B": B, "Tq": Tq, "Tk": Tk, "C": C, "nh": nh, "bias": True,
-                    "batch_first": batch_first, "seed": 1}  # fmt: skip
+            case = {
+                "B": B,
+                "Tq": Tq,
+                "Tk": Tk,
+                "C": C,
+                "nh": nh,
+                "bias": True,
+                "batch_first": batch_first,
+                "seed": 1,
+            }
             ours = _ours(case, _torch_mha(case))
             shapes = [(B, Tq, C), (B, Tk, C), (B, Tk, C)]
             if not batch_first:
                 shapes = [(T, B_, C_) for B_, T, C_ in shapes]
-            args = {name: torch.randn(shape, generator=g, dtype=torch.float64)
-                    for name, shape in zip(("query", "key", "value"), shapes, strict=True)}  # fmt: skip
-            args["key_padding_mask"] = torch.tensor([[0.0, -1.0, float("-inf"), 0.5]] * B,
-                                                    dtype=torch.float64)  # fmt: skip
+            args = {
+                name: torch.randn(shape, generator=g, dtype=torch.float64)
+                for name, shape in zip(("query", "key", "value"), shapes, strict=True)
+            }
+            args["key_padding_mask"] = torch.tensor(
+                [[0.0, -1.0, float("-inf"), 0.5]] * B, dtype=torch.float64
+            )
             args["attn_mask"] = torch.zeros(Tq, Tk, dtype=torch.float64)
             args["attn_mask"][0, 1] = float("-inf")  # no row fully masked
             before = snapshot(args)
             _forward(ours, **{name: mutable(t) for name, t in args.items()})  # changes come back
             for name, t in args.items():
-                assert_unchanged(t, before[name], what=f"forward's {name}",
-                                 hint="compute new tensors (t = t + ..., masked_fill, transpose) instead "
-                                 "of changing the caller's in place (+=, masked_fill_, clamp_ ...)")  # fmt: skip
+                assert_unchanged(
+                    t,
+                    before[name],
+                    what=f"forward's {name}",
+                    hint="compute new tensors (t = t + ..., masked_fill, transpose) instead "
+                    "of changing the caller's in place (+=, masked_fill_, clamp_ ...)",
+                )

@@ -109,8 +109,9 @@ def _accuracy(model, tokenizer, questions: dict[str, str], max_length: int = 32)
     """The share of ``questions`` ({text: tag}, the tags this test wrote) whose argmax of the
     model's logits is their tag, on inputs encoded here as the Trainer's were."""
     texts = list(questions)
-    enc = tokenizer(texts, truncation=True, padding="max_length", max_length=max_length,
-                    return_tensors="pt")  # fmt: skip
+    enc = tokenizer(
+        texts, truncation=True, padding="max_length", max_length=max_length, return_tensors="pt"
+    )
     model.eval()
     logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])["logits"]
     preds = torch.as_tensor(logits).argmax(dim=-1).tolist()
@@ -140,10 +141,17 @@ def test_trainer_learns_the_tags(check, so_root, student_tmp_path):
         "coursekit.a3_attention_bert.stackoverflow.tokenized", raw, theirs, max_length=32
     )
     torch.manual_seed(0)  # the model is initialised where your code runs, from this seed
-    model = build("coursekit.a3_attention_bert.models.bert", "sequence_classification",
-                  vocab_size=tokenizer.vocab_size, hidden_size=HIDDEN, num_hidden_layers=1,
-                  num_attention_heads=2, intermediate_size=2 * HIDDEN, max_position_embeddings=64,
-                  num_labels=4)  # fmt: skip
+    model = build(
+        "coursekit.a3_attention_bert.models.bert",
+        "sequence_classification",
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=HIDDEN,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=2 * HIDDEN,
+        max_position_embeddings=64,
+        num_labels=4,
+    )
     trainer = so.build_trainer(
         model, tokenized, str(student_tmp_path), epochs=EPOCHS, lr=LR, batch_size=BATCH_SIZE
     )
@@ -165,8 +173,15 @@ def test_trainer_learns_the_tags(check, so_root, student_tmp_path):
         )
     with check("batch_size and seed passed on; evaluation once per epoch"):
         # BATCH_SIZE (8) is TrainingArguments' own default: other values show they are passed on.
-        other = so.build_trainer(model, tokenized, str(student_tmp_path / "other"), epochs=1,
-                                 lr=1e-4, batch_size=3, seed=7)  # fmt: skip
+        other = so.build_trainer(
+            model,
+            tokenized,
+            str(student_tmp_path / "other"),
+            epochs=1,
+            lr=1e-4,
+            batch_size=3,
+            seed=7,
+        )
         b = other.args
         assert (b.per_device_train_batch_size, b.seed) == (3, 7), (
             f"batch size {b.per_device_train_batch_size} and seed {b.seed} for batch_size=3, "
@@ -207,13 +222,20 @@ def test_predict_tags_names_and_order(check):
     """predict_tags returns tag names, in the questions' order, from a batch of mixed lengths"""
     tokenizer, theirs = _tokenizers()
     long = " ".join(["how do i sort a list of dictionaries by one of their values"] * 3)
-    questions = [f"question number {i} about {tag}" + ("" if i % 2 else " " + long)
-                 for i, tag in enumerate(TAGS * 2)]  # fmt: skip
-    twin, config, labels = decisive_classifier(questions, tokenizer, num_labels=len(TAGS),
-                                               hidden_dropout_prob=0.3)  # fmt: skip
+    questions = [
+        f"question number {i} about {tag}" + ("" if i % 2 else " " + long)
+        for i, tag in enumerate(TAGS * 2)
+    ]
+    twin, config, labels = decisive_classifier(
+        questions, tokenizer, num_labels=len(TAGS), hidden_dropout_prob=0.3
+    )
     oracle = [TAGS[i] for i in labels]
-    model = build("coursekit.a3_attention_bert.models.bert", "sequence_classification", state=twin.state_dict(),
-                  **config)  # fmt: skip
+    model = build(
+        "coursekit.a3_attention_bert.models.bert",
+        "sequence_classification",
+        state=twin.state_dict(),
+        **config,
+    )
     model.train()
     got = so.predict_tags(model, theirs, questions)
     with check("tag names from TAGS"):
