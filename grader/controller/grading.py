@@ -85,15 +85,13 @@ def _grade(
     # and everything the student's code started have ended (the two never hold memory at once).
     if manifest is None:  # learnt from the grading child's own collection: one start saved
         manifest, results = run_collecting(
-            paths, impl, limits, user=user, visible_only=not hidden, part="boundary"
+            paths, impl, limits, user=user, visible_only=not hidden, mode="graded"
         )
         _raise_on_collect_errors(assignment, manifest)
         chosen = manifest
     else:
         _raise_on_collect_errors(assignment, manifest)
         chosen = select(manifest, hidden=hidden, files=files)
-        results = (
-            run(paths, impl, chosen, limits, user=user, part="boundary") if chosen.tests else {}
-        )
+        results = run(paths, impl, chosen, limits, user=user, mode="graded") if chosen.tests else {}
     mutant_hints.attach(assignment, chosen.tests, results)
     return Grade(assignment, impl, chosen.tests, results, time.monotonic() - start)

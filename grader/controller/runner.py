@@ -392,12 +392,12 @@ class _Run:
         limits: Limits,
         user: tuple[int, int] | None,
         extra: tuple[str, ...],
-        part: str = "all",
+        mode: str = "in-process",
         sweep: int | None = None,
     ):
         self.tests, self.impl, self.limits, self.user = tests, impl, limits, user
         self.sweep = sweep  # the student user's uid: none of its processes outlives the run
-        self.extra = ("--grader-part", part, *extra)
+        self.extra = ("--grader-mode", mode, *extra)
         self.metas: dict[str, TestMeta] | None = None  # the tests this run must report
         self.errors: list[dict[str, str]] = []
         self.results: dict[str, TestResult] = {}
@@ -593,20 +593,20 @@ class _Run:
             self.zero(nodeid, why)
 
 
-def _part_args(
-    part: str, user: str | None, limits: Limits
+def _mode_args(
+    mode: str, user: str | None, limits: Limits
 ) -> tuple[tuple[int, int] | None, tuple[str, ...], int | None]:
     """(the user the pytest child runs as, its extra options, the student's uid to sweep).
 
-    "boundary" (grading): the tests run in a child of the invoking user and only their
+    "graded": the tests run in a child of the invoking user and only their
     deliverable process runs as ``user``; trusted checks, which run no student code, come last in
     the same child, after the deliverable process (and every process of ``user``) has ended.
-    "all" (the engine's own tests of this runner, never grading) runs every test in one child
+    "in-process" (the engine's own tests of this runner, never grading) runs every test in one child
     that is ``user`` itself.
     """
     ids = lookup_user(user)
     sweep = ids[0] if ids is not None else None
-    if part == "boundary":
+    if mode == "graded":
         boundary = {
             "memory_bytes": limits.memory_bytes,
             "file_bytes": limits.file_bytes,
@@ -630,16 +630,16 @@ def run(
     manifest: Manifest,
     limits: Limits = Limits(),
     user: str | None = None,
-    part: str = "all",
+    mode: str = "in-process",
 ) -> dict[str, TestResult]:
     """Run every test of ``manifest`` against ``impl``; a result for each, whatever happens.
 
     ``user``: student code runs as this (unprivileged) user; needs root.
-    ``part``: "boundary" grades (student code behind the boundary, trusted checks after it);
-    "all" runs every test in one child, in-process (the engine's tests of this runner only).
+    ``mode``: "graded" grades (student code behind the boundary, trusted checks after it);
+    "in-process" runs every test in one child, in-process (the engine's tests of this runner only).
     """
-    ids, extra, sweep = _part_args(part, user, limits)
-    r = _Run(tests, impl, limits, ids, extra, part, sweep)
+    ids, extra, sweep = _mode_args(mode, user, limits)
+    r = _Run(tests, impl, limits, ids, extra, mode, sweep)
     r.metas = {m.nodeid: m for m in manifest.tests}
     r.go()
     return r.results
@@ -651,15 +651,15 @@ def run_collecting(
     limits: Limits = Limits(),
     user: str | None = None,
     visible_only: bool = False,
-    part: str = "all",
+    mode: str = "in-process",
 ) -> tuple[Manifest, dict[str, TestResult]]:
     """Like :func:`run`, with the manifest taken from the first child's own collection.
 
     Saves a whole interpreter start; safe because collection never imports student code.
     """
-    ids, extra, sweep = _part_args(part, user, limits)
+    ids, extra, sweep = _mode_args(mode, user, limits)
     if visible_only:
         extra = ("--grader-visible-only", *extra)
-    r = _Run(tests, impl, limits, ids, extra, part, sweep)
+    r = _Run(tests, impl, limits, ids, extra, mode, sweep)
     r.go()
     return Manifest(list((r.metas or {}).values()), r.errors), r.results

@@ -154,10 +154,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--grader-events", type=int, default=None, help="(internal) event pipe fd.")
     group.addoption("--grader-only", default=None, help="(internal) JSON list of node ids to run.")
     group.addoption(
-        "--grader-part",
-        choices=("all", "boundary"),
-        default="all",
-        help="(internal) 'boundary': a grading child (student code in a deliverable process of its "
+        "--grader-mode",
+        choices=("in-process", "graded"),
+        default="in-process",
+        help="(internal) 'graded': a grading child (student code in a deliverable process of its "
         "own; trusted checks last, after that process has ended).",
     )
     group.addoption(
@@ -394,8 +394,8 @@ class GradingSession:
         self.collect_errors: list[dict[str, str]] = []
         fd = config.getoption("grader_events")
         self.events = os.fdopen(fd, "w", buffering=1, encoding="utf-8") if fd is not None else None
-        part = config.getoption("grader_part")
-        self.boundary_wanted = part == "boundary" or config.getoption("grader_boundary")
+        mode = config.getoption("grader_mode")
+        self.boundary_wanted = mode == "graded" or config.getoption("grader_boundary")
         self._boundary: Any = None  # grader.boundary.client.Boundary, made on first use
 
     # the deliverable process ----------------------------------------------------------------

@@ -535,7 +535,7 @@ def mul(a, b):
 
 def _toy_run(forge_running: bool) -> tuple[dict, dict, float, list[int]]:
     """The toy suite run by the runner in one pytest child of the student user that imports the
-    toy package itself (the runner's "all" part, which grading never uses: the worst case for the
+    toy package itself (the runner's "in-process" mode, which grading never uses: the worst case for the
     event pipe); beta.mul floods every fd and hangs."""
     user = sandbox.ensure_user(USERS[0])
     uid = sandbox.lookup_user(user)[0]

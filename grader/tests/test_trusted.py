@@ -27,7 +27,7 @@ def submission(tmp_path: Path, answer: str, alpha: str | None = None) -> Path:
 def grade(impl: Path):
     """What grader.course.grade does: one grading child, learning every test; the trusted
     checks run last, once the deliverable process has ended."""
-    manifest, results = run_collecting(SUITE, impl, FAST, part="boundary")
+    manifest, results = run_collecting(SUITE, impl, FAST, mode="graded")
     return manifest, {r.nodeid.rsplit("::", 1)[1]: r for r in results.values()}
 
 
@@ -123,9 +123,9 @@ def test_a_package_the_assignments_install_lacks_cannot_be_imported(tmp_path, mo
         monkeypatch.setattr(zygote, "_active", None)
     impl = submission(tmp_path, "42", alpha="import colorsys\n\ndef add(a, b):\n    return a + b\n")
     absent = Limits(grace=2.0, startup_timeout=60.0, exit_wait=1.0, absent=("colorsys",))
-    _, results = run_collecting(SUITE, impl, absent, part="boundary")
+    _, results = run_collecting(SUITE, impl, absent, mode="graded")
     add = next(r for n, r in results.items() if n.endswith("test_add"))
     assert add.score == 0
     assert "No module named 'colorsys': this assignment's install does not include it" in add.output
-    _, results = run_collecting(SUITE, impl, FAST, part="boundary")  # installed: it imports
+    _, results = run_collecting(SUITE, impl, FAST, mode="graded")  # installed: it imports
     assert next(r for n, r in results.items() if n.endswith("test_add")).score == 1

@@ -132,7 +132,7 @@ def test_grading_through_the_zygote_gives_the_fresh_results(tmp_path, monkeypatc
     suite = [TOY / "toy_suite.py"]
 
     def outcome() -> dict[str, tuple[float, str]]:
-        _, results = run_collecting(suite, impl, FAST, part="boundary")
+        _, results = run_collecting(suite, impl, FAST, mode="graded")
         return {n: (r.score, r.status) for n, r in results.items()}
 
     with zygote.forking():
@@ -177,7 +177,7 @@ def test_no_command_line_names_the_kit_or_how_the_tests_run(tmp_path, monkeypatc
     (impl / "toy_pkg" / "alpha.py").write_text(f"OUT = {str(out)!r}\n" + SCANS_COMMAND_LINES)
     if start == "fresh":
         monkeypatch.setattr(zygote, "_active", None)
-    _, results = run_collecting([TOY / "toy_suite.py"], impl, FAST, part="boundary")
+    _, results = run_collecting([TOY / "toy_suite.py"], impl, FAST, mode="graded")
     assert any(r.status == "passed" and n.endswith("::test_add") for n, r in results.items())
     lines = out.read_text().splitlines()
     assert any(
@@ -217,7 +217,7 @@ def test_the_collector_is_on_in_the_tests_and_for_student_code(tmp_path, monkeyp
     suite.write_text(COLLECTOR_SUITE)
     if start == "fresh":
         monkeypatch.setattr(zygote, "_active", None)
-    _, results = run_collecting([suite], impl, FAST, part="boundary")
+    _, results = run_collecting([suite], impl, FAST, mode="graded")
     assert len(results) == 2
     assert {n.split("::")[-1]: r.status for n, r in results.items()} == {
         "test_collector_on_here": "passed",
