@@ -1,10 +1,11 @@
 """The CI a course's fork runs: `.github/workflows/ci.yml` (GitHub Actions) and `.gitlab-ci.yml`.
 
-The GitHub workflow passes zizmor, offline (the workflow schema, actions pinned by commit,
-permissions, credentials left on disk, template injection); a copy broken one way fails it. Both
-files, read as YAML, run the README's commands in order — `make setup`, `make data`, `.ci/run` —
-with pip's downloads and the data folder cached, then build the Gradescope autograder zips and
-keep them as the run's artifact.
+The GitHub workflow passes zizmor, offline and pedantic (the workflow schema, actions pinned by
+commit, permissions, credentials left on disk, template injection; `.github/zizmor.yml` turns one
+rule off and says why); a copy broken one way fails it. Both files, read as YAML, install the
+system Python the root-only tests use, run the README's commands in order — `make setup`,
+`make data`, `.ci/run` — with pip's downloads and the data folder cached, then build the
+Gradescope autograder zips and keep them as the run's artifact.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from packaging.specifiers import SpecifierSet
 
 from grader import package
 from grader.runner import KIT_ROOT
+from grader.tests.conftest import SYSTEM_PYTHON
 
 GITHUB = KIT_ROOT / ".github" / "workflows" / "ci.yml"
 GITLAB = KIT_ROOT / ".gitlab-ci.yml"
+ZIZMOR_CONFIG = KIT_ROOT / ".github" / "zizmor.yml"  # the one rule it turns off, and why
 # What a run must do, in this order (README "Make targets"; .ci/run runs `make test`).
 STEPS = ("make setup", "make data", "bash .ci/run", "-m grader autograder --out ")
 
@@ -38,7 +41,7 @@ def zizmor(workflow: Path) -> subprocess.CompletedProcess:
     if exe is None:
         pytest.fail("zizmor is not installed: `make setup` installs it (pyproject.toml, extra dev)")
     return subprocess.run(
-        [exe, "--offline", "--no-config", "--persona", "pedantic", "--strict-collection",
+        [exe, "--offline", "--config", str(ZIZMOR_CONFIG), "--persona", "pedantic", "--strict-collection",
          "--format", "plain", str(workflow)],
         capture_output=True, text=True, timeout=120,
         env={**os.environ, "NO_COLOR": "1", "RUST_BACKTRACE": "0"},
@@ -83,7 +86,7 @@ class Run:
     env: dict[str, str]  # variables, the workspace prefix stripped
     cached: list[str]  # cached paths, relative to the workspace
     artifacts: list[str]  # uploaded globs, relative to the workspace
-    python: str | None  # the Python version the job sets up
+    python: str | None  # the first python3.N the job apt-get installs, e.g. "python3.11"
 
 
 def _relative(value: str) -> str:
@@ -96,14 +99,20 @@ def github_run(text: str) -> Run:
     (job,) = data["jobs"].values()
     steps = job["steps"]
     uses = [s for s in steps if "uses" in s]
-    pythons = [s["with"]["python-version"] for s in uses if "setup-python" in s["uses"]]
+    commands = [s["run"].replace("\\\n", " ") for s in steps if "run" in s]
     return Run(
-        commands=[line for s in steps if "run" in s for line in s["run"].splitlines() if line],
+        commands=[line for c in commands for line in c.splitlines() if line],
         env={k: _relative(v) for k, v in job.get("env", {}).items()},
         cached=[s["with"]["path"] for s in uses if s["uses"].startswith("actions/cache@")],
         artifacts=[s["with"]["path"] for s in uses if "upload-artifact" in s["uses"]],
-        python=str(pythons[0]) if pythons else None,
+        python=_installed_python(commands),
     )
+
+
+def _installed_python(commands: list[str]) -> str | None:
+    installs = [c for c in commands if "apt-get install" in c]
+    found = re.search(r"\bpython3\.\d+\b", " ".join(installs))
+    return found.group(0) if found else None
 
 
 def gitlab_run(text: str) -> Run:
@@ -112,14 +121,13 @@ def gitlab_run(text: str) -> Run:
     assert len(jobs) == 1, "one job: the zips are built from the tree that passed its tests"
     (job,) = jobs
     caches = job.get("cache", [])
-    image = job.get("image") or data.get("default", {}).get("image", "")
-    version = re.match(r"python:(3\.\d+)", image)
+    commands = [*job.get("before_script", []), *job["script"]]
     return Run(
-        commands=[*job.get("before_script", []), *job["script"]],
+        commands=commands,
         env={k: _relative(v) for k, v in data.get("variables", {}).items()},
         cached=[p for c in ([caches] if isinstance(caches, dict) else caches) for p in c["paths"]],
         artifacts=list(job.get("artifacts", {}).get("paths", [])),
-        python=version.group(1) if version else None,
+        python=_installed_python(commands),
     )
 
 
@@ -141,8 +149,13 @@ def problems(run: Run, zip_name: str) -> list[str]:
     kit = SpecifierSet(
         tomllib.loads((KIT_ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     )
-    if run.python is None or not kit.contains(run.python):
-        found.append(f"sets up Python {run.python}; the kit requires {kit}")
+    if run.python is None or not kit.contains(run.python.removeprefix("python")):
+        found.append(f"installs Python {run.python}; the kit requires {kit}")
+    if run.python != SYSTEM_PYTHON.name:
+        found.append(
+            f"installs {run.python}, not {SYSTEM_PYTHON}: the tests that run student code as a "
+            "user of its own (grader/tests/conftest.py SYSTEM_PYTHON) would skip"
+        )
     return found
 
 
@@ -164,7 +177,7 @@ BROKEN_RUNS = {  # what the copy lacks: (line of the file, its replacement)
     "the data sets' cache": ("coursekit-data]", "elsewhere]"),
     "the kit's tests": ("- bash .ci/run", "- make lint"),
     "the zips' artifact": ("out/autograder/autograder-*.zip", "out/*.whl"),
-    "a supported Python": ("python:3.11-bookworm", "python:3.10-bookworm"),
+    "a supported Python": ("python3.11 python3.11-venv", "python3.10 python3.10-venv"),
 }
 
 
