@@ -197,7 +197,7 @@ def test_setup_sh_makes_its_venv_with_a_python_of_the_release_that_the_kit_suppo
 
 def test_an_image_whose_python_has_its_venv_module_installs_nothing(setup_sh, tmp_path):
     """A Python the kit supports, already able to make a venv, is used as it is: no apt-get."""
-    (release,) = [r for r in RELEASES if "python3.12" in RELEASES[r]][:1]
+    release = next(r for r in RELEASES if "python3.12" in RELEASES[r])
     run = run_python_part(setup_sh, tmp_path, RELEASES[release], {"python3.12": True})
     assert (run.returncode, run.venv_made_by, run.apt_calls) == (0, "python3.12", []), run.stderr
 
