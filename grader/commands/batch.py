@@ -31,6 +31,7 @@ from pathlib import Path
 
 from grader import course, sandbox
 from grader.commands import progress
+from grader.commands.terminal_report import handout_order
 from grader.controller import grading, pipeline, results_json, zygote
 from grader.controller.runner import collect
 from grader.limits import Limits
@@ -191,7 +192,8 @@ def grade_all(
 
 
 def _write_reports(graded: list[Graded], assignment: str, out: Path, seconds: float) -> None:
-    metas = next((g.grade.metas for g in graded if g.grade), [])
+    # Columns and rows in handout order (4.1 before 9.1 before 10.1), not the order of the files.
+    metas = handout_order(next((g.grade.metas for g in graded if g.grade), []))
     with open(out / "flags.csv", "w", newline="") as f:  # for course staff: read, then judge
         w = csv.writer(f)
         w.writerow(["submission", "kind", "rule", "file", "line", "what", "code"])
@@ -227,7 +229,7 @@ def _write_reports(graded: list[Graded], assignment: str, out: Path, seconds: fl
         w.writerow(
             ["test", "name", "pass_rate", "passed", "graded", "most_common_hint", "hint_count"]
         )
-        for m in sorted(metas, key=lambda m: passed[m.nodeid]):
+        for m in metas:
             top = fired[m.nodeid].most_common(1)
             w.writerow(
                 [
@@ -255,33 +257,47 @@ def _write_reports(graded: list[Graded], assignment: str, out: Path, seconds: fl
 
 
 def histogram_bins(max_score: float, most: int = 20) -> list[float]:
-    """Bin edges on the point scale: whole points from 0 to ``max_score``, each bin a whole
-    number of points (1, 2, 5, 10, … wide, so that at most ``most`` bins cover the scale)."""
+    """Bin edges on the point scale, counted down from ``max_score`` in bins of a whole number of
+    points (1, 2, 5, 10, … wide, so that at most ``most`` bins cover the scale). The last bin is
+    [max - width, max] and ends on the maximum (numpy closes the last bin), so a full score is
+    drawn with the scores within one bin of it and never in a bin that reaches past it; the first
+    bin starts at 0, narrower when the width does not divide the maximum."""
     width = next(w for w in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500) if max_score / w <= most)
-    top = math.ceil(max_score / width) * width
-    return [float(e) for e in range(0, int(top) + width, width)]
+    below = math.ceil(max_score / width - 1e-9)  # a sum of float points may overshoot 70 by 1e-14
+    inner = [max_score - k * width for k in range(below - 1, -1, -1)]
+    return [0.0, *(float(e) for e in inner)]
 
 
-def _histogram(scores: list[float], max_score: float, path: Path, title: str) -> None:
+def histogram_figure(scores: list[float], max_score: float, title: str):
+    """The score histogram as a matplotlib figure; the legend sits above the plot, clear of
+    every bar."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
     bins = histogram_bins(max(max_score, max(scores, default=0.0), 1.0))
+    width = bins[-1] - bins[-2]
     ax.hist(scores, bins=bins, color="tab:blue", edgecolor="white", label="submissions")
     if scores:
         median = statistics.median(scores)
         ax.axvline(median, color="black", linestyle="--", label=f"median {median:g}")
     ax.set_xlim(bins[0], bins[-1])
-    ax.set_xticks(bins[:: math.ceil(len(bins) / 8)])  # on bin edges
+    step = math.ceil(len(bins) / 8)  # ticks on bin edges, counted down from the maximum
+    ax.set_xticks(sorted({0.0, *(e for e in bins[::-1][::step] if e >= step * width / 2)}))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts are whole submissions
-    ax.set_xlabel(f"total score (points, out of {max_score:g}; bins of {bins[1] - bins[0]:g})")
+    ax.set_xlabel(f"total score (points, out of {max_score:g}; bins of {width:g})")
     ax.set_ylabel("submissions")
     ax.set_title(f"{title}: {len(scores)} submissions")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
+    fig.legend(loc="outside upper right", ncols=2, frameon=False)  # above the axes, off the bars
+    return fig
+
+
+def _histogram(scores: list[float], max_score: float, path: Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = histogram_figure(scores, max_score, title)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -2,7 +2,7 @@
 
 Autograder zip (``python -m grader autograder -a A --out DIR``)::
 
-    setup.sh          # Gradescope runs it once, as root: Python 3.11 venv, pinned packages
+    setup.sh          # Gradescope runs it once, as root: Python 3.11 or 3.12 venv, pinned packages
                       # (CPU torch), and an unprivileged user "student"
     run_autograder    # grades /autograder/submission, writes /autograder/results/results.json
     kit/              # grader, coursekit, tests of A (hidden ones too), the template of A,
@@ -41,11 +41,38 @@ SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, while it builds the autograder image.
 set -euo pipefail
 cd /autograder/source
-if ! command -v python3.11 >/dev/null 2>&1; then
-  apt-get update
-  apt-get install -y --no-install-recommends python3.11 python3.11-venv
-fi
-python3.11 -m venv /autograder/venv
+export DEBIAN_FRONTEND=noninteractive  # python3.12 needs tzdata, which would ask for a time zone
+
+# A Python the kit supports (pyproject.toml's requires-python; torch 2.13.0 has CPU wheels for
+# both), with its venv module: the image's own, else one from its package archive. Ubuntu 22.04's
+# archive has python3.11 (universe, jammy-updates), 24.04's python3.12 alone.
+PYTHONS="3.11 3.12"
+pick_python() {{
+  local v
+  for v in $PYTHONS; do
+    if command -v "python$v" >/dev/null 2>&1 && "python$v" -c "import ensurepip, venv" 2>/dev/null; then
+      echo "python$v"
+      return 0
+    fi
+  done
+  apt-get update >&2 || true  # lists that fail to update are read as they are
+  for v in $PYTHONS; do
+    # grep reads all of apt-cache's output: with -q it would stop at the match, and apt-cache,
+    # killed writing the rest (SIGPIPE), would fail the pipeline (pipefail).
+    if LC_ALL=C apt-cache policy "python$v-venv" | grep "Candidate: [0-9]" >/dev/null; then
+      apt-get install -y --no-install-recommends "python$v" "python$v-venv" >&2 || return 1
+      echo "python$v"
+      return 0
+    fi
+  done
+  echo "setup.sh: found neither Python ${{PYTHONS/ / nor }} with its venv module in this image," \\
+    "nor a python3.N-venv package for them in its archive: choose Gradescope's Ubuntu 22.04 or" \\
+    "24.04 base image" >&2
+  return 1
+}}
+PYTHON=$(pick_python)
+"$PYTHON" --version
+"$PYTHON" -m venv /autograder/venv
 # torch's CPU build comes from PyTorch's CPU wheel index: the default wheel pulls GBs of CUDA.
 /autograder/venv/bin/pip install --quiet --extra-index-url https://download.pytorch.org/whl/cpu \\
     -c kit/constraints.txt -e "{spec}"

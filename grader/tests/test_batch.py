@@ -280,15 +280,74 @@ def test_a_disk_filled_by_one_submission_does_not_cost_the_next_one(lane_users, 
     assert by["b-alice"].grade.score == by["b-alice"].grade.max_score
 
 
-@pytest.mark.parametrize("max_score", [1, 12, 20, 21, 67, 70, 250])
-def test_histogram_bins_follow_the_point_scale(max_score):
+@pytest.mark.parametrize("max_score", [1, 12, 20, 21, 67, 70, 72.5, 76, 250])
+def test_histogram_bins_follow_the_point_scale_and_close_on_the_maximum(max_score):
+    """Bins of whole points counted down from the maximum: the last bin is [max - width, max], so a
+    full score is drawn with the scores within one bin of it and no bin reaches past the maximum."""
+    import numpy as np
+
     from grader.commands.batch import histogram_bins
 
     edges = histogram_bins(max_score)
-    widths = {b - a for a, b in zip(edges, edges[1:], strict=False)}
-    assert edges[0] == 0 and edges[-1] >= max_score and len(edges) - 1 <= 20
-    assert len(widths) == 1 and widths.pop() in (1, 2, 5, 10, 20, 25, 50, 100)
-    assert all(e == int(e) for e in edges)  # whole points
+    widths = [b - a for a, b in zip(edges, edges[1:], strict=False)]
+    width = widths[-1]
+    assert edges[0] == 0 and len(widths) <= 20, edges
+    assert edges[-1] == max_score, f"the last edge {edges[-1]} must be the maximum {max_score}"
+    assert width in (1, 2, 5, 10, 20, 25, 50, 100), edges
+    assert set(widths[1:]) <= {width} and 0 < widths[0] <= width, (
+        f"only the first bin may be narrower: {edges}"
+    )
+    last = np.histogram([max_score], bins=edges)[0][-1]
+    assert last == 1, f"a full score {max_score} is not counted in the last bin {edges[-2:]}"
+    below = max(max_score - width - 0.5, 0)  # more than a bin under full marks
+    assert np.histogram([below], bins=edges)[0][-1] == (max_score <= width), edges
+
+
+def test_the_histogram_legend_is_clear_of_the_bars_and_the_plot():
+    """The legend sits outside the axes: over the plot it hid the tallest bar (often full marks)."""
+    import matplotlib.pyplot as plt
+
+    scores = [70.0] * 12 + [5.0 * k for k in range(15)]  # the tallest bar is the last
+    fig = batch.histogram_figure(scores, 70.0, A)
+    try:
+        fig.canvas.draw()
+        legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+        assert legends, "the histogram has no legend"
+        (ax,) = fig.axes
+        bars = [p.get_window_extent() for p in ax.patches if p.get_height() > 0]
+        plot = ax.get_window_extent()
+        for legend in legends:
+            box = legend.get_window_extent()
+            where = f"the legend at (x, y, w, h) = {box.bounds} pixels"
+            assert not any(box.overlaps(bar) for bar in bars), f"{where} covers a bar"
+            assert not box.overlaps(plot), f"{where} overlaps the plot at {plot.bounds}"
+    finally:
+        plt.close(fig)
+
+
+def test_gradebook_and_tests_csv_list_tests_in_handout_order(tmp_path):
+    """Columns of gradebook.csv and rows of tests.csv by the tests' numbers compared part by part
+    (4.1 < 9.1 < 9.2 < 10.1), whatever order their files were collected in; unnumbered last."""
+    from grader.records import TestMeta, TestResult
+
+    in_file_order = ["9.1", "9.2", "10.1", "4.1", None, "4.10", "4.2"]
+    metas = [
+        TestMeta(nodeid=f"tests/{A}/test_{i}.py::test_{i}", name=f"t{i}", max_score=1.0, number=n)
+        for i, n in enumerate(in_file_order)
+    ]
+    numbered = [n for n in in_file_order if n is not None]
+    handout = sorted(numbered, key=lambda n: [int(part) for part in n.split(".")])
+    expected = [*handout, metas[in_file_order.index(None)].nodeid]
+    assert numbered != handout  # the files' order is not already the handout's
+    results = {m.nodeid: TestResult(m.nodeid, 1.0, "passed") for m in metas}
+    grade = grading.Grade(A, tmp_path, metas, results, 1.0)
+    batch._write_reports([batch.Graded("ann", grade)], A, tmp_path, 1.0)
+    with open(tmp_path / "gradebook.csv") as f:
+        header = next(csv.reader(f))
+    columns = header[header.index("max_score") + 1 : header.index("note")]
+    assert columns == [*handout, "t" + str(in_file_order.index(None))], columns
+    rows = [r["test"] for r in csv.DictReader(open(tmp_path / "tests.csv"))]
+    assert rows == expected, f"tests.csv lists {rows}, the handout's order is {expected}"
 
 
 # ---------------------------------------------------------------------------------------------
