@@ -34,7 +34,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.data import DOWNLOAD_ENV, ENV, FIX, data_dir
+from grader.data import DOWNLOAD_ENV, ENV, FIX, SetupProblem, data_dir
 
 
 @dataclass(frozen=True)
@@ -157,18 +157,6 @@ DATASETS: dict[str, Dataset] = {
         Dataset("perplexity_passages", "the H1 handout's passages (course material)"),
     )
 }
-
-
-SETUP_PREFIX = "Setup problem (not a mistake in your code): "
-
-
-class SetupProblem(FileNotFoundError):
-    """Something the grading machine lacks (data, a model): never a student's mistake. The
-    message says what is missing, then ``Fix:`` and what to run."""
-
-    def __init__(self, problem: str, fix: str) -> None:
-        super().__init__(f"{SETUP_PREFIX}{problem}\nFix: {fix}")
-        self.problem, self.fix = problem, fix
 
 
 class DataNotFound(SetupProblem):

@@ -21,6 +21,20 @@ DOWNLOAD_ENV = "COURSEKIT_DATA_DOWNLOAD"  # "0": never download (the grading pro
 FIX = "make data"  # the one command that fetches and checks every data file
 
 
+SETUP_PREFIX = "Setup problem (not a mistake in your code): "
+
+
+class SetupProblem(FileNotFoundError):
+    """Something the grading machine lacks (data, a model): never a student's mistake. The
+    message says what is missing, then ``Fix:`` and what to run. The course's own errors of this
+    kind (a data file, a pretrained model) subclass it; every command reports one as a setup
+    problem (exit status 3), never as a traceback."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{SETUP_PREFIX}{problem}\nFix: {fix}")
+        self.problem, self.fix = problem, fix
+
+
 def data_dir() -> Path:
     """The data folder: ``$COURSEKIT_DATA_DIR``, else the user cache."""
     if os.environ.get(ENV):

@@ -17,9 +17,24 @@ from pathlib import Path
 
 # The commands import what they use when they run: `--help` and a bad argument answer at once
 # (the grading modules pull in jsonschema, pytest and, for some, torch).
+def _no_kit() -> str | None:
+    """Why there is no kit to work on here (None: there is one)."""
+    from grader import course
+
+    root = course.kit_root()
+    if (root / "tests").is_dir() and (root / "pyproject.toml").is_file():
+        return None
+    return (
+        f"no kit here: {root} has no tests/ and pyproject.toml. Run from the kit's folder, or "
+        f"name it: python -m grader --kit DIR <command> (or set {course.KIT_ENV})."
+    )
+
+
 def _assignment(value: str) -> str:
     from grader import course
 
+    if problem := _no_kit():
+        raise argparse.ArgumentTypeError(problem)
     known = course.names()
     if value not in known:
         raise argparse.ArgumentTypeError(
@@ -288,6 +303,8 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 def cmd_autograder(args: argparse.Namespace) -> int:
     from grader.commands import package
 
+    if not _data_ready(_assignments(args.assignment)):  # the zip carries the data the tests read
+        return SETUP_PROBLEM
     for name in _assignments(args.assignment):
         print(f"wrote {package.autograder(name, Path(args.out))}")
     return 0
@@ -381,13 +398,21 @@ def parser() -> argparse.ArgumentParser:
         "$COURSEKIT_KIT, else the checkout the package runs from",
     )
     sub = top.add_subparsers(dest="command", required=True)
+    from grader import course
+
+    known = "none (no kit here)" if _no_kit() else ", ".join(course.names()) or "none yet"
     # Every option's default shows in its help; a bad value stops with a message and status 2.
     fmt = {"formatter_class": _Help}
 
     p = sub.add_parser(
         "grade", **fmt, help="grade one implementation tree; write Gradescope results.json"
     )
-    p.add_argument("--assignment", "-a", type=_assignment, help="assignment package (default: all)")
+    p.add_argument(
+        "--assignment",
+        "-a",
+        type=_assignment,
+        help=f"assignment package, one of: {known} (default: all)",
+    )
     p.add_argument(
         "--impl",
         default="template",
@@ -417,7 +442,10 @@ def parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, **fmt, help=text)
         p.add_argument(
-            "--assignment", "-a", type=_assignment, help="assignment package (default: all)"
+            "--assignment",
+            "-a",
+            type=_assignment,
+            help=f"assignment package, one of: {known} (default: all)",
         )
         if name == "mutants":
             p.add_argument(
@@ -442,12 +470,22 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("autograder", **fmt, help="build the Gradescope autograder zip")
-    p.add_argument("--assignment", "-a", type=_assignment, help="assignment package (default: all)")
+    p.add_argument(
+        "--assignment",
+        "-a",
+        type=_assignment,
+        help=f"assignment package, one of: {known} (default: all)",
+    )
     p.add_argument("--out", default="out", help="output folder")
     p.set_defaults(func=cmd_autograder)
 
     p = sub.add_parser("handout", **fmt, help="build what students download (public tests only)")
-    p.add_argument("--assignment", "-a", type=_assignment, help="assignment package (default: all)")
+    p.add_argument(
+        "--assignment",
+        "-a",
+        type=_assignment,
+        help=f"assignment package, one of: {known} (default: all)",
+    )
     p.add_argument("--out", default="out", help="output folder")
     p.set_defaults(func=cmd_handout)
 
@@ -489,6 +527,8 @@ def parser() -> argparse.ArgumentParser:
     )
     _add_limits(p)
     p.set_defaults(func=cmd_gradescope)
+    for action in sub._choices_actions:  # each command's --help opens with what it does
+        sub.choices[action.dest].description = action.help
     return top
 
 
@@ -512,11 +552,20 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ[KIT_ENV] = known.kit  # the grading children inherit it
     args = parser().parse_args(argv)
+    if problem := _no_kit():
+        print(f"python -m grader {args.command}: {problem}", file=sys.stderr)
+        return 2
     if args.command in ("grade", "validate", "mutants", "batch", "gradescope"):
         from grader.sandbox import not_dumpable
 
         not_dumpable()  # the parent writes results.json: out of reach of student code
-    return args.func(args)
+    from grader.data import SetupProblem
+
+    try:
+        return args.func(args)
+    except SetupProblem as exc:  # data or a model the machine lacks: never a traceback
+        print(f"{exc}\nNothing was done.", file=sys.stderr)
+        return SETUP_PROBLEM
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The command line refuses bad input at once: a clear message and exit status 2, nothing graded."""
 
+import os
 import re
 import subprocess
 import sys
@@ -122,3 +123,83 @@ def test_progress_shows_on_a_terminal_and_stays_out_of_logs():
         timeout=60,
     )
     assert piped.stdout == "report\n" and piped.stderr == ""  # a captured log stays plain
+
+
+COMMANDS_ON_A_KIT = [
+    ["grade"],
+    ["grade", "-a", "a1_lm_basics"],
+    ["templates"],
+    ["validate"],
+    ["autograder"],
+    ["handout", "-a", "a1_lm_basics"],
+    ["new", "a9_demo"],
+]
+
+
+@pytest.mark.parametrize("args", COMMANDS_ON_A_KIT, ids=" ".join)
+def test_no_kit_is_a_usage_error_that_says_how_to_name_one(args, tmp_path):
+    """An installed grader run where there is no kit (no --kit, no $COURSEKIT_KIT, a folder that
+    is not one): exit status 2 and how to name a kit — never silence and 0, never a traceback."""
+    env = {**os.environ, "COURSEKIT_KIT": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "no kit here" in done.stderr and "--kit DIR" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not list(tmp_path.iterdir())  # nothing written where there was no kit
+
+
+@pytest.mark.parametrize(
+    "args", [["autograder", "-a", "a1_lm_basics"], ["grade", "-a", "a1_lm_basics"]]
+)
+def test_missing_data_is_a_setup_problem_for_every_command(args, tmp_path):
+    """Without the data sets (an empty data folder, downloads off): exit status 3, what is
+    missing and the command that fixes it; nothing built or graded, no traceback."""
+    env = {
+        **os.environ,
+        "COURSEKIT_DATA_DIR": str(tmp_path / "data"),
+        "COURSEKIT_DATA_DOWNLOAD": "0",
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            *args,
+            *(["--out", str(tmp_path / "out")] if args[0] == "autograder" else []),
+        ],
+        cwd=KIT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "Setup problem" in done.stderr and "make data" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_setup_problem_raised_inside_any_command_exits_3_without_a_traceback(monkeypatch, capsys):
+    from grader.data import SetupProblem
+
+    def lacks_a_model(args):
+        raise SetupProblem("the pretrained model 'x' is not installed.", "`make setup`")
+
+    monkeypatch.setattr(cli, "cmd_templates", lacks_a_model)
+    assert cli.main(["templates"]) == cli.SETUP_PROBLEM
+    err = capsys.readouterr().err
+    assert "Setup problem" in err and "Fix: `make setup`" in err and "Traceback" not in err
+
+
+def test_every_command_says_what_it_does_and_names_the_assignments():
+    done = _run("autograder", "--help")
+    text = " ".join(done.stdout.split())
+    assert "build the Gradescope autograder zip" in text
+    assert "one of: a1_lm_basics, a2_seq2seq, a3_attention_bert" in text
