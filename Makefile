@@ -115,7 +115,7 @@ finetune-imdb: setup
 	HF_HUB_OFFLINE=1 $(PY) -m coursekit.a3_attention_bert.fullsize --impl $(IMPL) --task imdb --recipe lora
 
 # [MASK] completion (assignment 3) with bert-base-uncased where it can be loaded, else (offline)
-# the kit's MiniLM-L6 masked-LM head from coursekit/artifacts/ (weak; see the README).
+# the kit's MiniLM-L6 masked-LM head from coursekit/a3_attention_bert/artifacts/ (weak; see the README).
 PROMPT ?= the capital of france is
 mask-fill: setup
 	$(PY) -m coursekit.a3_attention_bert.mask_fill --impl $(IMPL) "$(PROMPT)"

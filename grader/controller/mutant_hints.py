@@ -85,6 +85,11 @@ NO_HINT = (
 )
 
 
+# Failures of these kinds (TestResult.kind) get no hint either: a file missing, code that does not
+# parse, a stub, a setup problem.
+NO_HINT_KINDS = ("missing", "syntax", "todo", "setup")
+
+
 def attach(assignment: str, metas: list[TestMeta], results: dict[str, TestResult]) -> None:
     mutants = load(assignment)
     if not mutants:
@@ -92,7 +97,11 @@ def attach(assignment: str, metas: list[TestMeta], results: dict[str, TestResult
     failed = {test_key(n) for n, r in results.items() if r.status == "failed"}
     for meta in metas:
         res = results[meta.nodeid]
-        if res.status == "passed" or any(m in res.output for m in NO_HINT):
+        if (
+            res.status == "passed"
+            or res.kind in NO_HINT_KINDS
+            or any(m in res.output for m in NO_HINT)
+        ):
             continue  # a stub to fill in, code that does not load, a setup problem: no hint
         key = test_key(meta.nodeid)
         candidates = [m for m in mutants if key in m.breaks]

@@ -39,13 +39,19 @@ class Overlay:
     used: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)  # the template's modules, by their path
 
     def report(self) -> str:
         lines = []
         if self.used:
             lines.append("Graded from your submission: " + ", ".join(sorted(self.used)))
         else:
-            lines.append("No file of the assignment was found in your submission.")
+            lines.append(
+                "No file of the assignment was found in your submission: upload its modules ("
+                + ", ".join(self.expected[:12])
+                + (", ..." if len(self.expected) > 12 else "")
+                + "), alone, in a zip or in a notebook; every test below runs the template's stubs."
+            )
         if self.ignored:
             lines.append(
                 "Ignored (not files of this assignment): " + ", ".join(sorted(self.ignored)[:20])
@@ -248,6 +254,11 @@ def overlay(submission: Path, template_pkg: Path, target_pkg: Path) -> Overlay:
     for p in template_pkg.rglob("*"):
         if p.is_file():
             by_name.setdefault(p.name, []).append(p.relative_to(template_pkg))
+    result.expected = sorted(
+        f"{package}/{p.relative_to(template_pkg)}"
+        for p in template_pkg.rglob("*.py")
+        if p.name != "__init__.py" and "__pycache__" not in p.parts
+    )
     placed: dict[Path, int] = {}  # target -> rule strength (lower wins)
     notebooks: list[tuple[Path, Path]] = []
     rank = _Ranker(package, by_name)

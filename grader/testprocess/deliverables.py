@@ -37,6 +37,8 @@ def set_collecting(flag: bool) -> None:
 class DeliverableError(ImportError):
     """A deliverable module or name is not where the assignment says it must be."""
 
+    path: str = ""  # the missing module's file, relative to the graded tree
+
 
 def _path(module: str) -> str:
     return module.replace(".", "/") + ".py"
@@ -107,10 +109,12 @@ class ThroughBoundary:
 
 
 def _missing(name: str, missing: str) -> DeliverableError:
-    return DeliverableError(
+    error = DeliverableError(
         f"Could not find {_path(name)} in the graded files. Keep the template's file names "
         f"and folders (missing module: {missing})."
     )
+    error.path = _path(name)  # the file the assignment expects, for the report's one message
+    return error
 
 
 _resolver: InProcess | Refused | ThroughBoundary = InProcess()

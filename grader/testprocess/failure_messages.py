@@ -12,6 +12,9 @@ import os
 import traceback
 from pathlib import Path
 
+from grader.data import SetupProblem
+from grader.records import FAILURE_KINDS
+
 MAX_OUTPUT_CHARS = 4000  # per test: results.json must stay far below Gradescope's ~1 MB
 
 
@@ -29,6 +32,49 @@ def _frames_in(tb, root: Path | None) -> list[traceback.FrameSummary]:
     return [
         f for f in traceback.extract_tb(tb) if str(Path(f.filename).resolve()).startswith(root_s)
     ]
+
+
+# What kind of failure a test had, for the report and the hints (TestResult.kind): code that does
+# not load (a syntax error, a file missing), a stub still to fill in, or a wrong answer.
+KINDS = FAILURE_KINDS
+SYNTAX, MISSING, TODO, SETUP, FAILED = KINDS
+LOADING = (SYNTAX, MISSING)  # the code does not load: nothing else about it can be judged
+
+
+def kind_of(exc: BaseException) -> str:
+    """``exc``'s kind of failure (one of ``KINDS``)."""
+    if isinstance(exc, SyntaxError):
+        return SYNTAX
+    if type(exc).__name__ == "DeliverableError" and str(exc).startswith("Could not find"):
+        return MISSING
+    if isinstance(exc, NotImplementedError):
+        return TODO
+    if isinstance(exc, SetupProblem):
+        return SETUP
+    return FAILED
+
+
+def cause_of(exc: BaseException, impl_root: Path | None = None) -> str:
+    """One line saying what is wrong, for a failure of a kind the report groups: the same syntax
+    error or missing file once, however many tests it fails."""
+    kind = kind_of(exc)
+    if kind == SETUP:
+        return exc.problem[:300] if isinstance(exc, SetupProblem) else str(exc)[:300]
+    if kind == MISSING and getattr(exc, "path", ""):
+        return exc.path  # the file: the report names every missing file in one message
+    if kind == SYNTAX:
+        return describe(exc, impl_root).splitlines()[0]
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return first[:300]
+
+
+def test_kind(kinds: set[str]) -> str:
+    """A failed test's kind from the kinds of its failures: code that does not load first, then
+    a wrong answer; "todo" only when every failure was a stub."""
+    for kind in (SETUP, SYNTAX, MISSING):
+        if kind in kinds:
+            return kind
+    return TODO if kinds == {TODO} else FAILED
 
 
 def grader_out_of_time(limit: str) -> str:

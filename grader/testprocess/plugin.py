@@ -32,7 +32,14 @@ import pytest
 
 from grader.records import VISIBILITIES, TestMeta, TestResult
 from grader.testprocess import deliverables
-from grader.testprocess.failure_messages import describe, truncate
+from grader.testprocess.failure_messages import (
+    FAILED,
+    cause_of,
+    describe,
+    kind_of,
+    test_kind,
+    truncate,
+)
 from grader.testprocess.preload import SHARED
 
 MARKERS = (
@@ -62,6 +69,7 @@ class Part:
     label: str
     passed: bool
     message: str = ""
+    failure: BaseException | None = None
 
 
 class Checks:
@@ -81,9 +89,10 @@ class Checks:
         try:
             yield
         except (Exception, SystemExit) as exc:
-            self.parts.append(Part(label, False, describe(exc, self._impl_root)))
+            self.parts.append(Part(label, False, describe(exc, self._impl_root), exc))
         except BaseException as exc:  # pytest-timeout's Failed, KeyboardInterrupt, skip
-            self.parts.append(Part(label, False, f"stopped here: {describe(exc, self._impl_root)}"))
+            message = f"stopped here: {describe(exc, self._impl_root)}"
+            self.parts.append(Part(label, False, message, exc))
             self.escaped_from_part = True
             raise
         else:
@@ -117,6 +126,7 @@ class _Running:
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     staff_notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    failures: list[BaseException] = field(default_factory=list)  # for its kind and cause
 
 
 AWARD_KEY = pytest.StashKey[tuple[float, str]]()
@@ -561,7 +571,10 @@ class GradingSession:
         error = (
             describe(call.excinfo.value, self.impl_root, run.meta.trusted) if call.excinfo else ""
         )
+        if call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
+            run.failures.append(call.excinfo.value)
         if call.when == "call" and checks is not None and checks.parts:
+            run.failures[:0] = [p.failure for p in checks.parts if p.failure is not None]
             escaped_outside = call.excinfo is not None and not checks.escaped_from_part
             run.fraction = checks.passed / (len(checks.parts) + escaped_outside)
             if report.passed and checks.passed < len(checks.parts):
@@ -616,6 +629,11 @@ class GradingSession:
         if printed:
             run.captured.append(f"--- your code printed ---\n{truncate(printed, CAPTURED_CHARS)}")
         fraction = run.fraction or 0.0  # a test with no result is never counted as passed
+        kind = cause = ""
+        if fraction < 1.0:
+            kind = test_kind({kind_of(e) for e in run.failures}) if run.failures else FAILED
+            first = next((e for e in run.failures if kind_of(e) == kind), None)
+            cause = cause_of(first, self.impl_root) if first is not None else ""
         result = TestResult(
             nodeid=nodeid,
             score=round(run.meta.max_score * fraction, 4),
@@ -624,6 +642,8 @@ class GradingSession:
             duration=round(time.monotonic() - run.started, 3),
             leaderboard=run.leaderboard,
             staff_notes=run.staff_notes,
+            kind=kind,
+            cause=cause,
         )
         self.results[nodeid] = result
         self.emit(event="result", **result.to_json())

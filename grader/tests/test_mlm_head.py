@@ -1,4 +1,4 @@
-"""The kit's masked-LM head (``coursekit/artifacts/minilm_mlm_head.safetensors``) and the offline
+"""The kit's masked-LM head (``coursekit/a3_attention_bert/artifacts/minilm_mlm_head.safetensors``) and the offline
 [MASK] completion demo that uses it (``make mask-fill``)."""
 
 import os
@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from coursekit import KIT_ROOT
 from coursekit.a3_attention_bert import finetune as a3_finetune
 from coursekit.a3_attention_bert import mlm_head as a3_mlm_head
+from grader.course import KIT_ROOT
 
 HELDOUT_MASKED = 400  # a few hundred held-out masked tokens: about 3 s of MiniLM's first layers
 
