@@ -93,7 +93,7 @@ exec "${{GRADER_PYTHON:-/autograder/venv/bin/python}}" -m grader gradescope \\
 STUDENT_README = """# {assignment}
 
 1. Set up once: `make setup` (creates `.venv` with the pinned packages, torch from PyTorch's CPU
-   wheel index; needs Python 3.11), then `make data` (downloads the public data files the tests
+   wheel index; needs Python 3.11 or 3.12), then `make data` (downloads the public data files the tests
    read into `~/.cache/coursekit/data`, or set `COURSEKIT_DATA_DIR` to a folder that already
    holds them).
 2. Fill in the `TODO`s in `student_template/{assignment}/`.
@@ -105,7 +105,12 @@ STUDENT_README = """# {assignment}
    here on public dev data, and on Gradescope on held-out data that is in no handout: the
    thresholds leave a margin for the difference, and the test's message says which data it used.
 
-Plain pytest also works: `.venv/bin/python -m pytest tests/{assignment} --impl student_template`.
+5. **Upload to Gradescope** (the assignment's page, "Submit"): your modules of
+   `student_template/{assignment}/` — the `.py` files you filled in, with their names unchanged
+   (and `artifacts/` where a part asks for trained weights) — as files or as one zip of them.
+   Gradescope lays them over the template and grades them with these tests and hidden ones.
+
+Plain pytest also works, on your folder by default: `.venv/bin/python -m pytest tests/{assignment}`.
 """
 
 STUDENT_MAKEFILE = """PY := .venv/bin/python
@@ -169,6 +174,12 @@ AUTOGRADER_MARK = (
 def _kit(assignment: str, dest: Path, *, test_files: list[Path], handout: bool = False) -> None:
     for name in ("pyproject.toml", "constraints.txt"):
         _copy(KIT_ROOT / name, dest / name)
+    if handout:  # plain `pytest` there grades the student's own folder (a handout has no reference)
+        ini = (dest / "pyproject.toml").read_text()
+        ours = ini.replace('grader_impl = "reference"', 'grader_impl = "student_template"', 1)
+        if ours == ini:
+            raise ValueError('pyproject.toml has no grader_impl = "reference" line to change')
+        (dest / "pyproject.toml").write_text(ours)
     _copy(KIT_ROOT / "grader", dest / "grader")
     _copy(KIT_ROOT / "coursekit", dest / "coursekit")
     for name in SHARED_TEST_FILES:
@@ -183,7 +194,8 @@ def _kit(assignment: str, dest: Path, *, test_files: list[Path], handout: bool =
         (dest / "tests" / assignment / settings.name).write_text(written)
     template = dest / "student_template" / assignment
     _copy(course.TEMPLATE / assignment, template)
-    (dest / "reference").mkdir()  # the ini's default tree; empty on purpose
+    if not handout:
+        (dest / "reference").mkdir()  # the ini's default tree; empty on purpose
 
 
 def _all_test_files(assignment: str) -> list[Path]:

@@ -133,3 +133,24 @@ def test_each_install_holds_only_what_its_assignment_imports(handout_a1, tmp_pat
     a1 = course.limits_for("a1_lm_basics", limits.Limits()).absent
     assert {"transformers", "datasets", "peft", "matplotlib"} <= set(a1)
     assert "transformers" not in course.limits_for("a3_attention_bert", limits.Limits()).absent
+
+
+def test_plain_pytest_in_a_handout_grades_the_students_folder(handout_a1):
+    """A handout holds no reference: its ini names the student's folder, so `pytest tests/<a>`
+    runs the student's code (here the untouched stubs), never an empty reference/."""
+    ini = tomllib.loads((handout_a1 / "pyproject.toml").read_text())["tool"]["pytest"]
+    assert ini["ini_options"]["grader_impl"] == "student_template"
+    assert not (handout_a1 / "reference").exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/a1_lm_basics/test_softmax.py", "-q"],
+        cwd=handout_a1,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "NotImplementedError" in done.stdout and "Could not find" not in done.stdout, done.stdout
+
+
+def test_the_handout_readme_says_what_to_upload(handout_a1):
+    readme = (handout_a1 / "README.md").read_text()
+    assert "Upload to Gradescope" in readme and "student_template/a1_lm_basics/" in readme
