@@ -27,6 +27,8 @@ class Ref(TypedDict):
     kind: str  # module, namespace, class, callable, object; "instrument" for a test's object
     type: str  # its class's name, for messages
     method: NotRequired[str]  # a test object's exposed method (callback only)
+    methods: NotRequired[list]  # a test object's exposed methods
+    cls: NotRequired[int]  # an instance's class, by number (its methods are called by name)
 
 
 class Request(TypedDict):
@@ -66,6 +68,7 @@ class Call(Request):
     target: Ref
     params: Encoded  # [args, kwargs]
     grad: bool  # torch.is_grad_enabled() in the test
+    method: NotRequired[str]  # call target.method(...) (looked up at the call)
     mutable: NotRequired[list]  # paths of the arguments whose changes come back (write-back)
     guards: NotRequired[list]  # names of grader.boundary.guards in force
     rng: NotRequired[Encoded]  # the test's torch RNG state, when it changed
@@ -194,6 +197,7 @@ class Reply(TypedDict):
     error: NotRequired[ErrorInfo]
     writeback: NotRequired[list]  # of WriteBack
     graph: NotRequired[Graph]
+    method: NotRequired[bool]  # getattr: a function of the target's class, bound to it
 
 
 # --------------------------------------------------------------------------- checking

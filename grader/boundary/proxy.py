@@ -25,6 +25,7 @@ class Ref:
     kind: str
     type: str
     generation: int
+    cls: int | None = None  # an instance's class, by its number over there
 
 
 class Remote:
@@ -94,3 +95,32 @@ def remote_isinstance(obj: Any, *classes: str) -> bool:
     from grader.boundary.server import importable
 
     return any(isinstance(obj, importable(c)) for c in classes)
+
+
+class Method(Remote):
+    """``obj.name`` where ``name`` is a function of ``obj``'s class: calling it is one request,
+    ``obj.name(...)``, looked up over there at the call as Python looks it up. Any other use asks
+    for the attribute itself first (then it is the proxy of what that is)."""
+
+    __slots__ = ("_obj", "_name", "_real")
+
+    def __init__(self, obj: Remote, name: str) -> None:
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_real", None)
+        object.__setattr__(self, "_boundary", obj._boundary)
+
+    @property
+    def _ref(self) -> Ref:  # type: ignore[override]
+        if self._real is None:
+            real = self._boundary.request("getattr", self._obj, name=self._name, fused=False)
+            if not isinstance(real, Remote):
+                raise errors.BoundaryViolation("a method of a student's class is no longer one")
+            object.__setattr__(self, "_real", real)
+        return self._real._ref
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._boundary.call(self._obj, args, kwargs, method=self._name)
+
+    def __repr__(self) -> str:
+        return f"<student's method {self._obj._ref.type}.{self._name}>"

@@ -18,6 +18,7 @@ import collections.abc
 import copy
 import gc
 import importlib
+import inspect
 import itertools
 import os
 import socket
@@ -65,14 +66,22 @@ class Table:
         self.next = 1
 
     def export(self, obj: Any, pin: bool = False) -> dict[str, Any]:
+        n = self.number(obj)
+        if pin:
+            self.pinned.add(n)
+        kind = kind_of(obj)
+        ref = {"side": "d", "id": n, "kind": kind, "type": type(obj).__name__[:80]}
+        if kind in ("module", "object"):  # its class, by number: the test side knows its methods
+            ref["cls"] = self.number(type(obj))
+        return ref
+
+    def number(self, obj: Any) -> int:
         n = self.numbers.get(id(obj))
         if n is None or self.objects.get(n) is not obj:
             n, self.next = self.next, self.next + 1
             self.objects[n] = obj
             self.numbers[id(obj)] = n
-        if pin:
-            self.pinned.add(n)
-        return {"side": "d", "id": n, "kind": kind_of(obj), "type": type(obj).__name__[:80]}
+        return n
 
     def get(self, ref: Any) -> Any:
         if not isinstance(ref, dict) or ref.get("side") != "d" or ref.get("id") not in self.objects:
@@ -275,7 +284,10 @@ class Server:
         if isinstance(value, types.ModuleType | type) or (
             callable(value) and not isinstance(value, torch.Tensor)
         ):
-            return {"value": {"$ref": self.table.export(value)}}, []
+            header = {"value": {"$ref": self.table.export(value)}}
+            if _class_method(target, name, value):
+                header["method"] = True  # any instance of its class has it: called by name
+            return header, []
         return self.reply(value)
 
     def op_setattr(self, msg, blob):
@@ -333,6 +345,11 @@ class Server:
 
     def op_call(self, msg, blob):
         target = self.table.get(msg.get("target"))
+        if "method" in msg:  # obj.name(...): looked up now, as Python looks it up at the call
+            name = msg["method"]
+            if name.startswith("__"):
+                raise AttributeError(name[:80])
+            target = getattr(target, name)
         return self._run(msg, blob, target)
 
     def op_build(self, msg, blob):
@@ -401,6 +418,17 @@ class Server:
         ):
             return {"value": {"$ref": self.table.export(value)}}, []
         return self.reply(value)
+
+
+def _class_method(target: Any, name: str, value: Any) -> bool:
+    """Whether ``target.name`` is a function of its class bound to it (not an attribute of the
+    instance): then every instance of that class answers ``name`` the same way."""
+    return (
+        isinstance(value, types.MethodType)
+        and value.__self__ is target
+        and name not in getattr(target, "__dict__", {})
+        and inspect.isfunction(getattr(type(target), name, None))
+    )
 
 
 def tracker_tensors(tracker: Tracker) -> list[torch.Tensor]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from grader.boundary.client import Boundary
+from grader.boundary.proxy import remote_text
 from grader.tests.conftest import module_process, within_a_test
 
 COUNTER = '''
@@ -23,6 +24,10 @@ class Counter:
 
     def negated(self):
         return -self.count
+
+    def rewire(self):
+        """Student code that gives this object a step of its own."""
+        self.step = lambda: 100
 
 
 def make():
@@ -87,3 +92,34 @@ def test_the_next_test_looks_again(process):
         module.swap()
     with within_a_test(process):
         assert process.import_module("counter").make() == "swapped"
+
+
+def test_a_method_of_a_class_is_called_in_one_request_on_its_next_object(boundary, monkeypatch):
+    """Once ``step`` is known as a function of Counter, ``other.step()`` on another Counter is one
+    request, looked up over there at the call — on that object (its own count)."""
+    module = boundary.import_module("counter")
+    first, other = module.Counter(), module.Counter()  # (make() was swapped above)
+    assert first.step() == 1
+    ops = _asked(boundary, monkeypatch)
+    assert [other.step() for _ in range(3)] == [1, 2, 3]
+    assert ops == ["call"] * 3
+    assert first.count == 1 and other.count == 3
+
+
+def test_a_method_called_by_name_is_looked_up_at_the_call(boundary):
+    """Student code that gives one object a step of its own: calling ``step`` runs that one, as
+    Python would, though the class's step is known."""
+    module = boundary.import_module("counter")
+    first, other = module.Counter(), module.Counter()  # (make() was swapped above)
+    assert first.step() == 1
+    other.rewire()
+    assert other.step() == 100 and first.step() == 2
+
+
+def test_a_method_read_but_not_called_is_the_attribute_itself(boundary):
+    module = boundary.import_module("counter")
+    first, other = module.Counter(), module.Counter()  # (make() was swapped above)
+    first.step()
+    step = other.step  # known by class: asked for only when used otherwise than called
+    assert "step" in remote_text(step) or "method" in repr(step)
+    assert other.negated() == 0
