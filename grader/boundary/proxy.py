@@ -115,7 +115,10 @@ class Method(Remote):
         if self._real is None:
             real = self._boundary.request("getattr", self._obj, name=self._name, fused=False)
             if not isinstance(real, Remote):
-                raise errors.BoundaryViolation("a method of a student's class is no longer one")
+                raise errors.BoundaryViolation(
+                    f"{self._obj._ref.type}.{self._name} is a method of its class, but this object "
+                    f"holds a value of its own under that name: give the value another name"
+                )
             object.__setattr__(self, "_real", real)
         return self._real._ref
 
