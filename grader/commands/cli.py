@@ -502,6 +502,29 @@ def _kit(value: str) -> str:
     return str(path.resolve())
 
 
+def _stoppable(args: argparse.Namespace) -> int:
+    """Run a grading command that Ctrl-C (SIGINT) or SIGTERM stops at once: every process it
+    started is killed (``grader.controller.runner.stopped_by``), one line says so, no traceback,
+    and the status is 128 + the signal's number (130 for Ctrl-C)."""
+    import signal
+
+    from grader.controller.runner import stopped_by
+
+    with stopped_by() as caught:
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            pass
+    signum = caught.signum or signal.SIGINT
+    what = "Interrupted" if signum == signal.SIGINT else f"Stopped by {signal.Signals(signum).name}"
+    print(
+        f"{what}: grading stopped and every process it started was killed; what it was "
+        "grading was not scored.",
+        file=sys.stderr,
+    )
+    return 128 + signum
+
+
 def main(argv: list[str] | None = None) -> int:
     # --kit first, before anything asks where the kit is (an installed package has no checkout).
     early = argparse.ArgumentParser(prog="python -m grader", add_help=False)
@@ -516,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         from grader.sandbox import not_dumpable
 
         not_dumpable()  # the parent writes results.json: out of reach of student code
+        return _stoppable(args)
     return args.func(args)
 
 
