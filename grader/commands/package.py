@@ -85,9 +85,11 @@ chmod -R go-rwx /autograder/source/kit/tests
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this for every submission. The grader writes results.json itself, always.
+# GRADER_USER: the unprivileged user student code runs as; unset, "student"; set and empty, none
+# (no user switch: what `--user ''` means).
 cd "${{AUTOGRADER_ROOT:-/autograder}}/source/kit"
 exec "${{GRADER_PYTHON:-/autograder/venv/bin/python}}" -m grader gradescope \\
-    --assignment {assignment} --root "${{AUTOGRADER_ROOT:-/autograder}}" --user "${{GRADER_USER:-student}}"
+    --assignment {assignment} --root "${{AUTOGRADER_ROOT:-/autograder}}" --user "${{GRADER_USER-student}}"
 """
 
 STUDENT_README = """# {assignment}
