@@ -34,7 +34,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.data import DOWNLOAD_ENV, ENV, FIX, SetupProblem, data_dir
+from grader.data import DOWNLOAD_ENV, ENV, FIX, SETUP_PROBLEM, SetupProblem, data_dir
 
 
 @dataclass(frozen=True)
@@ -414,7 +414,12 @@ def heldout_here(settings: Path, files: list[str] | tuple[str, ...]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``make data``: fetch what is missing and check the md5 of every file of every data set."""
+    """``make data``: fetch what is missing and check the md5 of every file of every data set.
+
+    Exit status 0 when every file is in place; 3 (a setup problem, as ``python -m grader``'s)
+    when a file is missing or damaged and could not be fetched, with what fixes it; 1 when a
+    derived file's text differs from the published one (its sources are there: the kit's code
+    that makes it is at fault)."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m coursekit.data", description=main.__doc__)
@@ -436,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"data folder: {data_dir()} ({ENV} {'set' if os.environ.get(ENV) else 'unset: the user cache'})"
     )
-    failed = 0
+    failed = unfetched = 0
     items = []
     for name in args.datasets or DATASETS:
         spec = DATASETS[name.split("/", 1)[0]]
@@ -467,11 +472,23 @@ def main(argv: list[str] | None = None) -> int:
                 data_file(name, filename, verify=True)
                 state = "ok (md5 checked)" if filename in spec.md5 else "ok"
         except DataNotFound as exc:
-            failed += 1
+            unfetched += 1
             state = "MISSING: " + exc.problem
         print(f"  {name}/{filename}: {state}")
-    print(f"{failed} file(s) missing or damaged" if failed else "every data file is in place")
-    return 1 if failed else 0
+    if failed:
+        print(f"{failed} derived file(s) differ from the published text: a fault of the kit")
+    if unfetched:
+        print(
+            f"Setup problem: {unfetched} data file(s) above are missing or damaged in {data_dir()} "
+            "and could not be fetched. Fix: run this again (`make data`) where their sources "
+            f"can be reached, or set {ENV} to a folder that holds the data sets (the course "
+            "machines': ../shared/data); a file with no download is course material, to be "
+            "placed there.",
+            file=sys.stderr,
+        )
+    if not failed and not unfetched:
+        print("every data file is in place")
+    return SETUP_PROBLEM if unfetched else 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from types import ModuleType
 ENV = "COURSEKIT_DATA_DIR"
 DOWNLOAD_ENV = "COURSEKIT_DATA_DOWNLOAD"  # "0": never download (the grading processes)
 FIX = "make data"  # the one command that fetches and checks every data file
+SETUP_PROBLEM = 3  # exit status: the machine is not ready (data missing); python -m grader's too
 
 
 SETUP_PREFIX = "Setup problem (not a mistake in your code): "

@@ -146,6 +146,49 @@ def processes_of(uid: int) -> list[int]:
     return found
 
 
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> its live (not zombie) children, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if state not in ("Z", "X"):
+            children.setdefault(int(ppid), []).append(int(entry.name))
+    return children
+
+
+def kill_descendants(pid: int | None = None, rounds: int = 100) -> int:
+    """SIGKILL every process below ``pid`` (this one by default) in the process tree, whatever
+    its session or process group; how many. Each is stopped (SIGSTOP) as soon as a walk of /proc
+    finds it, so none forks past the walk, or dies and hands its children to init before they
+    are found; walks repeat (at most ``rounds``) until one finds nothing new, then all are
+    killed at once. A process that left the tree before the first walk (``setsid`` after a
+    double fork) is not below it: the student user's are :func:`sweep_user`'s."""
+    top = os.getpid() if pid is None else pid
+    stopped: set[int] = set()
+    for _ in range(rounds):
+        children, found, frontier = _children(), [], [top]
+        while frontier:
+            below = [c for p in frontier for c in children.get(p, ())]
+            found += below
+            frontier = below
+        new = [p for p in found if p not in stopped]
+        if not new:
+            break
+        for p in new:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(p, signal.SIGSTOP)
+        stopped.update(new)
+    for p in stopped:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(p, signal.SIGKILL)
+    return len(stopped)
+
+
 KILL = shutil.which("kill") or "/bin/kill"
 
 

@@ -11,7 +11,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-# Nothing of the kit is imported here: `--kit` must be read before anything asks where the kit
+# Exit status 3: the machine is not ready to grade (data, a model). grader.data is stdlib alone.
+from grader.data import SETUP_PROBLEM
+
+# Nothing else of the kit is imported here: `--kit` must be read before anything asks where the kit
 # is (grader.course.KIT_ROOT), and `--help` answers at once.
 
 
@@ -140,9 +143,6 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
         type=_positive(int),
         help=f"compute threads per test process ({declared} {d.threads})",
     )
-
-
-SETUP_PROBLEM = 3  # exit status: the machine is not ready to grade (nothing was graded)
 
 
 def _data_ready(names: list[str]) -> bool:
@@ -542,6 +542,29 @@ def _kit(value: str) -> str:
     return str(path.resolve())
 
 
+def _stoppable(args: argparse.Namespace) -> int:
+    """Run a grading command that Ctrl-C (SIGINT) or SIGTERM stops at once: every process it
+    started is killed (``grader.controller.runner.stopped_by``), one line says so, no traceback,
+    and the status is 128 + the signal's number (130 for Ctrl-C)."""
+    import signal
+
+    from grader.controller.runner import stopped_by
+
+    with stopped_by() as caught:
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            pass
+    signum = caught.signum or signal.SIGINT
+    what = "Interrupted" if signum == signal.SIGINT else f"Stopped by {signal.Signals(signum).name}"
+    print(
+        f"{what}: grading stopped and every process it started was killed; what it was "
+        "grading was not scored.",
+        file=sys.stderr,
+    )
+    return 128 + signum
+
+
 def main(argv: list[str] | None = None) -> int:
     # --kit first, before anything asks where the kit is (an installed package has no checkout).
     early = argparse.ArgumentParser(prog="python -m grader", add_help=False)
@@ -562,6 +585,8 @@ def main(argv: list[str] | None = None) -> int:
     from grader.data import SetupProblem
 
     try:
+        if args.command in ("grade", "validate", "mutants", "batch", "gradescope"):
+            return _stoppable(args)
         return args.func(args)
     except SetupProblem as exc:  # data or a model the machine lacks: never a traceback
         print(f"{exc}\nNothing was done.", file=sys.stderr)

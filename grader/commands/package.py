@@ -85,9 +85,11 @@ chmod -R go-rwx /autograder/source/kit/tests
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
 # Gradescope runs this for every submission. The grader writes results.json itself, always.
+# GRADER_USER: the unprivileged user student code runs as; unset, "student"; set and empty, none
+# (no user switch: what `--user ''` means).
 cd "${{AUTOGRADER_ROOT:-/autograder}}/source/kit"
 exec "${{GRADER_PYTHON:-/autograder/venv/bin/python}}" -m grader gradescope \\
-    --assignment {assignment} --root "${{AUTOGRADER_ROOT:-/autograder}}" --user "${{GRADER_USER:-student}}"
+    --assignment {assignment} --root "${{AUTOGRADER_ROOT:-/autograder}}" --user "${{GRADER_USER-student}}"
 """
 
 STUDENT_README = """# {assignment}
@@ -99,8 +101,9 @@ STUDENT_README = """# {assignment}
 2. Fill in the `TODO`s in `student_template/{assignment}/`.
 3. `make grade` runs the public tests through the grader and prints your points, what differed
    where, and hints for common mistakes. Gradescope runs the same tests plus hidden ones. If data
-   is missing, `make grade` says so and grades nothing (exit status 3): that is a setup problem,
-   not a mistake in your code.
+   is missing, `make grade` says so and grades nothing: that is a setup problem, not a mistake
+   in your code (`.venv/bin/python -m grader grade -a {assignment}` exits with status 3 then;
+   `make` exits 2 whenever a command fails).
 4. Figures that training tests and artifact checks measure (perplexity, accuracy) are scored
    here on public dev data, and on Gradescope on held-out data that is in no handout: the
    thresholds leave a margin for the difference, and the test's message says which data it used.

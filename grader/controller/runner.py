@@ -23,6 +23,7 @@ import select
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from grader.sandbox import (
     become,
     child_python,
     interpreter_for,
+    kill_descendants,
     lookup_user,
     remove_files_of,
     sweep_user,
@@ -79,6 +81,60 @@ def _notify(kind: str, value) -> None:
             listener(kind, value)
         except Exception:  # noqa: BLE001 - a display must not break a grading run
             pass
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM stopped the grading (:func:`stopped_by`)."""
+
+
+_stop = threading.Event()  # set: no run of this process starts another child
+_sweeping: dict[int, int] = {}  # id of a run under way -> the student uid it grades as (owns)
+
+
+def _raise_if_stopped() -> None:
+    if _stop.is_set():
+        raise Interrupted("the grading was stopped")
+
+
+def stop_everything() -> None:
+    """Kill every process this one started — grading children (each in a session of its own),
+    their deliverable processes, a zygote and what it forked — and every process of the student
+    users the runs under way grade as (users they still own); no run starts a child after this."""
+    _stop.set()
+    kill_descendants()
+    for uid in set(_sweeping.values()):  # one step of the interpreter: a signal handler's too
+        sweep_user(uid)
+
+
+@contextlib.contextmanager
+def stopped_by(signals=(signal.SIGINT, signal.SIGTERM)):
+    """While this lasts, each of ``signals`` stops the grading at once (:func:`stop_everything`)
+    and raises :class:`Interrupted` in the main thread: the grading unwinds (its folders
+    removed, its users swept, then released), and runs in other threads stop before their next
+    child. A second signal kills again and raises nothing. The yielded object's ``signum`` is
+    the signal that came (None: none). Main thread only (elsewhere it changes nothing)."""
+    import types
+
+    caught = types.SimpleNamespace(signum=None)
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum, frame) -> None:
+        first = caught.signum is None
+        caught.signum = caught.signum or signum
+        with contextlib.suppress(Exception):
+            stop_everything()  # again at a second signal: what started since goes too
+        if first:
+            raise Interrupted(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield caught
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        _stop.clear()
 
 
 def child_env(extra: dict[str, str] | None = None, threads: int = 1) -> dict[str, str]:
@@ -193,6 +249,7 @@ def forked_child(
 
 def collect(tests: list[Path], limits: Limits = Limits()) -> Manifest:
     """Collect the tests with an empty implementation tree: no student code can run."""
+    _raise_if_stopped()
     with tempfile.TemporaryDirectory(prefix="grader-collect-") as tmp:
         empty = Path(tmp, "impl")
         empty.mkdir()
@@ -538,14 +595,19 @@ class _Run:
         return _death_cause(rc, self.limits, trusted)
 
     def go(self) -> None:
-        if self.sweep is not None:
-            sweep_user(self.sweep)  # nothing left over from an earlier run
+        _raise_if_stopped()
         try:
+            if self.sweep is not None:
+                _sweeping[id(self)] = self.sweep  # an interrupt sweeps it at once
+                sweep_user(self.sweep)  # nothing left over from an earlier run
             self._go()
         finally:
-            if self.sweep is not None:
-                sweep_user(self.sweep)
-                remove_files_of(self.sweep)
+            try:
+                if self.sweep is not None:
+                    sweep_user(self.sweep)
+                    remove_files_of(self.sweep)
+            finally:
+                _sweeping.pop(id(self), None)  # before the user is released (sandbox.claimed)
 
     def _go(self) -> None:
         try:
@@ -556,6 +618,7 @@ class _Run:
         with folder as tmp:
             attempt, only = 0, None if self.metas is None else self.todo()
             while only is None or only:
+                _raise_if_stopped()  # Ctrl-C: no child after the one it killed
                 attempt += 1
                 if attempt > 1 and self.sweep is not None:
                     # Before another child: what the student's code left in the folders every

@@ -221,6 +221,7 @@ class Zygote:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             pass_fds=(theirs.fileno(),),
+            start_new_session=True,  # a terminal's Ctrl-C reaches the grader alone, which stops it
         )
         theirs.close()
         self.control = ours

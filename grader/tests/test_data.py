@@ -240,3 +240,49 @@ def test_a_builder_leaves_only_the_files_asked_for(tmp_path, monkeypatch):
     monkeypatch.setenv(data.ENV, str(tmp_path))
     assert data.data_file("built", "public.txt").read_text() == "public\n"
     assert sorted(p.name for p in (tmp_path / "built").iterdir()) == ["public.txt"]
+
+
+def test_make_data_offline_into_an_empty_folder_is_a_setup_problem_with_the_fix(tmp_path):
+    """``python -m coursekit.data`` (``make data``) where no source can be reached and the data
+    folder is empty: every file is listed as missing, no traceback, and it stops with the setup
+    problem's status (3, as ``python -m grader``'s) and what fixes it. Offline here means every
+    download goes through a proxy that refuses connections (a local port nothing listens on)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from grader.commands.cli import SETUP_PROBLEM
+    from grader.course import KIT_ROOT
+
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+        env.update(
+            {data.ENV: str(tmp_path / "empty"), data.DOWNLOAD_ENV: "1"},
+            HTTP_PROXY=proxy,
+            HTTPS_PROXY=proxy,
+            http_proxy=proxy,
+            https_proxy=proxy,
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "coursekit.data"],
+            cwd=KIT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    printed = done.stdout + done.stderr
+    assert "Traceback" not in printed, printed
+    assert done.returncode == SETUP_PROBLEM, (
+        f"exit status {done.returncode}: missing data that cannot be fetched is a setup "
+        f"problem, status {SETUP_PROBLEM} as for `python -m grader`\n{printed[-2000:]}"
+    )
+    for name, spec in data.DATASETS.items():
+        for filename in spec.md5:
+            assert f"  {name}/{filename}: MISSING: " in done.stdout, (name, filename)
+    assert "Setup problem:" in done.stderr and str(tmp_path / "empty") in done.stderr
+    assert f"Fix: run this again (`{data.FIX}`)" in done.stderr, done.stderr
+    assert f"set {data.ENV} to a folder that holds the data sets" in done.stderr, done.stderr

@@ -77,8 +77,10 @@ def run_autograder(root: Path, user: str | None, files: dict[str, bytes], previo
         **os.environ,
         "AUTOGRADER_ROOT": str(root),
         "GRADER_PYTHON": str(root / "venv" / "bin" / "python"),
-        "GRADER_USER": user or "",
     }
+    env.pop("GRADER_USER", None)  # unset: "student", which a run that is not root says it skipped
+    if user is not None:
+        env["GRADER_USER"] = user
     proc = subprocess.run(
         ["bash", root / "source" / "run_autograder"],
         env=env,

@@ -154,3 +154,45 @@ def test_plain_pytest_in_a_handout_grades_the_students_folder(handout_a1):
 def test_the_handout_readme_says_what_to_upload(handout_a1):
     readme = (handout_a1 / "README.md").read_text()
     assert "Upload to Gradescope" in readme and "student_template/a1_lm_basics/" in readme
+
+
+@pytest.mark.parametrize(
+    "grader_user, switched_to",
+    [(None, "student"), ("", None), ("student-2", "student-2")],
+    ids=["unset-the-student-user", "empty-no-user-switch", "a-user-of-ones-own"],
+)
+def test_grader_user_empty_turns_the_user_switch_off_as_user_empty_does(
+    tmp_path, monkeypatch, grader_user, switched_to
+):
+    """``run_autograder`` passes GRADER_USER to ``python -m grader gradescope --user``: unset,
+    the unprivileged ``student``; set, that user; set and empty, no user switch at all —
+    what ``--user ''`` means. The script runs as written into the zip, with a stand-in
+    interpreter that prints its arguments; they are then parsed by the CLI, whose user
+    reaches the Gradescope flow."""
+    script = tmp_path / "run_autograder"
+    script.write_text(package.RUN_AUTOGRADER.format(assignment="a1_lm_basics"))
+    (tmp_path / "source" / "kit").mkdir(parents=True)
+    echo = tmp_path / "python"
+    echo.write_text('#!/bin/sh\nprintf "%s\\0" "$@"\n')
+    echo.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "GRADER_USER"}
+    env.update(AUTOGRADER_ROOT=str(tmp_path), GRADER_PYTHON=str(echo))
+    if grader_user is not None:
+        env["GRADER_USER"] = grader_user
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    argv = done.stdout.split("\0")[:-1]
+    assert argv[:3] == ["-m", "grader", "gradescope"], argv
+
+    from grader.commands import autograder, cli
+
+    seen = []
+    monkeypatch.setattr(autograder, "run", lambda name, root, user, limits: seen.append(user) or {})
+    args = cli.parser().parse_args(argv[2:])
+    assert args.root == str(tmp_path)
+    args.func(args)
+    assert seen == [switched_to], (
+        f"GRADER_USER={grader_user!r} graded as {seen[0]!r}, not {switched_to!r}: an empty "
+        "GRADER_USER means no user switch, as --user '' does (the script must write "
+        '"${GRADER_USER-student}": a default for an unset variable only)'
+    )
