@@ -216,5 +216,9 @@ def hooks() -> dict[str, str]:
 
 
 def course_packages() -> list[str]:
-    """The course's top-level packages (those of its ``HOOKS``: ``coursekit``)."""
-    return sorted({module.split(".")[0] for module in hooks().values()})
+    """The course's top-level packages (those of its ``HOOKS``: ``coursekit``; none when
+    pyproject.toml names no hook)."""
+    try:
+        return sorted({module.split(".")[0] for module in hooks().values()})
+    except LookupError:
+        return []

@@ -23,7 +23,6 @@ the call with a message saying which, and the next call starts a fresh process.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,7 +40,6 @@ from grader.boundary.writeback import (
     _unwrap_mutable,
     _writeback_problem,
 )
-from grader.limits import ProcessLimits
 
 __all__ = ["Boundary", "Remote", "remote_isinstance", "remote_text"]
 
@@ -49,15 +47,8 @@ __all__ = ["Boundary", "Remote", "remote_isinstance", "remote_text"]
 class Boundary(DeliverableProcess):
     """The deliverable process of one test run (``DeliverableProcess``), and every request to it."""
 
-    def __init__(
-        self,
-        impl_root: Path,
-        python: str,
-        env: dict[str, str],
-        limits: ProcessLimits = ProcessLimits(),
-        user: tuple[int, int] | None = None,
-    ) -> None:
-        super().__init__(impl_root, python, env, limits, user)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # DeliverableProcess's arguments
+        super().__init__(*args, **kwargs)
         self.modules: dict[str, Remote] = {}
         self.proxies: dict[tuple[int, int], Remote] = {}
         self.attributes: dict[tuple, Remote] = {}  # of modules and classes, within a test

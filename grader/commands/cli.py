@@ -469,25 +469,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-validate", action="store_true", help="write the files only")
     p.set_defaults(func=cmd_new)
 
-    p = sub.add_parser("autograder", **fmt, help="build the Gradescope autograder zip")
-    p.add_argument(
-        "--assignment",
-        "-a",
-        type=_assignment,
-        help=f"assignment package, one of: {known} (default: all)",
-    )
-    p.add_argument("--out", default="out", help="output folder")
-    p.set_defaults(func=cmd_autograder)
-
-    p = sub.add_parser("handout", **fmt, help="build what students download (public tests only)")
-    p.add_argument(
-        "--assignment",
-        "-a",
-        type=_assignment,
-        help=f"assignment package, one of: {known} (default: all)",
-    )
-    p.add_argument("--out", default="out", help="output folder")
-    p.set_defaults(func=cmd_handout)
+    for name, func, text in (
+        ("autograder", cmd_autograder, "build the Gradescope autograder zip"),
+        ("handout", cmd_handout, "build what students download (public tests only)"),
+    ):
+        p = sub.add_parser(name, **fmt, help=text)
+        p.add_argument(
+            "--assignment",
+            "-a",
+            type=_assignment,
+            help=f"assignment package, one of: {known} (default: all)",
+        )
+        p.add_argument("--out", default="out", help="output folder")
+        p.set_defaults(func=func)
 
     p = sub.add_parser(
         "batch", **fmt, help="regrade a folder of submissions or a Gradescope export"
