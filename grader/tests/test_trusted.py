@@ -25,7 +25,7 @@ def submission(tmp_path: Path, answer: str, alpha: str | None = None) -> Path:
 
 
 def grade(impl: Path):
-    """What grader.course.grade does: one grading child, learning every test; the trusted
+    """What grader.controller.grading.grade does: one grading child, learning every test; the trusted
     checks run last, once the deliverable process has ended."""
     manifest, results = run_collecting(SUITE, impl, FAST, mode="graded")
     return manifest, {r.nodeid.rsplit("::", 1)[1]: r for r in results.values()}

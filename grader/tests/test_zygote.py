@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from grader import course
 from grader.controller import runner, zygote
 from grader.controller.runner import run_collecting
 from grader.limits import Limits
@@ -53,7 +54,7 @@ def _spawn(z: zygote.Zygote, tmp_path: Path, **env: str) -> zygote.Forked:
 
 @pytest.fixture
 def a_zygote():
-    z = zygote.Zygote(sys.executable, (), runner.child_env(), str(runner.KIT_ROOT))
+    z = zygote.Zygote(sys.executable, (), runner.child_env(), str(course.KIT_ROOT))
     assert z.alive
     yield z
     z.close()
@@ -116,7 +117,7 @@ def test_the_zygote_learns_nothing_of_a_job(a_zygote, tmp_path):
 
 
 def test_a_killed_child_reports_its_signal_and_the_zygote_ends_with_its_grader(tmp_path):
-    z = zygote.Zygote(sys.executable, (), runner.child_env(), str(runner.KIT_ROOT))
+    z = zygote.Zygote(sys.executable, (), runner.child_env(), str(course.KIT_ROOT))
     child = _spawn(z, tmp_path, PROBE_SLEEP="60")
     assert child.poll() is None
     os.killpg(child.pid, signal.SIGKILL)  # its own session: the runner kills the group
@@ -136,7 +137,7 @@ def test_grading_through_the_zygote_gives_the_fresh_results(tmp_path, monkeypatc
         return {n: (r.score, r.status) for n, r in results.items()}
 
     with zygote.forking():
-        assert zygote.zygote_for(runner.PYTHON, 1, (), runner.child_env(), str(runner.KIT_ROOT))
+        assert zygote.zygote_for(runner.PYTHON, 1, (), runner.child_env(), str(course.KIT_ROOT))
         forked = outcome()
     monkeypatch.setattr(zygote, "_active", None)  # forking off: fresh children
     assert outcome() == forked
