@@ -161,12 +161,16 @@ def install_spec(assignment: str, folder: str = ".") -> str:
 
 
 @functools.cache
-def _packages_of_extras() -> dict[str, frozenset[str]]:
-    """Each extra of pyproject.toml -> the import names of its packages (read once)."""
+def _pyproject() -> dict:
+    """The kit's pyproject.toml, read once (empty when there is none)."""
     path = _trees()["KIT_ROOT"] / "pyproject.toml"
-    if not path.exists():
-        return {}
-    extras = tomllib.loads(path.read_text()).get("project", {}).get("optional-dependencies", {})
+    return tomllib.loads(path.read_text()) if path.exists() else {}
+
+
+@functools.cache
+def _packages_of_extras() -> dict[str, frozenset[str]]:
+    """Each extra of pyproject.toml -> the import names of its packages."""
+    extras = _pyproject().get("project", {}).get("optional-dependencies", {})
     return {
         extra: frozenset(
             re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower().replace("-", "_") for r in reqs
@@ -202,16 +206,12 @@ def limits_for(assignment: str, limits: Limits) -> Limits:
 HOOKS = ("data", "models")  # the course's modules the grader calls (grader.data.course_module)
 
 
-@functools.cache
 def hooks() -> dict[str, str]:
     """pyproject.toml's ``[tool.grader]``: the dotted module of each of the course's ``HOOKS``."""
-    path = _trees()["KIT_ROOT"] / "pyproject.toml"
-    declared = (
-        tomllib.loads(path.read_text()).get("tool", {}).get("grader", {}) if path.exists() else {}
-    )
+    declared = _pyproject().get("tool", {}).get("grader", {})
     missing = [h for h in HOOKS if not isinstance(declared.get(h), str)]
     if missing:
-        raise LookupError(f"{path}: [tool.grader] names no module for {missing}")
+        raise LookupError(f"pyproject.toml's [tool.grader] names no module for {missing}")
     return {h: declared[h] for h in HOOKS}
 
 

@@ -54,7 +54,7 @@ class TestResult:
     duration: float = 0.0
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     staff_notes: list[str] = field(default_factory=list)  # from trusted checks, for course staff
-    # A failed test's kind (grader.testprocess.failure_messages.KINDS: "syntax", "missing",
+    # A failed test's kind (FAILURE_KINDS below: "syntax", "missing",
     # "todo", "failed") and one line of what caused it, for the report's grouping.
     kind: str = ""
     cause: str = ""
@@ -83,10 +83,12 @@ class TestResult:
 
 MAX_OUTPUT = 20_000  # characters of one test's output accepted from a child
 MAX_CAUSE = 300  # characters of a failure's one-line cause
-# A failed test's kinds (grader.testprocess.failure_messages): its code does not load (a syntax
-# error, a missing file), a stub still to fill in, the machine lacks data or a model, or a wrong
-# answer.
-FAILURE_KINDS = ("syntax", "missing", "todo", "setup", "failed")
+# A failed test's kinds (grader.testprocess.failure_messages classifies), in the order a student
+# should see to them: the machine lacks data or a model, the code does not parse, a file is
+# missing — those three mean the test could not run at all (CANNOT_RUN) — then a wrong answer,
+# then a stub still to fill in.
+FAILURE_KINDS = ("setup", "syntax", "missing", "failed", "todo")
+CANNOT_RUN = FAILURE_KINDS[:3]
 MAX_BOARD_ENTRIES = 5  # leaderboard values one test may report
 MAX_STAFF_NOTES, MAX_STAFF_NOTE = 3, 500  # notes for staff one trusted check may report, chars
 

@@ -202,13 +202,13 @@ class Reply(TypedDict):
 
 # --------------------------------------------------------------------------- checking
 
-_KINDS = {str: str, int: int, bool: bool, list: list, dict: dict}
+_KINDS = (str, int, bool, list, dict)
 
 
 def _kind(annotation: Any) -> type | None:
     """The JSON kind a declared field must have (None: any, checked by the decoder)."""
     if annotation in _KINDS:
-        return _KINDS[annotation]
+        return annotation
     origin = getattr(annotation, "__origin__", None)
     if origin is NotRequired:
         return _kind(annotation.__args__[0])

@@ -401,18 +401,22 @@ def parser() -> argparse.ArgumentParser:
     from grader import course
 
     known = "none (no kit here)" if _no_kit() else ", ".join(course.names()) or "none yet"
+
+    def add_assignment(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--assignment",
+            "-a",
+            type=_assignment,
+            help=f"assignment package, one of: {known} (default: all)",
+        )
+
     # Every option's default shows in its help; a bad value stops with a message and status 2.
     fmt = {"formatter_class": _Help}
 
     p = sub.add_parser(
         "grade", **fmt, help="grade one implementation tree; write Gradescope results.json"
     )
-    p.add_argument(
-        "--assignment",
-        "-a",
-        type=_assignment,
-        help=f"assignment package, one of: {known} (default: all)",
-    )
+    add_assignment(p)
     p.add_argument(
         "--impl",
         default="template",
@@ -441,12 +445,7 @@ def parser() -> argparse.ArgumentParser:
         ("mutants", cmd_mutants, "every catalogued student bug loses points"),
     ):
         p = sub.add_parser(name, **fmt, help=text)
-        p.add_argument(
-            "--assignment",
-            "-a",
-            type=_assignment,
-            help=f"assignment package, one of: {known} (default: all)",
-        )
+        add_assignment(p)
         if name == "mutants":
             p.add_argument(
                 "--jobs", "-j", type=_positive(int), default=2, help="mutants graded at once"
@@ -474,12 +473,7 @@ def parser() -> argparse.ArgumentParser:
         ("handout", cmd_handout, "build what students download (public tests only)"),
     ):
         p = sub.add_parser(name, **fmt, help=text)
-        p.add_argument(
-            "--assignment",
-            "-a",
-            type=_assignment,
-            help=f"assignment package, one of: {known} (default: all)",
-        )
+        add_assignment(p)
         p.add_argument("--out", default="out", help="output folder")
         p.set_defaults(func=func)
 
@@ -559,6 +553,11 @@ def _stoppable(args: argparse.Namespace) -> int:
     return 128 + signum
 
 
+# The commands that grade (``new`` validates what it wrote): run out of student code's reach, and
+# stopped whole by Ctrl-C.
+GRADING_COMMANDS = ("grade", "validate", "mutants", "batch", "gradescope", "new")
+
+
 def main(argv: list[str] | None = None) -> int:
     # --kit first, before anything asks where the kit is (an installed package has no checkout).
     early = argparse.ArgumentParser(prog="python -m grader", add_help=False)
@@ -572,16 +571,15 @@ def main(argv: list[str] | None = None) -> int:
     if problem := _no_kit():
         print(f"python -m grader {args.command}: {problem}", file=sys.stderr)
         return 2
-    if args.command in ("grade", "validate", "mutants", "batch", "gradescope"):
+    grades = args.command in GRADING_COMMANDS
+    if grades:
         from grader.sandbox import not_dumpable
 
         not_dumpable()  # the parent writes results.json: out of reach of student code
     from grader.data import SetupProblem
 
     try:
-        if args.command in ("grade", "validate", "mutants", "batch", "gradescope"):
-            return _stoppable(args)
-        return args.func(args)
+        return _stoppable(args) if grades else args.func(args)
     except SetupProblem as exc:  # data or a model the machine lacks: never a traceback
         print(f"{exc}\nNothing was done.", file=sys.stderr)
         return SETUP_PROBLEM

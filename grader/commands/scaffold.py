@@ -1,6 +1,6 @@
 """``python -m grader new NAME``: a new assignment that validates at once.
 
-It writes every place an assignment lives (``PLACES``), each with a small worked example to
+It writes every place an assignment lives (``PLACES``, at the end), each with a small worked example to
 replace: the reference package with one marked solution region, its test folder with settings,
 an example graded test and an empty mistake catalogue, and the course's folder for the
 assignment's own code. Then it generates the student template and validates: the reference scores
@@ -15,17 +15,6 @@ from pathlib import Path
 
 from grader import course
 
-# Where an assignment lives, relative to the kit: what `new` writes, in the order it writes it.
-PLACES = (
-    ("reference/{a}/__init__.py", "the package students complete (the reference's copy)"),
-    ("reference/{a}/README.md", "the handout's part of it: deliverables, shapes, rules"),
-    ("reference/{a}/example.py", "a deliverable, its solution between BEGIN/END SOLUTION marks"),
-    ("tests/{a}/assignment.toml", "its settings: install extras, limits, data files, rules"),
-    ("tests/{a}/test_example.py", "a graded test: points, number, a property over drawn inputs"),
-    ("tests/{a}/mutants.toml", "its catalogue of realistic mistakes (empty: add them)"),
-    ("coursekit/{a}/__init__.py", "the course's own code for it (training loops, loaders)"),
-)
-
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -39,24 +28,15 @@ def check_name(name: str, root: Path) -> None:
             f"{name!r} cannot name an assignment: it is a Python package name, lower case, "
             "letters, digits and underscores, starting with a letter (e.g. a4_transformers)"
         )
-    taken = [p.format(a=name) for p, _ in PLACES if (root / p.format(a=name)).exists()]
+    taken = [p.format(a=name) for p, _, _ in PLACES if (root / p.format(a=name)).exists()]
     taken += [f"{t}/{name}" for t in ("reference", "tests") if (root / t / name).exists()]
     if taken:
         raise ScaffoldError(f"{name!r} exists already: {sorted(set(taken))[0]}")
 
 
 def files(name: str) -> dict[str, str]:
-    """The text of each place, for assignment ``name``."""
-    return {
-        f"reference/{name}/__init__.py": f'"""{name}: the deliverables of the handout."""\n',
-        f"reference/{name}/README.md": _README.format(a=name),
-        f"reference/{name}/example.py": _EXAMPLE,
-        f"tests/{name}/assignment.toml": _SETTINGS.format(a=name),
-        f"tests/{name}/test_example.py": _TEST.format(a=name),
-        f"tests/{name}/mutants.toml": _MUTANTS,
-        f"coursekit/{name}/__init__.py": f'"""The kit\'s code for {name}: what its tests and '
-        'full-size runs use beside the deliverables."""\n',
-    }
+    """The text of each place (``PLACES``), for assignment ``name``."""
+    return {place.format(a=name): text.format(a=name) for place, _, text in PLACES}
 
 
 def create(name: str, root: Path | None = None) -> list[Path]:
@@ -182,3 +162,35 @@ _MUTANTS = """# Realistic student mistakes, each a one-place patch of a referenc
 #           "test_example.py::test_scale_of_drawn_inputs"]
 # hint = "scale multiplies by factor: x * factor, not x + factor."
 """
+
+# Where an assignment lives, relative to the kit — what `new` writes, in this order — with what
+# each place holds and the text it starts with (``{a}``: the assignment's name).
+PLACES = (
+    (
+        "reference/{a}/__init__.py",
+        "the package students complete (the reference's copy)",
+        '"""{a}: the deliverables of the handout."""\n',
+    ),
+    ("reference/{a}/README.md", "the handout's part of it: deliverables, shapes, rules", _README),
+    (
+        "reference/{a}/example.py",
+        "a deliverable, its solution between BEGIN/END SOLUTION marks",
+        _EXAMPLE,
+    ),
+    (
+        "tests/{a}/assignment.toml",
+        "its settings: install extras, limits, data files, rules",
+        _SETTINGS,
+    ),
+    (
+        "tests/{a}/test_example.py",
+        "a graded test: points, number, a property over drawn inputs",
+        _TEST,
+    ),
+    ("tests/{a}/mutants.toml", "its catalogue of realistic mistakes (empty: add them)", _MUTANTS),
+    (
+        "coursekit/{a}/__init__.py",
+        "the course's own code for it (training loops, loaders)",
+        '"""The kit\'s code for {a}: what its tests and full-size runs use beside the deliverables."""\n',
+    ),
+)

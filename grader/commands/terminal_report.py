@@ -10,10 +10,9 @@ number and the first thing to fix — so the end of the report is what stays on 
 from __future__ import annotations
 
 from grader.controller.grading import Grade
-from grader.records import TestMeta, TestResult
+from grader.records import CANNOT_RUN, FAILURE_KINDS, TestMeta, TestResult
 
 NAME_WIDTH = 60
-LOADING = ("setup", "syntax", "missing")  # the code (or the machine) cannot run the test at all
 
 
 def handout_order(metas: list[TestMeta]) -> list[TestMeta]:
@@ -91,7 +90,7 @@ def render(g: Grade, *, verbose_failures: bool = True, shown_as: str | None = No
     stubs = [(m, r) for m, r in failed if r.kind == "todo"]
     if verbose_failures:
         for m, r in failed:
-            if r.kind in LOADING or r.kind == "todo":
+            if r.kind in CANNOT_RUN or r.kind == "todo":
                 continue
             out.append("")
             out.append(f"── {m.number or ''} {m.name}  ({r.score:g} / {m.max_score:g})")
@@ -112,8 +111,8 @@ def _summary(g: Grade, metas: list[TestMeta], failed: list[tuple[TestMeta, TestR
     if not failed:
         return f"{head} Every test passed."
     head += f" Failed {len(failed)} of {len(metas)} tests: {numbers([m for m, _ in failed])}."
-    order = ("setup", "syntax", "missing", "failed", "todo")
-    m, r = min(failed, key=lambda mr: order.index(mr[1].kind) if mr[1].kind in order else 3)
+    rank = {kind: i for i, kind in enumerate(FAILURE_KINDS)}  # the order to see to them
+    m, r = min(failed, key=lambda mr: rank.get(mr[1].kind, rank["failed"]))
     what = r.cause or next((line for line in r.output.splitlines() if line.strip()), "")
     if r.kind == "missing":
         what = f"{what} is missing (and every file listed under 'Your code does not load')"

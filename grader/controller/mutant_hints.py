@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.course import KIT_ROOT
-from grader.records import TestMeta, TestResult
+from grader.records import CANNOT_RUN, TestMeta, TestResult
 
 MAX_HINTS = 2
 
@@ -87,7 +87,7 @@ NO_HINT = (
 
 # Failures of these kinds (TestResult.kind) get no hint either: a file missing, code that does not
 # parse, a stub, a setup problem.
-NO_HINT_KINDS = ("missing", "syntax", "todo", "setup")
+NO_HINT_KINDS = (*CANNOT_RUN, "todo")
 
 
 def attach(assignment: str, metas: list[TestMeta], results: dict[str, TestResult]) -> None:

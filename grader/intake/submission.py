@@ -255,9 +255,10 @@ def overlay(submission: Path, template_pkg: Path, target_pkg: Path) -> Overlay:
         if p.is_file():
             by_name.setdefault(p.name, []).append(p.relative_to(template_pkg))
     result.expected = sorted(
-        f"{package}/{p.relative_to(template_pkg)}"
-        for p in template_pkg.rglob("*.py")
-        if p.name != "__init__.py" and "__pycache__" not in p.parts
+        f"{package}/{rel}"
+        for rels in by_name.values()
+        for rel in rels
+        if rel.suffix == ".py" and rel.name != "__init__.py" and "__pycache__" not in rel.parts
     )
     placed: dict[Path, int] = {}  # target -> rule strength (lower wins)
     notebooks: list[tuple[Path, Path]] = []

@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from grader.data import SetupProblem
-from grader.records import FAILURE_KINDS
+from grader.records import CANNOT_RUN, FAILURE_KINDS
 
 MAX_OUTPUT_CHARS = 4000  # per test: results.json must stay far below Gradescope's ~1 MB
 
@@ -36,13 +36,11 @@ def _frames_in(tb, root: Path | None) -> list[traceback.FrameSummary]:
 
 # What kind of failure a test had, for the report and the hints (TestResult.kind): code that does
 # not load (a syntax error, a file missing), a stub still to fill in, or a wrong answer.
-KINDS = FAILURE_KINDS
-SYNTAX, MISSING, TODO, SETUP, FAILED = KINDS
-LOADING = (SYNTAX, MISSING)  # the code does not load: nothing else about it can be judged
+SETUP, SYNTAX, MISSING, FAILED, TODO = FAILURE_KINDS
 
 
 def kind_of(exc: BaseException) -> str:
-    """``exc``'s kind of failure (one of ``KINDS``)."""
+    """``exc``'s kind of failure (one of ``FAILURE_KINDS``)."""
     if isinstance(exc, SyntaxError):
         return SYNTAX
     if type(exc).__name__ == "DeliverableError" and str(exc).startswith("Could not find"):
@@ -71,7 +69,7 @@ def cause_of(exc: BaseException, impl_root: Path | None = None) -> str:
 def test_kind(kinds: set[str]) -> str:
     """A failed test's kind from the kinds of its failures: code that does not load first, then
     a wrong answer; "todo" only when every failure was a stub."""
-    for kind in (SETUP, SYNTAX, MISSING):
+    for kind in CANNOT_RUN:
         if kind in kinds:
             return kind
     return TODO if kinds == {TODO} else FAILED

@@ -12,13 +12,15 @@ from grader.commands import cli
 from grader.course import KIT_ROOT
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
+def _run(*args: str, cwd=KIT_ROOT, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    """``python -m grader ARGS`` in ``cwd``, with ``env`` added to this environment."""
     return subprocess.run(
         [sys.executable, "-m", "grader", *args],
-        cwd=KIT_ROOT,
+        cwd=cwd,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
 
 
@@ -140,15 +142,7 @@ COMMANDS_ON_A_KIT = [
 def test_no_kit_is_a_usage_error_that_says_how_to_name_one(args, tmp_path):
     """An installed grader run where there is no kit (no --kit, no $COURSEKIT_KIT, a folder that
     is not one): exit status 2 and how to name a kit — never silence and 0, never a traceback."""
-    env = {**os.environ, "COURSEKIT_KIT": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "grader", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _run(*args, cwd=tmp_path, COURSEKIT_KIT=str(tmp_path))
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "no kit here" in done.stderr and "--kit DIR" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
@@ -161,24 +155,13 @@ def test_no_kit_is_a_usage_error_that_says_how_to_name_one(args, tmp_path):
 def test_missing_data_is_a_setup_problem_for_every_command(args, tmp_path):
     """Without the data sets (an empty data folder, downloads off): exit status 3, what is
     missing and the command that fixes it; nothing built or graded, no traceback."""
-    env = {
-        **os.environ,
-        "COURSEKIT_DATA_DIR": str(tmp_path / "data"),
-        "COURSEKIT_DATA_DOWNLOAD": "0",
-    }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grader",
-            *args,
-            *(["--out", str(tmp_path / "out")] if args[0] == "autograder" else []),
-        ],
-        cwd=KIT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    out = ["--out", str(tmp_path / "out")] if args[0] == "autograder" else []
+    done = _run(
+        *args,
+        *out,
         timeout=120,
+        COURSEKIT_DATA_DIR=str(tmp_path / "data"),
+        COURSEKIT_DATA_DOWNLOAD="0",
     )
     assert done.returncode == 3, (done.stdout, done.stderr)
     assert "Setup problem" in done.stderr and "make data" in done.stderr, done.stderr

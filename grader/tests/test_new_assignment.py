@@ -59,7 +59,7 @@ def test_a_new_assignment_validates_at_once_and_grades_on_gradescope():
         kit = _kit_without_assignments(base / "kit")
         done = _grader(kit, "new", NAME)
         assert done.returncode == 0, done.stdout + done.stderr
-        for relative, _ in scaffold.PLACES:
+        for relative, _, _ in scaffold.PLACES:
             assert (kit / relative.format(a=NAME)).is_file(), relative
         assert f"== validate {NAME}: ok" in done.stdout, done.stdout
         assert "reference: 3 / 3" in done.stdout and "template:  0 / 3" in done.stdout
