@@ -185,6 +185,21 @@ class DanConfig:
     seed: int = 0
 
 
+def train_epoch(model, optimizer, batches: list[tuple[Tensor, Tensor]]) -> float:
+    """One epoch of cross-entropy steps over (ids (B, T) int64, labels (B,) int64) batches, in
+    order: the mean loss per review. Run where the model lives (``build``): the batches cross
+    once an epoch, not four requests a batch. The reviews are public training data: what runs
+    here only trains the model; its accuracy is computed where the tests run."""
+    total = 0.0
+    for x, y in batches:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+    return total / sum(len(y) for _, y in batches)
+
+
 def predict(model, ids: list[list[int]], batch_size: int = 256) -> list[int]:
     model.eval()
     out: list[int] = []
@@ -216,18 +231,13 @@ def run(dan, cfg: DanConfig, *, train: str, evaluate: Sequence[str], progress: b
     for _ in tqdm(range(cfg.epochs), disable=not progress, desc="DAN", unit="epoch"):
         model.train()
         order = torch.randperm(len(ids), generator=g).tolist()
-        total = 0.0
-        for i in range(0, len(order), cfg.batch_size):
-            batch = order[i : i + cfg.batch_size]
-            logits = model(pad([ids[j] for j in batch]))
-            loss = torch.nn.functional.cross_entropy(
-                logits, torch.tensor([labels[j] for j in batch])
+        batches = [
+            (pad([ids[j] for j in batch]), torch.tensor([labels[j] for j in batch]))
+            for batch in (
+                order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)
             )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-        losses.append(total / len(ids))
+        ]
+        losses.append(build("coursekit.a1_lm_basics.dan.train_epoch", model, optimizer, batches))
     result = {"epoch_losses": losses, "train_reviews": len(ids), "vocab": len(vocab)}
     for split in evaluate:
         eval_texts, eval_labels = load_imdb(split)

@@ -295,10 +295,9 @@ def fit(
 ) -> History:
     """``cfg.epochs`` epochs of Adam on length-bucketed batches, gradient norms clipped.
 
-    The model trains where it lives: its loss (``TranslationLoss``) and its optimizer (clipping,
-    then Adam) are built next to it, so that a step sends the batch and gets the loss back."""
-    from tqdm.auto import tqdm
-
+    The model trains where it lives: its loss (``TranslationLoss``), its optimizer (clipping,
+    then Adam) and each epoch's loop (``train_epoch``) run next to it, so that an epoch sends the
+    batches and gets their losses back."""
     seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     optimizer = build(
@@ -312,20 +311,11 @@ def fit(
     for epoch in range(cfg.epochs):
         batches = make_batches(train, cfg.batch_size, g)
         model.train()
-        total, n = 0.0, 0
-        bar = tqdm(
-            batches,
-            disable=not progress,
-            desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}",
-            unit="batch",
+        desc = f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}" if progress else None
+        losses = build(
+            "coursekit.a2_seq2seq.builders.train_epoch", optimizer, loss_of, batches, desc
         )
-        for source, target in bar:
-            optimizer.zero_grad()
-            loss = loss_of(source, target)  # the batch's mean cross-entropy
-            loss.backward()
-            optimizer.step()  # clips the gradients' norm to cfg.max_grad_norm first
-            total, n = total + loss.item(), n + 1
-            bar.set_postfix(loss=f"{total / n:.3f}")
+        total, n = sum(losses), len(losses)
         history.epoch_losses.append(total / n)
         if dev_batches is not None:
             history.dev_perplexities.append(perplexity(model, cfg, dev_batches))
