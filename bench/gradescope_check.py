@@ -7,7 +7,9 @@ limits — 768 MB of memory for the whole process tree and half a CPU — with i
 (``bench/run.py``'s ``standin``), inside a cgroup of its own that holds every process it starts:
 cgroup v1 (``memory.limit_in_bytes``, ``cpu.cfs_quota_us``) or v2 (``memory.max``, ``cpu.max``).
 Prints the score, the wall time, the cgroup's peak memory (the whole tree, as the container's
-limit counts it) and the OOM kills. Exit status 1 when the kernel killed a process for memory or
+limit counts it: page cache included, which the kernel reclaims before it kills for memory), the
+peaks of its anonymous memory and of its processes' summed PSS (sampled every 50 ms: what the
+processes themselves hold, their share of shared pages included), and the OOM kills. Exit status 1 when the kernel killed a process for memory or
 the reference did not get full marks; 2 when it cannot run here (needs root, cgroups, python3.11).
 """
 
@@ -18,12 +20,28 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 CGROUP = Path("/sys/fs/cgroup")
+
+
+class Peaks(threading.Thread):
+    """Samples a box's anonymous memory and summed PSS every ``every`` seconds; keeps the peaks."""
+
+    def __init__(self, box: Box, every: float = 0.05):
+        super().__init__(daemon=True)
+        self.box, self.every = box, every
+        self.anonymous = self.pss = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            self.anonymous = max(self.anonymous, self.box.anonymous_bytes())
+            self.pss = max(self.pss, self.box.pss_bytes())
 
 
 class Box:
@@ -54,6 +72,28 @@ class Box:
     def peak_bytes(self) -> int:
         name = "memory.peak" if self.v2 else "memory.max_usage_in_bytes"
         return int((self.dirs[0] / name).read_text())
+
+    def anonymous_bytes(self) -> int:
+        """Memory the kernel cannot reclaim without swap: anonymous pages and shared memory."""
+        stat = dict(
+            line.split() for line in (self.dirs[0] / "memory.stat").read_text().splitlines()
+        )
+        keys = ("anon", "shmem") if self.v2 else ("total_rss", "total_shmem")
+        return sum(int(stat.get(k, 0)) for k in keys)
+
+    def pss_bytes(self) -> int:
+        """The summed proportional set size of the processes in the box (smaps_rollup)."""
+        total = 0
+        for pid in (self.dirs[0] / "cgroup.procs").read_text().split():
+            try:
+                text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except OSError:
+                continue  # it ended meanwhile
+            for line in text.splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        return total
 
     def oom_kills(self) -> int:
         name = "memory.events" if self.v2 else "memory.oom_control"
@@ -99,9 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     box = Box(f"coursekit-check-{os.getpid()}", args.memory_mb * 1024 * 1024, args.cpus)
     try:
         with standin(args.assignment, args.impl) as (root, env, command):
+            peaks = Peaks(box)
+            peaks.start()
             start = time.perf_counter()
             done = subprocess.run(command, env=env, capture_output=True, preexec_fn=box.join)
             seconds = time.perf_counter() - start
+            peaks.stopped.set()
+            peaks.join()
             results = root / "results" / "results.json"
             data = json.loads(results.read_text()) if results.exists() else None
         peak, kills = box.peak_bytes(), box.oom_kills()
@@ -116,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     lost = [t["name"] for t in data["tests"] if t.get("score", 0) < t.get("max_score", 0)]
     print(
         f"{args.assignment} ({args.impl}) in {args.memory_mb} MB / {args.cpus:g} CPU: "
-        f"{score:g} / {total:g} points, {seconds:.1f} s, peak {peak / 2**20:.0f} MiB, "
-        f"{kills} OOM kill{'s' if kills != 1 else ''}"
+        f"{score:g} / {total:g} points, {seconds:.1f} s, peak {peak / 2**20:.0f} MiB (page cache "
+        f"included), anonymous {peaks.anonymous / 2**20:.0f} MiB, summed PSS "
+        f"{peaks.pss / 2**20:.0f} MiB, {kills} OOM kill{'s' if kills != 1 else ''}"
     )
     if args.impl == "reference" and lost:
         print("lost points:\n  " + "\n  ".join(lost[:20]))
