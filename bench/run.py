@@ -282,7 +282,11 @@ def accuracy_check_seconds(task: str = "sst2") -> dict:
         state, metadata = kit.read_artifact(artifacts / "imdb_classifier.safetensors")
         texts, labels = kit.load_imdb("heldout_test")
         texts, labels = texts[: graded.IMDB_REVIEWS], labels[: graded.IMDB_REVIEWS]
-        options = {"max_length": kit.IMDB_MAX_LENGTH, "batch_size": graded.IMDB_BATCH}
+        options = {
+            "max_length": kit.IMDB_MAX_LENGTH,
+            "batch_size": graded.IMDB_BATCH,
+            "recheck_margin": kit.IMDB_RECHECK_MARGIN,
+        }
         what = f"IMDB accuracy check, 1 thread ({len(texts):,} held-out reviews, 256 tokens)"
     else:
         state, metadata = kit.read_artifact(artifacts / "sst2_classifier.safetensors")
