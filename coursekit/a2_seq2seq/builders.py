@@ -11,6 +11,9 @@ name, and works the same in a plain pytest run (built here):
   perplexity, is computed by ``coursekit.a2_seq2seq.translation`` from the scores the model gives);
 - ``train_epoch``: one epoch of those steps, run next to the model: the batches cross once, the
   batch losses come back (one request an epoch when grading, not four a batch);
+- ``fill_weights``: a model in float64 with every parameter set to values that depend on its name,
+  shape and a seed alone (``drawn_weights``), written where the model lives: the tests draw the
+  same values on their side for their oracles (``tests/a2_seq2seq/conftest.py``);
 - ``ToyEncoder`` / ``ToyDecoder``: a small deterministic encoder and decoder for grading
   ``Seq2Seq``'s loop on its own (``tests/a2_seq2seq/test_seq2seq.py``). The tests build the same
   toys in their own process as the oracle's twins: a toy's weights depend on its arguments only.
@@ -19,6 +22,8 @@ Nothing in this module is graded.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import torch
 import torch.nn.functional as F
@@ -105,6 +110,26 @@ def train_epoch(
         losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses) / len(losses):.3f}")
     return losses
+
+
+def drawn_weights(shapes: dict[str, list[int]], seed: int, scale: float = 0.5) -> dict[str, Tensor]:
+    """scale · N(0, 1) of each shape, float64, drawn from (seed, the parameter's name): the same
+    values wherever they are drawn."""
+    values = {}
+    for name, shape in shapes.items():
+        g = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+        values[name] = torch.randn(shape, generator=g, dtype=torch.float64) * scale
+    return values
+
+
+def fill_weights(model: nn.Module, seed: int, scale: float = 0.5) -> dict[str, list[int]]:
+    """``model.double()``, then every parameter it names set to ``drawn_weights``: the names and
+    shapes written. One request when grading, where the test's side took three (double, the
+    parameters read, the values written back)."""
+    model.double()
+    shapes = {name: list(p.shape) for name, p in model.named_parameters()}
+    model.load_state_dict(drawn_weights(shapes, seed, scale), strict=False)
+    return shapes
 
 
 class ToyEncoder(nn.Module):

@@ -5,17 +5,24 @@ initialiser): the expected values of a graded run come from a run of the referen
 give every parameter values that depend only on its name, shape and a seed. The names and shapes
 are part of the contract (README); ``layout`` shows a student theirs next to the expected ones.
 
-The model may live in another process (``grader.boundary``): its parameters are read as copies,
-so the values are written back whole with ``load_state_dict``. The oracles compute with the values
-the test wrote (``filled`` returns them, read like the model: ``w.q.weight``), never with what the
-model reports its weights to be.
+The model may live in another process (``grader.boundary``): the values are written where it
+lives (``coursekit.a2_seq2seq.builders.fill_weights``, one request), and drawn again here from the
+names and shapes it reports. The oracles compute with the values drawn here (``filled`` returns
+them, read like the model: ``w.q.weight``), never with what the model reports its weights to be.
 """
 
-import zlib
+import math
 
 import pytest
 import torch
 from torch import nn
+
+from coursekit.a2_seq2seq.builders import drawn_weights
+from grader.testprocess.deliverables import build
+
+# The most parameters a model of these tests has is under 100,000: a reply naming more (it comes
+# from the student's process) is refused before anything is drawn for it.
+MAX_DRAWN = 10_000_000
 
 
 class Written:
@@ -39,27 +46,30 @@ class Written:
 
 
 class Weights:
-    @staticmethod
-    def draw(model: nn.Module, seed: int, scale: float = 0.5) -> dict[str, torch.Tensor]:
-        """scale · N(0, 1) for every parameter the model names, drawn from (seed, its name),
-        float64."""
-        values = {}
-        for name, p in model.named_parameters():
-            g = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
-            values[name] = torch.randn(p.shape, generator=g, dtype=torch.float64) * scale
-        return values
-
     @classmethod
     def filled(cls, model: nn.Module, seed: int, scale: float = 0.5) -> tuple[nn.Module, Written]:
-        """The model in float64 with every parameter set by ``draw``, and the values written."""
-        model.double()
-        values = cls.draw(model, seed, scale)
-        model.load_state_dict(values, strict=False)  # written whole: the model may be remote
-        return model, Written(values)
+        """The model in float64, every parameter set to scale · N(0, 1) drawn from (seed, its
+        name) (``drawn_weights``), and those values."""
+        shapes = build("coursekit.a2_seq2seq.builders.fill_weights", model, seed, scale)
+        if not (
+            isinstance(shapes, dict)
+            and all(
+                isinstance(n, str)
+                and isinstance(s, list)
+                and all(type(d) is int and d >= 0 for d in s)
+                for n, s in shapes.items()
+            )
+            and sum(math.prod(s) for s in shapes.values()) <= MAX_DRAWN
+        ):
+            raise AssertionError(
+                "the model's named_parameters() did not name (parameter, shape) pairs of a "
+                "model of this size"
+            )
+        return model, Written(drawn_weights(shapes, seed, scale))
 
     @classmethod
     def fill(cls, model: nn.Module, seed: int, scale: float = 0.5) -> nn.Module:
-        """Every parameter ~ scale · N(0, 1), drawn from (seed, its name); float64; returns model."""
+        """``filled``'s model alone."""
         return cls.filled(model, seed, scale)[0]
 
     @staticmethod
