@@ -185,21 +185,6 @@ class DanConfig:
     seed: int = 0
 
 
-def train_epoch(model, optimizer, batches: list[tuple[Tensor, Tensor]]) -> float:
-    """One epoch of cross-entropy steps over (ids (B, T) int64, labels (B,) int64) batches, in
-    order: the mean loss per review. Run where the model lives (``build``): the batches cross
-    once an epoch, not four requests a batch. The reviews are public training data: what runs
-    here only trains the model; its accuracy is computed where the tests run."""
-    total = 0.0
-    for x, y in batches:
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(y)
-    return total / sum(len(y) for _, y in batches)
-
-
 def predict(model, ids: list[list[int]], batch_size: int = 256) -> list[int]:
     model.eval()
     out: list[int] = []
@@ -226,6 +211,7 @@ def run(dan, cfg: DanConfig, *, train: str, evaluate: Sequence[str], progress: b
     torch.manual_seed(cfg.seed)
     model = dan.DAN(len(vocab), cfg.embed_dim, cfg.hidden_size, 2, pad_id=vocab.pad_id)
     optimizer = build("coursekit.builders.optimizer", model, "Adam", lr=cfg.lr)
+    loss_of = build("coursekit.builders.ClassifierLoss", model)  # trains where the model lives
     g = torch.Generator().manual_seed(cfg.seed)
     losses = []
     for _ in tqdm(range(cfg.epochs), disable=not progress, desc="DAN", unit="epoch"):
@@ -237,7 +223,9 @@ def run(dan, cfg: DanConfig, *, train: str, evaluate: Sequence[str], progress: b
                 order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)
             )
         ]
-        losses.append(build("coursekit.a1_lm_basics.dan.train_epoch", model, optimizer, batches))
+        batch_losses = build("coursekit.builders.train_epoch", loss_of, optimizer, batches)
+        sizes = [len(y) for _, y in batches]
+        losses.append(sum(x * n for x, n in zip(batch_losses, sizes, strict=True)) / len(ids))
     result = {"epoch_losses": losses, "train_reviews": len(ids), "vocab": len(vocab)}
     for split in evaluate:
         eval_texts, eval_labels = load_imdb(split)

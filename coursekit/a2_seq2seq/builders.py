@@ -9,8 +9,6 @@ name, and works the same in a plain pytest run (built here):
 - ``TranslationLoss``: their training loss, computed next to the model so that only the loss
   crosses, not the model's (B, T, V) scores (it only trains the model: the graded figure, dev
   perplexity, is computed by ``coursekit.a2_seq2seq.translation`` from the scores the model gives);
-- ``train_epoch``: one epoch of those steps, run next to the model: the batches cross once, the
-  batch losses come back (one request an epoch when grading, not four a batch);
 - ``fill_weights``: a model in float64 with every parameter set to values that depend on its name,
   shape and a seed alone (``drawn_weights``), written where the model lives: the tests draw the
   same values on their side for their oracles (``tests/a2_seq2seq/conftest.py``);
@@ -90,26 +88,6 @@ class TranslationLoss(nn.Module):
         return F.cross_entropy(
             out.reshape(-1, out.shape[-1]), gold.reshape(-1), ignore_index=self.options["pad"]
         )
-
-
-def train_epoch(
-    optimizer: ClippedAdam, loss_of: TranslationLoss, batches: list, desc: str | None = None
-) -> list[float]:
-    """For each (source (B, T_src), target (B, T_tgt)) batch in order: zero the gradients, the
-    loss, backward, a clipped Adam step. The batches' losses. The training data is public: what
-    runs here only trains the model; its figure is computed where the tests run."""
-    from tqdm.auto import tqdm
-
-    losses: list[float] = []
-    bar = tqdm(batches, disable=desc is None, desc=desc, unit="batch")
-    for source, target in bar:
-        optimizer.zero_grad()
-        loss = loss_of(source, target)  # the batch's mean cross-entropy
-        loss.backward()
-        optimizer.step()  # clips the gradients' norm first
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{sum(losses) / len(losses):.3f}")
-    return losses
 
 
 def drawn_weights(shapes: dict[str, list[int]], seed: int, scale: float = 0.5) -> dict[str, Tensor]:

@@ -296,7 +296,7 @@ def fit(
     """``cfg.epochs`` epochs of Adam on length-bucketed batches, gradient norms clipped.
 
     The model trains where it lives: its loss (``TranslationLoss``), its optimizer (clipping,
-    then Adam) and each epoch's loop (``train_epoch``) run next to it, so that an epoch sends the
+    then Adam) and each epoch's loop (``coursekit.builders.train_epoch``) run next to it, so that an epoch sends the
     batches and gets their losses back."""
     seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -312,9 +312,7 @@ def fit(
         batches = make_batches(train, cfg.batch_size, g)
         model.train()
         desc = f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}" if progress else None
-        losses = build(
-            "coursekit.a2_seq2seq.builders.train_epoch", optimizer, loss_of, batches, desc
-        )
+        losses = build("coursekit.builders.train_epoch", loss_of, optimizer, batches, desc)
         total, n = sum(losses), len(losses)
         history.epoch_losses.append(total / n)
         if dev_batches is not None:
