@@ -191,14 +191,16 @@ def absent_packages(declared: dict) -> tuple[str, ...]:
 
 def limits_for(assignment: str, limits: Limits) -> Limits:
     """``limits`` with what the assignment declares filled in (``[limits]``, ``[boundary]
-    preload``, the packages its install leaves out): one place per assignment, used by ``grade``,
+    preload`` and ``trusted_apart``, the packages its install leaves out): one place per assignment, used by ``grade``,
     ``batch``, ``validate``, ``mutants`` and Gradescope's ``run_autograder`` alike."""
     declared = settings(assignment)
+    boundary = declared.get("boundary", {})
     return with_declared(
         limits,
         declared.get("limits", {}),
         f"tests/{assignment}/{SETTINGS}",
-        preload=tuple(declared.get("boundary", {}).get("preload", ())),
+        preload=tuple(boundary.get("preload", ())),
+        trusted_apart=bool(boundary.get("trusted_apart", False)),
         absent=absent_packages(declared),
     )
 

@@ -44,6 +44,10 @@ class Limits:
     # their memory and the student's side starts with them loaded (an assignment's
     # tests/<a>/assignment.toml, [boundary] preload).
     preload: tuple[str, ...] = ()
+    # Trusted checks in a test process of their own, started once the graded tests' process has
+    # ended, with nothing preloaded for student code ([boundary] trusted_apart): the checks' own
+    # peak then adds to a lean process, not to one holding every library the graded tests use.
+    trusted_apart: bool = False
     # Packages the assignment's light install lacks (pyproject.toml extras its assignment.toml does
     # not name): the grading child refuses to import them, so grading here proves that the
     # handout's and the autograder's installs suffice (grader.course.absent_packages).

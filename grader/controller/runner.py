@@ -451,10 +451,15 @@ class _Run:
         extra: tuple[str, ...],
         mode: str = "in-process",
         sweep: int | None = None,
+        preload: tuple[str, ...] = (),
     ):
         self.tests, self.impl, self.limits, self.user = tests, impl, limits, user
         self.sweep = sweep  # the student user's uid: none of its processes outlives the run
         self.extra = ("--grader-mode", mode, *extra)
+        self.preload = preload  # the options that preload libraries for student code
+        # Trusted checks apart: children that run student code leave them for a child of their
+        # own, started after, which preloads nothing and starts no deliverable process.
+        self.apart = limits.trusted_apart and mode == "graded"
         self.metas: dict[str, TestMeta] | None = None  # the tests this run must report
         self.errors: list[dict[str, str]] = []
         self.results: dict[str, TestResult] = {}
@@ -466,6 +471,17 @@ class _Run:
 
     def todo(self) -> list[str]:
         return [n for n in self.metas or {} if n not in self.results]
+
+    def checks_only(self, only: list[str] | None) -> bool:
+        """Whether a child running ``only`` runs trusted checks alone, apart from student code."""
+        return bool(self.apart and only and self.metas and all(self.metas[n].trusted for n in only))
+
+    def child_options(self, only: list[str] | None) -> tuple[str, ...]:
+        if self.checks_only(only):
+            return (*self.extra, "--grader-checks-only")
+        if self.apart:
+            return (*self.extra, *self.preload, "--grader-defer-trusted")
+        return (*self.extra, *self.preload)
 
     def test_limit(self, nodeid: str) -> float:
         """pytest-timeout's limit for the test: its own mark, else the run's, else the default."""
@@ -488,7 +504,15 @@ class _Run:
         that is running, and validated against what the manifest says about that test).
         """
         try:
-            child = _Child(self.tests, self.impl, only, workdir, self.limits, self.user, self.extra)
+            child = _Child(
+                self.tests,
+                self.impl,
+                only,
+                workdir,
+                self.limits,
+                self.user,
+                self.child_options(only),
+            )
         except OSError as exc:  # its files could not be written: no test can run now
             self.cannot_start(exc)
             return False
@@ -548,6 +572,8 @@ class _Run:
                 )
             if self.todo() and len(self.results) > finished_before:
                 return True
+            if self.checks_only(self.todo()) and not self.checks_only(only):
+                return True  # it left the trusted checks to a child of their own
             for nodeid in self.todo():
                 self.zero(nodeid, "No result was reported for this test (it did not run).")
             return False
@@ -658,12 +684,14 @@ class _Run:
 
 def _mode_args(
     mode: str, user: str | None, limits: Limits
-) -> tuple[tuple[int, int] | None, tuple[str, ...], int | None]:
-    """(the user the pytest child runs as, its extra options, the student's uid to sweep).
+) -> tuple[tuple[int, int] | None, tuple[str, ...], tuple[str, ...], int | None]:
+    """(the user the pytest child runs as, its extra options, its options that preload libraries
+    for student code, the student's uid to sweep).
 
     "graded": the tests run in a child of the invoking user and only their
     deliverable process runs as ``user``; trusted checks, which run no student code, come last in
-    the same child, after the deliverable process (and every process of ``user``) has ended.
+    the same child, after the deliverable process (and every process of ``user``) has ended, or
+    with ``limits.trusted_apart`` in a child of their own after that child has ended.
     "in-process" (the engine's own tests of this runner, never grading) runs every test in one child
     that is ``user`` itself.
     """
@@ -677,14 +705,13 @@ def _mode_args(
             "threads": limits.threads,
         }
         extra: tuple[str, ...] = ("--grader-limits", json.dumps(boundary))
-        if limits.preload:
-            extra += ("--grader-preload", ",".join(limits.preload))
+        preload = ("--grader-preload", ",".join(limits.preload)) if limits.preload else ()
         if limits.absent:
             extra += ("--grader-absent", ",".join(limits.absent))
         if user is not None:
             extra += ("--grader-user", user, "--grader-python", interpreter_for(PYTHON, ids))
-        return None, extra, sweep
-    return ids, (), sweep
+        return None, extra, preload, sweep
+    return ids, (), (), sweep
 
 
 def run(
@@ -701,8 +728,8 @@ def run(
     ``mode``: "graded" grades (student code behind the boundary, trusted checks after it);
     "in-process" runs every test in one child, in-process (the engine's tests of this runner only).
     """
-    ids, extra, sweep = _mode_args(mode, user, limits)
-    r = _Run(tests, impl, limits, ids, extra, mode, sweep)
+    ids, extra, preload, sweep = _mode_args(mode, user, limits)
+    r = _Run(tests, impl, limits, ids, extra, mode, sweep, preload)
     r.metas = {m.nodeid: m for m in manifest.tests}
     r.go()
     return r.results
@@ -720,9 +747,9 @@ def run_collecting(
 
     Saves a whole interpreter start; safe because collection never imports student code.
     """
-    ids, extra, sweep = _mode_args(mode, user, limits)
+    ids, extra, preload, sweep = _mode_args(mode, user, limits)
     if visible_only:
         extra = ("--grader-visible-only", *extra)
-    r = _Run(tests, impl, limits, ids, extra, mode, sweep)
+    r = _Run(tests, impl, limits, ids, extra, mode, sweep, preload)
     r.go()
     return Manifest(list((r.metas or {}).values()), r.errors), r.results

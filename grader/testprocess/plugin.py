@@ -171,6 +171,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "own; trusted checks last, after that process has ended).",
     )
     group.addoption(
+        "--grader-defer-trusted",
+        action="store_true",
+        help="(internal) with --grader-mode graded: list trusted checks but leave them to a "
+        "child of their own (--grader-checks-only), started after this one has ended.",
+    )
+    group.addoption(
+        "--grader-checks-only",
+        action="store_true",
+        help="(internal) with --grader-mode graded: a child for trusted checks alone; it starts "
+        "no deliverable process and preloads nothing, and every test in it is refused student code.",
+    )
+    group.addoption(
         "--grader-boundary",
         action="store_true",
         help="run deliverables in a process of their own (as when grading), not in this one.",
@@ -406,6 +418,7 @@ class GradingSession:
         self.events = os.fdopen(fd, "w", buffering=1, encoding="utf-8") if fd is not None else None
         mode = config.getoption("grader_mode")
         self.boundary_wanted = mode == "graded" or config.getoption("grader_boundary")
+        self.checks_only = self.boundary_wanted and config.getoption("grader_checks_only")
         self._boundary: Any = None  # grader.boundary.client.Boundary, made on first use
 
     # the deliverable process ----------------------------------------------------------------
@@ -450,7 +463,7 @@ class GradingSession:
         # saved on every grading, as the student user too when it runs this interpreter (as on
         # Gradescope). When it cannot read this interpreter's files (a stand-in interpreter was
         # given), it starts as a fresh one instead.
-        if self.boundary_wanted and not self.config.option.collectonly:
+        if self.boundary_wanted and not self.config.option.collectonly and not self.checks_only:
             python = self.config.getoption("grader_python")
             fork = not python or os.path.abspath(python) == os.path.abspath(sys.executable)
             for name in SHARED:  # torch's own: here unless this install lacks a part
@@ -508,6 +521,11 @@ class GradingSession:
         self.metas = {item.nodeid: meta_of(item) for item in items}
         if self.boundary_wanted:  # trusted checks last: they run once student code has ended
             items.sort(key=lambda i: self.metas[i.nodeid].trusted)
+        if self.boundary_wanted and config.getoption("grader_defer_trusted"):
+            # Listed (the manifest has them), run by a child of their own after this one.
+            deferred = [i for i in items if self.metas[i.nodeid].trusted]
+            config.hook.pytest_deselected(items=deferred)
+            items[:] = [i for i in items if not self.metas[i.nodeid].trusted]
 
     def _wait_for_boundary(self, items: list[pytest.Item]) -> None:
         """Before the first test's clock starts: the deliverable process is up (its start-up is
@@ -546,7 +564,7 @@ class GradingSession:
         if meta is not None:
             self.running[nodeid] = _Running(meta)
         if self.boundary_wanted:
-            if meta is not None and meta.trusted:
+            if self.checks_only or meta is not None and meta.trusted:
                 deliverables.use(deliverables.Refused("a trusted check runs no student code"))
                 # Student code has ended before a trusted check starts: nothing of it (a thread
                 # left spinning, a process it started) shares the machine's CPU or memory with

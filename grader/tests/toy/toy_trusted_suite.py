@@ -1,9 +1,11 @@
 """A tiny suite with trusted checks (tests that run no student code), for grader/tests/test_trusted.py.
 
-Named so that `pytest grader/tests` does not collect it. Points: 1 untrusted + 2 + 1 + 1 + 1 + 1 trusted = 7.
+Named so that `pytest grader/tests` does not collect it. Points: 1 untrusted + 2 + 1 + 1 + 1 + 1 + 1
+trusted = 8.
 """
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +21,16 @@ alpha = deliverable("toy_pkg.alpha")
 @pytest.mark.number("1")
 def test_add():
     """add two numbers (student code)"""
+    _where("graded")
     assert alpha.add(1, 2) == 3
+
+
+def _where(kind: str) -> None:
+    """With TOY_WHERE set: note which process ran this test and whether it had ``colorsys``
+    (the preload of grader/tests/test_trusted.py) loaded."""
+    if os.environ.get("TOY_WHERE"):
+        with open(os.environ["TOY_WHERE"], "a") as f:
+            f.write(f"{kind} {os.getpid()} {'colorsys' in sys.modules}\n")
 
 
 @pytest.mark.points(2)
@@ -72,3 +83,11 @@ def test_a_trusted_check_killed():
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.points(1)
+@pytest.mark.number("7")
+@pytest.mark.trusted("notes the process it runs in")
+def test_where_a_trusted_check_runs():
+    """a trusted check notes its process (TOY_WHERE)"""
+    _where("trusted")
