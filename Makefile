@@ -146,9 +146,10 @@ train-spread: setup
 # Installs the `mutation` extra on demand; not part of `make test`. SKIP_SLOW=1 leaves out @slow.
 # The Gradescope flow inside the default container's limits (768 MB for the whole process tree,
 # half a CPU): score, time, peak memory, OOM kills. Needs root (a cgroup and a student user).
+# COLD=1 drops the page cache first, as in a fresh container.
 gradescope-check: setup
 	@test -n "$(A)" || { echo "usage: make gradescope-check A=a1_lm_basics [IMPL=template]"; exit 2; }
-	$(PY) bench/gradescope_check.py $(A) --impl $(if $(filter command line,$(origin IMPL)),$(IMPL),reference)
+	$(PY) bench/gradescope_check.py $(A) --impl $(if $(filter command line,$(origin IMPL)),$(IMPL),reference) $(if $(COLD),--cold,)
 
 mutation: setup
 	@test -n "$(A)" || { echo "usage: make mutation A=a1_lm_basics"; exit 2; }
