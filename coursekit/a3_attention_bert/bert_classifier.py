@@ -13,8 +13,10 @@ in eval mode (no dropout),
     logits = W_c · tanh(W_p · h_L[:, 0])                                    (B, num_labels)
 
 with the same torch operations as transformers (``F.linear``, ``scaled_dot_product_attention``,
-exact gelu), so bfloat16 autocast rounds alike. The tokenizer is the checkpoint's own
-``tokenizer.json`` read by the ``tokenizers`` library, which transformers' fast tokenizer wraps.
+exact gelu), so bfloat16 autocast lowers the same ones (the sums still run in another order: the
+recheck margins against float32 were measured on this module, ``finetune.RECHECK_MARGIN``). The
+tokenizer is the checkpoint's own ``tokenizer.json`` read by the ``tokenizers`` library, which
+transformers' fast tokenizer wraps.
 
 Only local BERT checkpoints with absolute positions and gelu are read here (:func:`supports`);
 for any other model the checks use transformers itself. The kit's tests hold both to the same
@@ -159,6 +161,8 @@ def base_weights(path: str | Path, num_labels: int) -> dict[str, Tensor]:
     from safetensors.torch import load_file
 
     weights = load_file(str(Path(path) / "model.safetensors"))
+    # float32 whatever the checkpoint stores (some hold float16): the checks predict as float32 does
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     if not any(k.startswith("bert.") for k in weights):  # an encoder's checkpoint (BertModel)
         weights = {f"bert.{k}": v for k, v in weights.items()}
     C = Config.read(Path(path)).C
