@@ -637,13 +637,22 @@ class GradingSession:
 
     def pytest_runtest_logfinish(self, nodeid: str, location: tuple) -> None:
         printed = self._boundary.end_test() if self._boundary is not None else ""
+        run = self.running.pop(nodeid, None)
+        if run is not None:
+            self._report(nodeid, run, printed)
+            del run  # its failures hold tracebacks: frames and the tensors in them
         if self.boundary_wanted:  # a grading child: keep the peak low
             from grader.sandbox import release_memory
 
+            # What the test left is garbage before the collection, never frozen with what lives
+            # on (release_memory freezes the survivors): the failure pytest keeps for post-mortem
+            # debugging (sys.last_*, which no grading child does) too.
+            for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+                with contextlib.suppress(AttributeError):
+                    delattr(sys, name)
             release_memory()
-        run = self.running.pop(nodeid, None)
-        if run is None:
-            return
+
+    def _report(self, nodeid: str, run: _Running, printed: str) -> None:
         if printed:
             run.captured.append(f"--- your code printed ---\n{truncate(printed, CAPTURED_CHARS)}")
         fraction = run.fraction or 0.0  # a test with no result is never counted as passed

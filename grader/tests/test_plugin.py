@@ -147,3 +147,23 @@ def test_a_plain_run_keeps_the_collector_on(pytester: pytest.Pytester):
         "def test_on():\n    assert AT_IMPORT and gc.isenabled()\n"
     )
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_what_a_failed_test_held_is_released_before_the_next_test(pytester: pytest.Pytester):
+    """A grading child freezes what outlives each test (gc.freeze, so later collections skip it).
+    A failed test's traceback, with its frames and what they hold, is dropped before that, or it
+    would stay for the whole run (a3's template: 60 MB more in the test process)."""
+    pytester.makepyfile(
+        "import weakref\n\n"
+        "REFS = []\n\n\n"
+        "class Big:\n    pass\n\n\n"
+        "def test_fails_holding_an_object():\n"
+        "    big = Big()\n"
+        "    big.me = big  # a cycle: only the collector frees it\n"
+        "    REFS.append(weakref.ref(big))\n"
+        "    assert False, 'fails with big in its frame'\n\n\n"
+        "def test_then_it_is_gone():\n"
+        "    assert REFS[0]() is None, 'the failed test kept its frame'\n"
+    )
+    result = pytester.runpytest_subprocess("--grader-boundary")
+    result.assert_outcomes(passed=1, failed=1)
