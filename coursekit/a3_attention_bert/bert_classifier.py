@@ -18,7 +18,7 @@ recheck margins against float32 were measured on this module, ``finetune.RECHECK
 tokenizer is the checkpoint's own ``tokenizer.json`` read by the ``tokenizers`` library, which
 transformers' fast tokenizer wraps.
 
-Only local BERT checkpoints with absolute positions and gelu are read here (:func:`supports`);
+Only local BERT checkpoints with absolute positions and gelu are read here (:func:`checkpoint_config`);
 for any other model the checks use transformers itself. The kit's tests hold both to the same
 logits (``grader/tests/test_bert_classifier.py``).
 """
@@ -38,19 +38,6 @@ from torch import Tensor, nn
 FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 
-def supports(path: str | Path) -> bool:
-    """Whether ``path`` is a local BERT checkpoint this module reads (else: transformers)."""
-    folder = Path(path)
-    if not all((folder / f).is_file() for f in FILES):
-        return False
-    config = json.loads((folder / "config.json").read_text())
-    return (
-        config.get("model_type") == "bert"
-        and config.get("hidden_act") == "gelu"
-        and config.get("position_embedding_type", "absolute") == "absolute"
-    )
-
-
 @dataclass(frozen=True)
 class Config:
     C: int  # hidden size
@@ -59,17 +46,29 @@ class Config:
     eps: float  # LayerNorm's epsilon
     pad_id: int
 
-    @classmethod
-    def read(cls, folder: Path) -> Config:
-        c = json.loads((folder / "config.json").read_text())
-        assert c["hidden_size"] % c["num_attention_heads"] == 0, c
-        return cls(
-            c["hidden_size"],
-            c["num_attention_heads"],
-            c["num_hidden_layers"],
-            c.get("layer_norm_eps", 1e-12),
-            c.get("pad_token_id") or 0,
-        )
+
+def checkpoint_config(path: str | Path) -> Config | None:
+    """The configuration of the local BERT checkpoint at ``path``; None when this module does not
+    read it (not a folder with ``FILES``, not BERT, other positions or activation): then the
+    checks use transformers."""
+    folder = Path(path)
+    if not all((folder / f).is_file() for f in FILES):
+        return None
+    c = json.loads((folder / "config.json").read_text())
+    if (
+        c.get("model_type") != "bert"
+        or c.get("hidden_act") != "gelu"
+        or c.get("position_embedding_type", "absolute") != "absolute"
+    ):
+        return None
+    assert c["hidden_size"] % c["num_attention_heads"] == 0, c
+    return Config(
+        c["hidden_size"],
+        c["num_attention_heads"],
+        c["num_hidden_layers"],
+        c.get("layer_norm_eps", 1e-12),
+        c.get("pad_token_id") or 0,
+    )
 
 
 class BertClassifier(nn.Module):
@@ -144,29 +143,37 @@ class Tokenizer:
         return {"input_ids": [e.ids for e in self.fast.encode_batch(list(texts))]}
 
 
-def load(path: str | Path, weights: dict[str, Tensor]) -> tuple[BertClassifier, Tokenizer]:
-    """The classifier of ``weights`` (classification-model names: the checkpoint's, folded with
-    an artifact) and the tokenizer of the checkpoint at ``path``."""
-    config = Config.read(Path(path))
-    missing = [n for n in ("bert.pooler.dense.weight", "classifier.weight") if n not in weights]
-    if missing:
-        raise KeyError(f"no {missing}: a classifier needs a pooler and a classification head")
+def load(
+    path: str | Path, config: Config, weights: dict[str, Tensor]
+) -> tuple[BertClassifier, Tokenizer]:
+    """The classifier of ``weights`` (``base_weights`` with an artifact folded in) and the
+    tokenizer of the checkpoint at ``path``."""
+    if "bert.pooler.dense.weight" not in weights:
+        raise KeyError("the checkpoint has no pooler (bert.pooler.dense): a classifier needs one")
     return BertClassifier(config, weights).eval(), Tokenizer(path, config.pad_id)
 
 
-def base_weights(path: str | Path, num_labels: int) -> dict[str, Tensor]:
-    """The checkpoint's tensors under the classification model's names (``bert.…``), and the
-    classification head's slots (zeros, in place of any head the checkpoint has), which an
-    artifact fills."""
-    from safetensors.torch import load_file
+def checkpoint_tensors(path: str | Path, keys: Sequence[str] | None = None) -> dict[str, Tensor]:
+    """The tensors of the checkpoint at ``path`` under the classification model's names
+    (``bert.…``: an encoder's checkpoint stores them without the prefix), floats in float32
+    whatever the file stores (some hold float16; the checks predict as float32 does): every one,
+    or those of ``keys`` it holds (a new head's are left out)."""
+    from safetensors import safe_open
 
-    weights = load_file(str(Path(path) / "model.safetensors"))
-    # float32 whatever the checkpoint stores (some hold float16): the checks predict as float32 does
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
-    if not any(k.startswith("bert.") for k in weights):  # an encoder's checkpoint (BertModel)
-        weights = {f"bert.{k}": v for k, v in weights.items()}
-    C = Config.read(Path(path)).C
-    return weights | {
-        "classifier.weight": torch.zeros(num_labels, C),
+    with safe_open(str(Path(path) / "model.safetensors"), framework="pt") as f:
+        stored = list(f.keys())
+        encoder = not any(n.startswith("bert.") for n in stored)  # a BertModel's checkpoint
+        wanted = {(f"bert.{n}" if encoder else n): n for n in stored}
+        if keys is not None:
+            wanted = {k: wanted[k] for k in keys if k in wanted}
+        tensors = {k: f.get_tensor(n) for k, n in wanted.items()}
+    return {k: t.float() if t.is_floating_point() else t for k, t in tensors.items()}
+
+
+def base_weights(path: str | Path, config: Config, num_labels: int) -> dict[str, Tensor]:
+    """The checkpoint's tensors (``checkpoint_tensors``) and the classification head's slots
+    (zeros, in place of any head the checkpoint has), which an artifact fills."""
+    return checkpoint_tensors(path) | {
+        "classifier.weight": torch.zeros(num_labels, config.C),
         "classifier.bias": torch.zeros(num_labels),
     }

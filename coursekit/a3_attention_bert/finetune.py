@@ -168,6 +168,9 @@ def read_artifact(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str,
         return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
 
 
+HEAD = ("classifier.weight", "classifier.bias")  # what an artifact must hold: the task's head
+
+
 def fold_into(
     weights: dict[str, Tensor], state: dict[str, Tensor], metadata: dict[str, str]
 ) -> dict[str, Tensor]:
@@ -209,9 +212,6 @@ def fold_into(
     return weights
 
 
-HEAD = ("classifier.weight", "classifier.bias")
-
-
 def _num_labels(metadata: dict[str, str]) -> int:
     num_labels = int(metadata.get("num_labels", 2))
     if not 1 <= num_labels <= MAX_LABELS:  # the metadata is a submission's: a head is built of it
@@ -240,9 +240,10 @@ def folded_classifier(state: dict[str, Tensor], metadata: dict[str, str]):
     from coursekit.a3_attention_bert import bert_classifier
 
     path = model_path(metadata.get("base_model", DEFAULT_MODEL))
-    if bert_classifier.supports(path):
-        weights = bert_classifier.base_weights(path, _num_labels(metadata))
-        return bert_classifier.load(path, fold_into(weights, state, metadata))
+    config = bert_classifier.checkpoint_config(path)
+    if config is not None:
+        weights = bert_classifier.base_weights(path, config, _num_labels(metadata))
+        return bert_classifier.load(path, config, fold_into(weights, state, metadata))
     from transformers import AutoTokenizer
 
     return fold_artifact(state, metadata), AutoTokenizer.from_pretrained(path)
@@ -318,19 +319,12 @@ def artifact_update(state: dict[str, Tensor], metadata: dict[str, str]) -> dict[
 def _pretrained_tensors(name: str, keys: Sequence[str]) -> dict[str, Tensor]:
     """The pretrained values of ``keys`` (classification-model names, ``bert.…``) read from the
     base model's checkpoint; keys it lacks (a new head) are left out."""
-    from safetensors import safe_open
+    from coursekit.a3_attention_bert.bert_classifier import checkpoint_tensors
 
-    path = Path(model_path(name)) / "model.safetensors"
-    if not keys or not path.is_file():
+    path = model_path(name)
+    if not keys or not (Path(path) / "model.safetensors").is_file():
         return {}
-    out = {}
-    with safe_open(str(path), framework="pt") as f:
-        names = set(f.keys())
-        for key in keys:
-            stored = next((k for k in (key, key.removeprefix("bert.")) if k in names), None)
-            if stored is not None:
-                out[key] = f.get_tensor(stored).float()
-    return out
+    return checkpoint_tensors(path, keys)
 
 
 def update_distance(a: dict[str, Tensor], b: dict[str, Tensor]) -> float:

@@ -123,17 +123,19 @@ def test_the_same_predictions_from_the_real_model_and_artifact():
 
 
 def test_only_local_bert_checkpoints_are_read_in_plain_torch(tiny, tmp_path):
-    assert bert_classifier.supports(tiny)
-    assert bert_classifier.supports(model_path())
-    assert not bert_classifier.supports("distilbert-base-uncased")  # a hub name: transformers
+    assert bert_classifier.checkpoint_config(tiny) is not None
+    assert bert_classifier.checkpoint_config(model_path()) is not None
+    assert (
+        bert_classifier.checkpoint_config("distilbert-base-uncased") is None
+    )  # a hub name: transformers
     other = tmp_path / "other"
     shutil.copytree(tiny, other)
     config = json.loads((other / "config.json").read_text())
     (other / "config.json").write_text(json.dumps({**config, "hidden_act": "relu"}))
-    assert not bert_classifier.supports(other)
+    assert bert_classifier.checkpoint_config(other) is None
     (other / "config.json").write_text(json.dumps(config))
     (other / "tokenizer.json").unlink()
-    assert not bert_classifier.supports(other)
+    assert bert_classifier.checkpoint_config(other) is None
 
 
 def test_an_artifact_without_its_head_is_refused(tiny):
